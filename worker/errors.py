@@ -1,0 +1,53 @@
+"""Errors typed by what the worker must do next.
+
+A task never has to guess from an exception's message whether to retry: a
+:class:`TransientError` means "the same request may succeed later" (timeouts,
+5xx, 429, a database that is briefly away) and is retried with backoff; a
+:class:`PermanentError` means "asking again will not help" (404, a page that is
+not HTML, a URL we refuse to fetch) and is recorded and dropped.
+"""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Base class: carries a short machine-readable ``error_class`` and context."""
+
+    error_class = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        error_class: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+        if error_class is not None:
+            self.error_class = error_class
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.url is not None:
+            parts.append(f"url={self.url}")
+        return " ".join(parts)
+
+
+class TransientError(IngestError):
+    """May succeed if tried again later; tasks retry these with backoff."""
+
+    error_class = "transient"
+
+
+class PermanentError(IngestError):
+    """Will not succeed by retrying; recorded against the feed or URL and dropped."""
+
+    error_class = "permanent"
