@@ -1,0 +1,204 @@
+"""Evaluate ``worker.classify`` against the hand-labelled sets in ``eval/labels/``.
+
+Run from the repository root::
+
+    python -m eval.classifier_eval [--split dev|test|all] [--show-errors] [--data-dir PATH]
+
+Prints precision/recall/F1 overall, per source data set and per language, the mean time
+per article, and (with ``--show-errors``) every false positive and false negative with its
+score and title. Rules are tuned on ``dev`` only; ``test`` is the held-out figure.
+
+The labels were made by reading each item (see docs/classifier.md), never by running the
+rules. The raw data stay in ``../shared/data`` (not copied into the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # allow `python eval/classifier_eval.py`
+    sys.path.insert(0, str(REPO_ROOT))
+
+from worker.classify import CLASSIFIER_VERSION, Classification, classify  # noqa: E402
+
+LABELS_DIR = REPO_ROOT / "eval" / "labels"
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+SOURCES = ("rss_link_db_2023", "ag_news", "ukraine_news_bias_2014")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled item, ready to classify."""
+
+    source: str
+    id: str
+    split: str
+    label: int
+    title: str
+    body: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Result:
+    item: Item
+    prediction: Classification
+    millis: float
+
+
+def _read_labels(name: str) -> dict[str, tuple[int, str]]:
+    with (LABELS_DIR / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
+        return {row["id"]: (int(row["label"]), row["split"]) for row in csv.DictReader(fh)}
+
+
+def load_items(data_dir: Path) -> Iterator[Item]:
+    """Yield every labelled item from the three sources (raises if data are missing)."""
+    labels = _read_labels("rss_link_db_2023")
+    path = data_dir / "rss_link_db_2023" / "to_label_stratified_800.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        for i, row in enumerate(csv.DictReader(fh)):
+            if str(i) in labels:
+                label, split = labels[str(i)]
+                yield Item(
+                    "rss_link_db_2023", str(i), split, label, row["title"], row["description"], "en"
+                )
+
+    labels = _read_labels("ag_news")
+    with (data_dir / "ag_news" / "test.csv").open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for i, row in enumerate(reader):
+            if str(i) in labels:
+                label, split = labels[str(i)]
+                yield Item("ag_news", str(i), split, label, row[1], row[2], "en")
+
+    labels = _read_labels("ukraine_news_bias_2014")
+    path = data_dir / "ukraine_news_bias_2014" / "articles.jsonl"
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            if doc["id"] not in labels:
+                continue
+            label, split = labels[doc["id"]]
+            text: str = doc["text"]
+            first, _, rest = text.partition("\n")
+            body = rest if first.strip() == doc["title"].strip() else text
+            yield Item("ukraine_news_bias_2014", doc["id"], split, label, doc["title"], body, "en")
+
+
+def run(items: list[Item]) -> list[Result]:
+    """Classify every item, timing each call."""
+    results: list[Result] = []
+    for item in items:
+        start = time.perf_counter()
+        prediction = classify(title=item.title, body=item.body, language=item.language)
+        results.append(Result(item, prediction, (time.perf_counter() - start) * 1000.0))
+    return results
+
+
+@dataclass(frozen=True)
+class Metrics:
+    n: int
+    positives: int
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def metrics(results: list[Result]) -> Metrics:
+    """Confusion counts for one group of results."""
+    tp = sum(1 for r in results if r.item.label and r.prediction.is_ukraine_security)
+    fp = sum(1 for r in results if not r.item.label and r.prediction.is_ukraine_security)
+    fn = sum(1 for r in results if r.item.label and not r.prediction.is_ukraine_security)
+    positives = sum(r.item.label for r in results)
+    return Metrics(len(results), positives, tp, fp, fn)
+
+
+def _row(name: str, m: Metrics) -> str:
+    return (
+        f"{name:<28} n={m.n:<5} pos={m.positives:<4} tp={m.tp:<4} fp={m.fp:<3} fn={m.fn:<3} "
+        f"P={m.precision:.3f} R={m.recall:.3f} F1={m.f1:.3f}"
+    )
+
+
+def report(results: list[Result], *, show_errors: bool) -> str:
+    """Human-readable report for one split."""
+    lines = [_row("overall", metrics(results))]
+    for source in SOURCES:
+        group = [r for r in results if r.item.source == source]
+        if group:
+            lines.append(_row(f"  source={source}", metrics(group)))
+    for lang in sorted({r.item.language for r in results}):
+        lines.append(_row(f"  language={lang}", metrics([r for r in results if r.item.language == lang])))
+    if results:
+        mean_ms = sum(r.millis for r in results) / len(results)
+        worst = max(r.millis for r in results)
+        lines.append(f"mean {mean_ms:.2f} ms/article (max {worst:.2f} ms) over {len(results)} items")
+    if show_errors:
+        for kind, want in (("FP", 0), ("FN", 1)):
+            errors = [
+                r
+                for r in results
+                if r.item.label == want and r.prediction.is_ukraine_security != bool(want)
+            ]
+            for r in sorted(errors, key=lambda r: (r.item.source, -r.prediction.score)):
+                lines.append(
+                    f"{kind} {r.item.source}:{r.item.id} score={r.prediction.score:.3f} "
+                    f"| {r.item.title[:110]}"
+                )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    parser.add_argument("--show-errors", action="store_true", help="list FP/FN with titles")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    args = parser.parse_args(argv)
+
+    if not args.data_dir.is_dir():
+        print(f"data directory not found: {args.data_dir}", file=sys.stderr)
+        return 2
+    items = list(load_items(args.data_dir))
+    results = run(items)
+    # Long-body speed check independent of the data: a 20k-character article.
+    long_body = " ".join(items[i % len(items)].body for i in range(200))[:20_000]
+    start = time.perf_counter()
+    classify(title="Long article", body=long_body)
+    long_ms = (time.perf_counter() - start) * 1000.0
+
+    print(f"classifier {CLASSIFIER_VERSION}")
+    splits = ("dev", "test") if args.split == "all" else (args.split,)
+    for split in splits:
+        print(f"\n== split={split} ==")
+        print(report([r for r in results if r.item.split == split], show_errors=args.show_errors))
+    if args.split == "all":
+        print("\n== split=all ==")
+        print(report(results, show_errors=False))
+    print(f"\n20,000-character body: {long_ms:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

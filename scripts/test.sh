@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs and run it. This is the command the
+# README gives and the one CI runs (.ci/run), so they can never disagree.
+#   - system services the integration tests start themselves: redis-server and
+#     PostgreSQL server binaries (installed with apt-get when missing and root);
+#   - a virtualenv in .venv with the package and its test extras;
+#   - lint (ruff), types (mypy --strict on worker/), then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_pg() {
+  command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1 && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null
+}
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+have_pg || missing+=(postgresql)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The Debian package starts its own cluster/server; the tests start their own.
+    service postgresql stop >/dev/null 2>&1 || true
+    service redis-server stop >/dev/null 2>&1 || true
+  else
+    echo "warning: ${missing[*]} not installed; integration tests will be skipped" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+
+.venv/bin/ruff check worker tests eval bench
+.venv/bin/ruff format --check worker tests eval bench
+.venv/bin/mypy
+exec .venv/bin/python -m pytest "$@"

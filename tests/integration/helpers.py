@@ -1,0 +1,66 @@
+"""Helpers for integration tests: a local news web built from real pages, and waiting."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Callable
+from email.utils import format_datetime
+from datetime import UTC, datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import TypeVar
+
+from worker.localweb import LocalWeb
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEEDS = REPO_ROOT / "seeds"
+
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T], *, timeout: float = 90.0, interval: float = 0.5, what: str = ""
+) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def fundus_page(shared_data: Path, key: str) -> tuple[bytes, dict[str, str]]:
+    """The raw HTML and ground-truth record of one page of the fundus set."""
+    truth = json.loads((shared_data / "fundus" / "fundus_ground_truth.json").read_text())
+    record = truth[key]
+    html = gzip.decompress((shared_data / "fundus" / record["html"]).read_bytes())
+    return html, record
+
+
+def rss(items: list[dict[str, str]], *, title: str = "Local test feed") -> str:
+    """An RSS 2.0 document; each item has title, link and optionally guid/description."""
+    now = datetime(2026, 5, 24, 12, 0, tzinfo=UTC)
+    parts = []
+    for n, item in enumerate(items):
+        guid = f"<guid isPermaLink=\"false\">{escape(item['guid'])}</guid>" if "guid" in item else ""
+        pub = format_datetime(now - timedelta(hours=n), usegmt=True)
+        parts.append(
+            f"<item><title>{escape(item['title'])}</title><link>{escape(item['link'])}</link>"
+            f"{guid}<pubDate>{pub}</pubDate>"
+            f"<description>{escape(item.get('description', ''))}</description></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{escape(title)}</title><link>http://127.0.0.1/</link>"
+        + "".join(parts)
+        + "</channel></rss>"
+    )
+
+
+def serve_seed(web: LocalWeb) -> None:
+    for name in ("seed-article.html", "seed-feed.xml"):
+        web.add_page(name, (SEEDS / name).read_bytes())

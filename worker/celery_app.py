@@ -1,0 +1,75 @@
+"""The Celery application: broker, reliability settings and the beat schedule.
+
+Reliability choices, each for a failure we expect:
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a task is acknowledged
+  only after it finished, so a worker killed mid-task (OOM, SIGKILL, deploy)
+  leaves the message to be redelivered; the tasks are idempotent, so running
+  one twice is harmless.
+- ``worker_prefetch_multiplier = 1``: a worker does not hoard messages it
+  cannot start, which would delay them behind a slow page.
+- time limits: a page that makes extraction hang is killed, not waited on.
+- ``worker_max_tasks_per_child``: bounds memory growth from HTML parsing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from .logging import configure_logging
+from .settings import Settings, get_settings
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    app = Celery("worker", broker=settings.broker_url, include=["worker.tasks"])
+    conf: dict[str, Any] = {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(settings.task_time_limit - 10, 1),
+        "worker_max_tasks_per_child": 500,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": settings.result_backend is None,
+        "broker_connection_retry_on_startup": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "worker_hijack_root_logger": False,
+        # Our structlog JSON lines go to stderr as they are, not re-logged by Celery.
+        "worker_redirect_stdouts": False,
+        "beat_schedule": {
+            "poll-due-feeds": {
+                "task": "worker.tasks.poll_due_feeds",
+                "schedule": settings.beat_interval_seconds,
+                "options": {"expires": settings.beat_interval_seconds * 2},
+            },
+        },
+    }
+    if settings.result_backend:
+        conf["result_backend"] = settings.result_backend
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        # A message not acknowledged within this time is redelivered; it must
+        # exceed the longest task, or slow tasks would run twice.
+        conf["broker_transport_options"] = {
+            "visibility_timeout": max(settings.task_time_limit * 3, 600)
+        }
+    app.conf.update(conf)
+    return app
+
+
+app = make_celery()
+
+
+@worker_process_init.connect
+def _reset_connections_after_fork(**_kwargs: Any) -> None:
+    """Forked pool processes must not share the parent's DB connections."""
+    from .db import dispose_engines
+
+    dispose_engines()

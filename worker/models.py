@@ -1,0 +1,274 @@
+"""SQLModel tables: the public schema that downstream apps read.
+
+Every column here is part of a documented contract (docs/schema.md). Change a
+column only together with an Alembic migration and the docs; the test
+``tests/integration/test_schema_contract.py`` fails when the migrated schema
+and these models disagree.
+
+Conventions: all timestamps are timezone-aware UTC; JSON columns are JSONB on
+PostgreSQL so downstream apps can index and query them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A DateTime that always comes back timezone-aware in UTC.
+
+    SQLite has no time zones, so naive values read back are taken as UTC;
+    aware values are converted to UTC before they are written.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Feed(SQLModel, table=True):
+    """A feed we poll, with its politeness state and health."""
+
+    __tablename__ = "feeds"
+    __table_args__ = (sa.Index("ix_feeds_due", "enabled", "next_poll_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True, nullable=False)
+    url: str = Field(max_length=2048, unique=True, nullable=False)
+    site_url: str | None = Field(default=None, max_length=2048)
+    title: str | None = Field(default=None, max_length=1000)
+    language: str | None = Field(default=None, max_length=16)
+    tags: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    enabled: bool = Field(default=True, nullable=False)
+    state: str = Field(default="healthy", max_length=16, nullable=False, index=True)
+    poll_interval_seconds: int | None = Field(default=None)
+
+    # Conditional GET and change detection.
+    etag: str | None = Field(default=None, max_length=1024)
+    last_modified: str | None = Field(default=None, max_length=128)
+    last_body_hash: str | None = Field(default=None, max_length=64)
+    conditional_get: bool = Field(default=True, nullable=False)
+
+    # Scheduling and health.
+    next_poll_at: datetime | None = _ts()
+    last_polled_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    first_failure_at: datetime | None = _ts()
+    error_count: int = Field(default=0, nullable=False)
+    last_error: str | None = Field(default=None)
+    last_error_class: str | None = Field(default=None, max_length=64)
+    last_http_status: int | None = Field(default=None)
+    ttl_seconds: int | None = Field(default=None)
+    publish_interval_seconds: float | None = Field(default=None)
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = _ts()
+
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class FeedPoll(SQLModel, table=True):
+    """One row per poll attempt: what happened and how long it took."""
+
+    __tablename__ = "feed_polls"
+    __table_args__ = (sa.Index("ix_feed_polls_feed_started", "feed_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", nullable=False, ondelete="CASCADE")
+    started_at: datetime = _created()
+    finished_at: datetime | None = _ts()
+    duration_ms: int | None = Field(default=None)
+    status: str = Field(max_length=16, nullable=False)  # ok | not_modified | error
+    http_status: int | None = Field(default=None)
+    entries_seen: int = Field(default=0, nullable=False)
+    entries_new: int = Field(default=0, nullable=False)
+    bozo: bool = Field(default=False, nullable=False)
+    bozo_message: str | None = Field(default=None)
+    error: str | None = Field(default=None)
+    error_class: str | None = Field(default=None, max_length=64)
+    final_url: str | None = Field(default=None, max_length=2048)
+
+
+class Story(SQLModel, table=True):
+    """A cluster of articles that report the same story (syndicated or re-written copies)."""
+
+    __tablename__ = "stories"
+    __table_args__ = (sa.Index("ix_stories_label_last_seen", "is_ukraine_security", "last_seen_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(nullable=False)
+    first_article_id: int | None = Field(default=None)
+    first_seen_at: datetime = _created()
+    last_seen_at: datetime = _created()
+    article_count: int = Field(default=1, nullable=False)
+    source_count: int = Field(default=1, nullable=False)
+    is_ukraine_security: bool = Field(default=False, nullable=False)
+    security_score: float = Field(default=0.0, nullable=False)
+    topics: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Article(SQLModel, table=True):
+    """A stored article: extracted text, dedup links and classification."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        sa.UniqueConstraint("feed_id", "guid", name="uq_articles_feed_guid"),
+        sa.Index("ix_articles_label_published", "is_ukraine_security", "published_at"),
+        sa.Index("ix_articles_feed_published", "feed_id", "published_at"),
+        sa.Index("ix_articles_story", "story_id"),
+        sa.Index("ix_articles_content_hash", "content_hash"),
+        sa.Index("ix_articles_fetched_at", "fetched_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=4096, nullable=False)
+    canonical_url: str = Field(max_length=4096, unique=True, nullable=False)
+    feed_id: int | None = Field(default=None, foreign_key="feeds.id", ondelete="SET NULL")
+    guid: str | None = Field(default=None, max_length=2048)
+    source_domain: str | None = Field(default=None, max_length=255)
+    title: str = Field(nullable=False)
+    title_history: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSONType, nullable=False
+    )
+    body: str = Field(default="", nullable=False)
+    summary: str | None = Field(default=None)
+    author: str | None = Field(default=None, max_length=1000)
+    published_at: datetime | None = _ts()
+    fetched_at: datetime = _created()
+    language: str | None = Field(default=None, max_length=16)
+    extraction_method: str = Field(max_length=32, nullable=False)
+    content_hash: str = Field(max_length=64, nullable=False)
+    minhash: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    story_id: int | None = Field(default=None, foreign_key="stories.id", ondelete="SET NULL")
+    duplicate_of_id: int | None = Field(
+        default=None, foreign_key="articles.id", ondelete="SET NULL"
+    )
+    dedup_reason: str | None = Field(default=None)
+    is_ukraine_security: bool = Field(default=False, nullable=False)
+    security_score: float = Field(default=0.0, nullable=False)
+    topics: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    classifier_version: str = Field(max_length=64, nullable=False)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Entry(SQLModel, table=True):
+    """The work ledger: one row per feed item we have seen, and what became of it.
+
+    Polling inserts entries idempotently; processing moves them to ``stored``
+    or ``failed``. Operators look here for per-URL errors; downstream apps
+    read ``articles``, which holds only what was stored.
+    """
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        sa.UniqueConstraint("feed_id", "entry_key", name="uq_entries_feed_key"),
+        sa.Index("ix_entries_status_updated", "status", "updated_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int | None = Field(default=None, foreign_key="feeds.id", ondelete="CASCADE")
+    entry_key: str = Field(max_length=128, nullable=False)
+    guid: str | None = Field(default=None, max_length=2048)
+    url: str = Field(max_length=4096, nullable=False)
+    title: str | None = Field(default=None)
+    summary: str | None = Field(default=None)
+    author: str | None = Field(default=None, max_length=1000)
+    published_at: datetime | None = _ts()
+    status: str = Field(default="pending", max_length=16, nullable=False)
+    attempts: int = Field(default=0, nullable=False)
+    error: str | None = Field(default=None)
+    error_class: str | None = Field(default=None, max_length=64)
+    http_status: int | None = Field(default=None)
+    article_id: int | None = Field(default=None, foreign_key="articles.id", ondelete="SET NULL")
+    crawl_request_id: int | None = Field(default=None)
+    first_seen_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ArticleBand(SQLModel, table=True):
+    """LSH band keys of each article's MinHash: the shared near-duplicate index.
+
+    A new article looks up candidates by its band keys (indexed), so the cost
+    of a dedup lookup depends on how many articles share a band, not on how
+    many are stored.
+    """
+
+    __tablename__ = "article_bands"
+
+    band_key: str = Field(primary_key=True, max_length=48)
+    article_id: int = Field(
+        primary_key=True, foreign_key="articles.id", ondelete="CASCADE", index=True
+    )
+
+
+class CrawlRequest(SQLModel, table=True):
+    """An operator's re-crawl request: who asked, for what, and how far it got."""
+
+    __tablename__ = "crawl_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    requested_by: str = Field(max_length=200, nullable=False)
+    requested_at: datetime = _created()
+    kind: str = Field(max_length=16, nullable=False)  # feed | url | since
+    target: str = Field(nullable=False)
+    force: bool = Field(default=False, nullable=False)
+    status: str = Field(default="queued", max_length=16, nullable=False)
+    total: int = Field(default=0, nullable=False)
+    done: int = Field(default=0, nullable=False)
+    failed: int = Field(default=0, nullable=False)
+    finished_at: datetime | None = _ts()
+
+
+class Lock(SQLModel, table=True):
+    """Named row locks used to serialise short critical sections across workers.
+
+    Updating the row first thing in a transaction takes a write lock on both
+    SQLite (the database write lock) and PostgreSQL (a row lock), so the same
+    code serialises story assignment on either database.
+    """
+
+    __tablename__ = "locks"
+
+    name: str = Field(primary_key=True, max_length=64)
+    counter: int = Field(default=0, nullable=False)

@@ -1,0 +1,355 @@
+"""Orchestration: one function per unit of work, joining the pure core to the edges.
+
+No Celery here: :mod:`worker.tasks` wraps these functions, and the demo and
+tests can call them directly. Each function loads what it needs, calls the pure
+stages (feeds, extract, urls, classify, dedup), and persists the outcome
+through :mod:`worker.store`, recording failures on the feed or entry row rather
+than losing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from . import dedup, schedule, store
+from .classify import classify
+from .db import session_scope
+from .errors import IngestError, PermanentError, TransientError
+from .extract import ExtractedArticle, extract_article, from_feed_summary
+from .feeds import parse_feed
+from .fetch import FEED_ACCEPT, FEED_CONTENT_TYPES, HTML_CONTENT_TYPES, Fetcher, FetchPolicy
+from .fetch import decode_body as decode_html
+from .models import Entry, Feed, FeedPoll, utcnow
+from .settings import Settings
+from .urls import InvalidURLError, canonicalize_url
+
+log = structlog.get_logger(__name__)
+
+FEED_LEASE_SECONDS = 300.0
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    return FetchPolicy(
+        user_agent=settings.user_agent,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        total_timeout=settings.total_timeout,
+        max_bytes=settings.max_body_bytes,
+        max_redirects=settings.max_redirects,
+        allowed_networks=tuple(settings.allow_private_networks),
+    )
+
+
+def poll_bounds(settings: Settings, feed: Feed) -> schedule.PollBounds:
+    base = float(feed.poll_interval_seconds or settings.poll_interval_seconds)
+    return schedule.PollBounds(
+        base_seconds=base,
+        min_seconds=float(min(settings.min_poll_interval_seconds, base)),
+        max_seconds=float(max(settings.max_poll_interval_seconds, base)),
+        max_backoff_seconds=float(settings.max_backoff_seconds),
+    )
+
+
+@dataclass
+class PollOutcome:
+    feed_id: int
+    status: str  # ok | not_modified | error | skipped
+    http_status: int | None = None
+    entries_seen: int = 0
+    new_entry_ids: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+def poll_feed(
+    *, feed_id: int, fetcher: Fetcher, settings: Settings, owner: str, force: bool = False
+) -> PollOutcome:
+    """Fetch and parse one feed, record the poll, and insert its new entries.
+
+    Failures never raise: they are written onto the feed (error counters,
+    state, backoff) and into ``feed_polls``, because a feed that fails is
+    retried by the schedule, not by the task queue.
+    """
+    now = utcnow()
+    with session_scope() as session:
+        if not store.acquire_feed_lease(
+            session, feed_id=feed_id, owner=owner, now=now, lease_seconds=FEED_LEASE_SECONDS
+        ):
+            return PollOutcome(feed_id=feed_id, status="skipped", error="lease held elsewhere")
+        feed = session.get(Feed, feed_id)
+        if feed is None:
+            return PollOutcome(feed_id=feed_id, status="skipped", error="no such feed")
+        url, etag, last_modified = feed.url, feed.etag, feed.last_modified
+        conditional = feed.conditional_get and not force
+
+    started = time.monotonic()
+    poll = FeedPoll(feed_id=feed_id, started_at=now, status="error")
+    outcome = PollOutcome(feed_id=feed_id, status="error")
+    try:
+        result = fetcher.get(
+            url,
+            accept=FEED_ACCEPT,
+            etag=etag if conditional else None,
+            last_modified=last_modified if conditional else None,
+            expect=FEED_CONTENT_TYPES + HTML_CONTENT_TYPES,
+        )
+        poll.http_status = outcome.http_status = result.status
+        poll.final_url = result.final_url
+        parsed = None
+        if not result.not_modified:
+            parsed = parse_feed(result.body, base_url=result.final_url, response_headers=result.headers)
+    except IngestError as exc:
+        poll.error = outcome.error = str(exc)
+        poll.error_class = exc.error_class
+        poll.http_status = outcome.http_status = exc.status
+        with session_scope() as session:
+            feed = session.get(Feed, feed_id)
+            assert feed is not None
+            _record_failure(feed, exc, settings=settings, now=now)
+            poll.finished_at = utcnow()
+            poll.duration_ms = int((time.monotonic() - started) * 1000)
+            session.add(feed)
+            session.add(poll)
+            store.release_feed_lease(session, feed_id=feed_id, owner=owner)
+        log.warning("feed_poll_failed", feed_id=feed_id, url=url, error=str(exc))
+        return outcome
+
+    with session_scope() as session:
+        feed = session.get(Feed, feed_id)
+        assert feed is not None
+        server_min = max(
+            filter(
+                None,
+                [
+                    schedule.cache_max_age(result.headers.get("cache-control")),
+                    float(feed.ttl_seconds) if feed.ttl_seconds else None,
+                ],
+            ),
+            default=None,
+        )
+        if parsed is None:
+            poll.status = outcome.status = "not_modified"
+        else:
+            poll.status = outcome.status = "ok"
+            poll.bozo = parsed.bozo
+            poll.bozo_message = parsed.bozo_message
+            poll.entries_seen = outcome.entries_seen = len(parsed.items)
+            new_ids = store.add_entries(session, feed_id=feed_id, items=parsed.items)
+            poll.entries_new = len(new_ids)
+            outcome.new_entry_ids = new_ids
+            feed.title = parsed.title or feed.title
+            feed.site_url = parsed.site_url or feed.site_url
+            feed.ttl_seconds = parsed.ttl_seconds
+            feed.etag = result.headers.get("etag")
+            feed.last_modified = result.headers.get("last-modified")
+            feed.last_body_hash = hashlib.sha256(result.body).hexdigest()
+            dates = [i.published_at for i in parsed.items if i.published_at is not None]
+            interval = schedule.publish_interval(dates)
+            if interval is not None:
+                feed.publish_interval_seconds = interval
+        if result.permanent_redirect_to:
+            feed.url = result.permanent_redirect_to
+        bounds = poll_bounds(settings, feed)
+        wait = schedule.success_interval(
+            bounds,
+            observed_publish_interval=feed.publish_interval_seconds,
+            server_min_seconds=server_min,
+        )
+        feed.next_poll_at = schedule.with_jitter(now, wait, bounds)
+        feed.last_polled_at = now
+        feed.last_success_at = now
+        feed.last_http_status = result.status
+        feed.error_count = 0
+        feed.first_failure_at = None
+        feed.last_error = None
+        feed.last_error_class = None
+        feed.state = "healthy" if feed.enabled else feed.state
+        feed.updated_at = utcnow()
+        poll.finished_at = utcnow()
+        poll.duration_ms = int((time.monotonic() - started) * 1000)
+        session.add(feed)
+        session.add(poll)
+        store.release_feed_lease(session, feed_id=feed_id, owner=owner)
+    log.info(
+        "feed_polled",
+        feed_id=feed_id,
+        status=outcome.status,
+        entries_seen=outcome.entries_seen,
+        entries_new=len(outcome.new_entry_ids),
+    )
+    return outcome
+
+
+def _record_failure(feed: Feed, exc: IngestError, *, settings: Settings, now: datetime) -> None:
+    feed.error_count += 1
+    feed.first_failure_at = feed.first_failure_at or now
+    feed.last_error = str(exc)[:4000]
+    feed.last_error_class = exc.error_class
+    feed.last_http_status = exc.status
+    feed.last_polled_at = now
+    failing_for = now - feed.first_failure_at
+    if exc.status == 410 or failing_for >= timedelta(days=settings.disable_after_days):
+        feed.state = "disabled"
+        feed.enabled = False
+    else:
+        feed.state = "failing"
+    bounds = poll_bounds(settings, feed)
+    wait = schedule.failure_interval(
+        bounds, consecutive_errors=feed.error_count, retry_after=exc.retry_after
+    )
+    feed.next_poll_at = schedule.with_jitter(now, wait, bounds)
+    feed.updated_at = utcnow()
+
+
+@dataclass
+class EntryOutcome:
+    entry_id: int
+    status: str  # stored | failed | skipped
+    article_id: int | None = None
+    action: str | None = None
+    extraction_method: str | None = None
+    error: str | None = None
+
+
+def _fallback_or_fail(entry: Entry, exc: IngestError) -> tuple[ExtractedArticle | None, str]:
+    article = from_feed_summary(
+        title=entry.title, summary=entry.summary, published_at=entry.published_at
+    )
+    return article, f"page unavailable ({exc}); used feed summary"
+
+
+def process_entry(
+    *,
+    entry_id: int,
+    fetcher: Fetcher,
+    settings: Settings,
+    force: bool = False,
+    final_attempt: bool = False,
+) -> EntryOutcome:
+    """Fetch, extract, canonicalise, classify, dedup and store one feed entry.
+
+    A :class:`TransientError` propagates (the task retries it) unless this is
+    the last attempt, when the feed's summary is stored instead so the story
+    is not lost; a permanent failure with no usable summary marks the entry
+    ``failed`` with the reason.
+    """
+    with session_scope() as session:
+        entry = session.get(Entry, entry_id)
+        if entry is None:
+            return EntryOutcome(entry_id=entry_id, status="skipped", error="no such entry")
+        if entry.status == "stored" and not force:
+            return EntryOutcome(entry_id=entry_id, status="skipped", article_id=entry.article_id)
+        session.expunge(entry)
+
+    note: str | None = None
+    final_url = entry.url
+    extracted: ExtractedArticle | None
+    try:
+        result = fetcher.get(entry.url, expect=HTML_CONTENT_TYPES)
+        final_url = result.final_url
+        text, _encoding = decode_html(result.body, header_charset=result.charset)
+        extracted = extract_article(text, url=final_url)
+        if extracted is None or len(extracted.body) < settings.min_body_chars:
+            fallback = from_feed_summary(
+                title=entry.title, summary=entry.summary, published_at=entry.published_at
+            )
+            if fallback is not None and (
+                extracted is None or len(fallback.body) > len(extracted.body)
+            ):
+                extracted, note = fallback, "extraction empty or too short; used feed summary"
+    except TransientError as exc:
+        if not final_attempt:
+            raise
+        extracted, note = _fallback_or_fail(entry, exc)
+        if extracted is None:
+            return _fail(entry_id, exc)
+    except PermanentError as exc:
+        extracted, note = _fallback_or_fail(entry, exc)
+        if extracted is None:
+            return _fail(entry_id, exc)
+    if extracted is None:
+        return _fail(
+            entry_id,
+            PermanentError("no article text and no feed summary", url=entry.url,
+                           error_class="extraction_failed"),
+        )
+
+    try:
+        canonical = canonicalize_url(final_url, page_canonical=extracted.canonical_url)
+    except InvalidURLError as exc:
+        return _fail(entry_id, PermanentError(str(exc), url=final_url, error_class="bad_url"))
+    title = (extracted.title or entry.title or "").strip() or canonical
+    published_at = extracted.published_at or entry.published_at
+    classification = classify(title=title, body=extracted.body, language=extracted.language)
+    fingerprint = dedup.fingerprint(title=title, body=extracted.body, published_at=published_at)
+    record = store.ArticleRecord(
+        url=entry.url,
+        canonical_url=canonical,
+        feed_id=entry.feed_id,
+        guid=entry.guid,
+        title=title,
+        body=extracted.body,
+        summary=entry.summary,
+        author=extracted.author or entry.author,
+        published_at=published_at,
+        language=extracted.language,
+        extraction_method=extracted.method,
+        fingerprint=fingerprint,
+        classification=classification,
+    )
+    with session_scope() as session:
+        saved = store.save_article(
+            session, record, window=timedelta(days=settings.dedup_window_days)
+        )
+        store.mark_entry_stored(session, entry_id=entry_id, article_id=saved.article_id, note=note)
+    log.info(
+        "article_stored",
+        entry_id=entry_id,
+        article_id=saved.article_id,
+        story_id=saved.story_id,
+        action=saved.action,
+        url=canonical,
+        is_ukraine_security=classification.is_ukraine_security,
+        score=classification.score,
+    )
+    return EntryOutcome(
+        entry_id=entry_id,
+        status="stored",
+        article_id=saved.article_id,
+        action=saved.action,
+        extraction_method=extracted.method,
+        error=note,
+    )
+
+
+def _fail(entry_id: int, exc: IngestError) -> EntryOutcome:
+    with session_scope() as session:
+        store.mark_entry_failed(
+            session,
+            entry_id=entry_id,
+            error=str(exc),
+            error_class=exc.error_class,
+            http_status=exc.status,
+        )
+    log.warning("entry_failed", entry_id=entry_id, error=str(exc), error_class=exc.error_class)
+    return EntryOutcome(entry_id=entry_id, status="failed", error=str(exc))
+
+
+def reclassify_articles(article_ids: list[int]) -> int:
+    """Re-run the classifier over stored articles; returns how many changed."""
+    changed = 0
+    with session_scope() as session:
+        from .models import Article
+
+        for article_id in article_ids:
+            article = session.get(Article, article_id)
+            if article is None:
+                continue
+            result = classify(title=article.title, body=article.body, language=article.language)
+            if store.update_classification(session, article_id=article_id, classification=result):
+                changed += 1
+    return changed

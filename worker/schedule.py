@@ -1,0 +1,91 @@
+"""Next-poll maths (pure): when to poll a feed again, and how to back off.
+
+A feed is polled about as often as it publishes, within operator bounds, never
+sooner than the server asked (TTL, Cache-Control max-age, Retry-After), and with
+jitter so thousands of feeds added at once do not poll in lockstep.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+_MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.I)
+
+
+@dataclass(frozen=True)
+class PollBounds:
+    base_seconds: float
+    min_seconds: float
+    max_seconds: float
+    max_backoff_seconds: float
+    jitter_fraction: float = 0.1
+
+
+def publish_interval(published: Sequence[datetime]) -> float | None:
+    """Median gap between consecutive item dates, in seconds (None if < 2 dates)."""
+    stamps = sorted({p.timestamp() for p in published})
+    if len(stamps) < 2:
+        return None
+    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a)
+    if not gaps:
+        return None
+    middle = len(gaps) // 2
+    if len(gaps) % 2:
+        return gaps[middle]
+    return (gaps[middle - 1] + gaps[middle]) / 2
+
+
+def cache_max_age(cache_control: str | None) -> float | None:
+    if not cache_control:
+        return None
+    match = _MAX_AGE.search(cache_control)
+    return float(match.group(1)) if match else None
+
+
+def success_interval(
+    bounds: PollBounds,
+    *,
+    observed_publish_interval: float | None,
+    server_min_seconds: float | None = None,
+) -> float:
+    """Seconds until the next poll after a successful one, before jitter.
+
+    Halfway between the base interval and half the publishing gap (so a feed
+    that publishes hourly is checked about every half hour), clamped to the
+    operator's bounds, then raised to whatever the server asked for.
+    """
+    interval = bounds.base_seconds
+    if observed_publish_interval is not None and observed_publish_interval > 0:
+        interval = (bounds.base_seconds + observed_publish_interval / 2) / 2
+    interval = min(max(interval, bounds.min_seconds), bounds.max_seconds)
+    if server_min_seconds is not None:
+        interval = max(interval, min(server_min_seconds, bounds.max_backoff_seconds))
+    return interval
+
+
+def failure_interval(
+    bounds: PollBounds, *, consecutive_errors: int, retry_after: float | None = None
+) -> float:
+    """Exponential backoff after ``consecutive_errors`` failures, capped."""
+    exponent = max(consecutive_errors - 1, 0)
+    interval = min(bounds.base_seconds * (2 ** min(exponent, 32)), bounds.max_backoff_seconds)
+    interval = max(interval, bounds.min_seconds)
+    if retry_after is not None:
+        interval = max(interval, min(retry_after, bounds.max_backoff_seconds))
+    return interval
+
+
+def with_jitter(
+    now: datetime, seconds: float, bounds: PollBounds, rng: random.Random | None = None
+) -> datetime:
+    """``now + seconds`` plus up to ``jitter_fraction`` of extra random delay.
+
+    Jitter only ever adds time, so a server's minimum is never undercut.
+    """
+    rng = rng or random.Random()
+    extra = seconds * bounds.jitter_fraction * rng.random()
+    return now + timedelta(seconds=seconds + extra)

@@ -1,0 +1,114 @@
+"""Runtime settings, read from ``INGEST_*`` environment variables.
+
+Settings are built on demand by :func:`get_settings` (never at import time) so
+tests and the CLI can point one process at a fresh database or broker by
+setting environment variables before they ask for them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_USER_AGENT = (
+    "ukraine-security-ingest/0.1 (+https://github.com/ukraine-security-ingest/worker; news ingestion)"
+)
+
+
+class Settings(BaseSettings):
+    """Every knob an operator may turn. Each field maps to ``INGEST_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_", env_file=None, extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///data/ingest.db",
+        description="SQLAlchemy URL. SQLite by default; postgresql+psycopg://... in production.",
+    )
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Celery broker. Redis in production; sqla+sqlite:///... for the embedded mode.",
+    )
+    result_backend: str | None = Field(
+        default=None, description="Celery result backend; unset = results are not stored."
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for shared locks and rate limits; defaults to broker_url when redis.",
+    )
+
+    # Polling.
+    poll_interval_seconds: int = Field(default=900, ge=30, description="Base feed poll interval.")
+    min_poll_interval_seconds: int = Field(default=300, ge=10)
+    max_poll_interval_seconds: int = Field(default=6 * 3600, ge=60)
+    max_backoff_seconds: int = Field(default=24 * 3600, ge=60)
+    disable_after_days: float = Field(
+        default=7.0, gt=0, description="Disable a feed after failing this long."
+    )
+    due_batch_size: int = Field(default=500, ge=1, le=10_000)
+    beat_interval_seconds: float = Field(default=60.0, gt=0)
+
+    # HTTP.
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=20.0, gt=0)
+    total_timeout: float = Field(default=60.0, gt=0)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    allow_private_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs exempt from the SSRF guard, e.g. 127.0.0.1/32 for tests and the demo.",
+    )
+    per_host_rate: float = Field(default=1.0, gt=0, description="Requests/second per host.")
+    per_host_burst: int = Field(default=3, ge=1)
+    respect_robots: bool = True
+
+    # Pipeline.
+    task_time_limit: int = Field(default=120, ge=5)
+    min_body_chars: int = Field(default=200, ge=0)
+    dedup_window_days: float = Field(default=3.0, gt=0)
+
+    # API.
+    api_token: str | None = Field(default=None, description="Bearer token for write endpoints.")
+    api_read_requires_token: bool = False
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("allow_private_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for cidr in value:
+                ipaddress.ip_network(str(cidr), strict=False)
+        return value
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix) :])
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; :func:`reset_settings` drops the cache (tests)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()
