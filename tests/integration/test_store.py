@@ -1,0 +1,217 @@
+"""Storage on SQLite and PostgreSQL: idempotent upserts, identity rules, stories, leases."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from worker import dedup, store
+from worker.classify import classify
+from worker.db import session_scope
+from worker.feeds import FeedItem, entry_key
+from worker.models import Article, ArticleBand, Entry, Story, utcnow
+
+pytestmark = pytest.mark.integration
+
+BODY = (
+    "Ukraine's air defence forces shot down most of the drones Russia launched overnight at Kyiv, "
+    "the air force said on Tuesday, as European leaders met in Paris to discuss security "
+    "guarantees and a possible reassurance force after a ceasefire. "
+) * 6
+PUBLISHED = datetime(2025, 2, 25, 9, 0, tzinfo=UTC)
+
+
+def _record(
+    *,
+    url: str = "https://news.example/a",
+    canonical: str | None = None,
+    guid: str | None = None,
+    feed_id: int | None = None,
+    title: str = "Kyiv repels drone attack as leaders discuss guarantees",
+    body: str = BODY,
+) -> store.ArticleRecord:
+    return store.ArticleRecord(
+        url=url,
+        canonical_url=canonical or url,
+        feed_id=feed_id,
+        guid=guid,
+        title=title,
+        body=body,
+        summary=None,
+        author=None,
+        published_at=PUBLISHED,
+        language="en",
+        extraction_method="trafilatura",
+        fingerprint=dedup.fingerprint(title=title, body=body, published_at=PUBLISHED),
+        classification=classify(title=title, body=body, language="en"),
+    )
+
+
+def _count(model: type) -> int:
+    with session_scope() as session:
+        return len(session.exec(select(model)).all())
+
+
+def test_saving_twice_updates_instead_of_inserting(database_url: str) -> None:
+    with session_scope() as session:
+        first = store.save_article(session, _record())
+    with session_scope() as session:
+        second = store.save_article(session, _record(title="Kyiv repels drones (updated)"))
+    assert first.action == "created"
+    assert second.action == "updated"
+    assert second.article_id == first.article_id
+    assert _count(Article) == 1
+    assert _count(Story) == 1
+    with session_scope() as session:
+        article = session.get(Article, first.article_id)
+        assert article is not None
+        assert article.title == "Kyiv repels drones (updated)"
+        assert [h["title"] for h in article.title_history] == [
+            "Kyiv repels drone attack as leaders discuss guarantees"
+        ]
+        assert article.is_ukraine_security
+
+
+def test_same_guid_in_feed_is_same_article_even_if_url_changed(database_url: str) -> None:
+    with session_scope() as session:
+        feed, _ = store.upsert_feed(session, name="f", url="https://news.example/feed")
+        feed_id = feed.id
+        first = store.save_article(session, _record(guid="g-1", feed_id=feed_id))
+    with session_scope() as session:
+        moved = _record(url="https://news.example/a-new-slug", guid="g-1", feed_id=feed_id)
+        second = store.save_article(session, moved)
+    assert second.article_id == first.article_id
+    assert _count(Article) == 1
+
+
+def test_same_body_elsewhere_is_linked_duplicate_in_same_story(database_url: str) -> None:
+    with session_scope() as session:
+        original = store.save_article(session, _record())
+    with session_scope() as session:
+        copy = store.save_article(
+            session, _record(url="https://other.example/wire/123", title="Drones over Kyiv")
+        )
+    assert copy.action == "duplicate"
+    assert copy.duplicate_of_id == original.article_id
+    assert copy.story_id == original.story_id
+    with session_scope() as session:
+        story = session.get(Story, original.story_id)
+        assert story is not None
+        assert story.article_count == 2
+        assert story.source_count == 2
+        assert story.is_ukraine_security
+
+
+def test_unrelated_article_starts_new_story(database_url: str) -> None:
+    other_body = (
+        "The city council approved a new budget for public libraries on Monday, adding "
+        "opening hours and a programme of children's reading clubs across all districts. "
+    ) * 6
+    with session_scope() as session:
+        a = store.save_article(session, _record())
+        b = store.save_article(
+            session,
+            _record(url="https://city.example/libraries", title="Libraries", body=other_body),
+        )
+    assert a.story_id != b.story_id
+    assert _count(Story) == 2
+
+
+def test_band_index_written_and_replaced(database_url: str) -> None:
+    with session_scope() as session:
+        saved = store.save_article(session, _record())
+    bands = _count(ArticleBand)
+    assert bands > 0
+    with session_scope() as session:
+        store.save_article(session, _record())
+    assert _count(ArticleBand) == bands
+    assert saved.article_id
+
+
+def test_entries_insert_once(database_url: str) -> None:
+    item = FeedItem(
+        entry_key=entry_key(guid="x", url="https://n.example/1", title="t"),
+        url="https://n.example/1",
+        guid="x",
+        title="t",
+        summary=None,
+        author=None,
+        published_at=None,
+    )
+    with session_scope() as session:
+        feed, _ = store.upsert_feed(session, name="f", url="https://n.example/feed")
+        first = store.add_entries(session, feed_id=feed.id, items=[item, item])
+        again = store.add_entries(session, feed_id=feed.id, items=[item])
+    assert len(first) == 1
+    assert again == []
+    assert _count(Entry) == 1
+
+
+def test_feed_lease_is_exclusive_and_expires(database_url: str) -> None:
+    now = utcnow()
+    with session_scope() as session:
+        feed, _ = store.upsert_feed(session, name="f", url="https://n.example/feed")
+        fid = feed.id
+        assert fid is not None
+    with session_scope() as session:
+        assert store.acquire_feed_lease(
+            session, feed_id=fid, owner="a", now=now, lease_seconds=60
+        )
+    with session_scope() as session:
+        assert not store.acquire_feed_lease(
+            session, feed_id=fid, owner="b", now=now, lease_seconds=60
+        )
+        assert store.acquire_feed_lease(session, feed_id=fid, owner="a", now=now, lease_seconds=60)
+    with session_scope() as session:
+        later = now + timedelta(seconds=61)
+        assert store.acquire_feed_lease(
+            session, feed_id=fid, owner="b", now=later, lease_seconds=60
+        )
+
+
+def test_due_feeds_are_claimed_once(database_url: str) -> None:
+    with session_scope() as session:
+        for n in range(5):
+            store.upsert_feed(session, name=f"f{n}", url=f"https://n.example/{n}")
+    now = utcnow() + timedelta(seconds=1)
+    with session_scope() as session:
+        first = store.due_feed_ids(session, now=now, limit=3, claim_seconds=300)
+    with session_scope() as session:
+        second = store.due_feed_ids(session, now=now, limit=10, claim_seconds=300)
+    with session_scope() as session:
+        third = store.due_feed_ids(session, now=now, limit=10, claim_seconds=300)
+    assert len(first) == 3
+    assert len(second) == 2
+    assert not set(first) & set(second)
+    assert third == []
+
+
+def test_racing_writers_store_one_story(database_url: str) -> None:
+    """Eight threads store copies of one story at once: one story, one row per URL."""
+    records = [
+        replace(_record(url=f"https://site{n}.example/story", title=f"Drones over Kyiv ({n})"))
+        for n in range(8)
+    ]
+    barrier = threading.Barrier(len(records))
+    errors: list[BaseException] = []
+
+    def save(record: store.ArticleRecord) -> None:
+        try:
+            barrier.wait()
+            with session_scope() as session:
+                store.save_article(session, record)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(r,)) for r in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert _count(Article) == 8
+    assert _count(Story) == 1
