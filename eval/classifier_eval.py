@@ -75,10 +75,10 @@ def load_items(data_dir: Path) -> Iterator[Item]:
     with (data_dir / "ag_news" / "test.csv").open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         next(reader)
-        for i, row in enumerate(reader):
+        for i, fields in enumerate(reader):
             if str(i) in labels:
                 label, split = labels[str(i)]
-                yield Item("ag_news", str(i), split, label, row[1], row[2], "en")
+                yield Item("ag_news", str(i), split, label, fields[1], fields[2], "en")
 
     labels = _read_labels("ukraine_news_bias_2014")
     path = data_dir / "ukraine_news_bias_2014" / "articles.jsonl"
@@ -150,11 +150,15 @@ def report(results: list[Result], *, show_errors: bool) -> str:
         if group:
             lines.append(_row(f"  source={source}", metrics(group)))
     for lang in sorted({r.item.language for r in results}):
-        lines.append(_row(f"  language={lang}", metrics([r for r in results if r.item.language == lang])))
+        lines.append(
+            _row(f"  language={lang}", metrics([r for r in results if r.item.language == lang]))
+        )
     if results:
         mean_ms = sum(r.millis for r in results) / len(results)
         worst = max(r.millis for r in results)
-        lines.append(f"mean {mean_ms:.2f} ms/article (max {worst:.2f} ms) over {len(results)} items")
+        lines.append(
+            f"mean {mean_ms:.2f} ms/article (max {worst:.2f} ms) over {len(results)} items"
+        )
     if show_errors:
         for kind, want in (("FP", 0), ("FN", 1)):
             errors = [

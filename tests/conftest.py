@@ -41,7 +41,7 @@ def shared_data() -> Path:
 def redis_server() -> Iterator[services.RedisServer]:
     try:
         server = services.start_redis()
-    except services.ServiceUnavailable as exc:
+    except services.ServiceUnavailableError as exc:
         _unavailable(str(exc))
     yield server
     server.stop()
@@ -51,7 +51,7 @@ def redis_server() -> Iterator[services.RedisServer]:
 def postgres_server() -> Iterator[services.PostgresServer]:
     try:
         server = services.start_postgres()
-    except services.ServiceUnavailable as exc:
+    except services.ServiceUnavailableError as exc:
         _unavailable(str(exc))
     yield server
     server.stop()

@@ -215,7 +215,7 @@ SECURITY: Terms = (
     (r"monitoring mission", 0.8),
     # The war's own names, and the vocabulary of its key topics, are security context
     # by themselves (a title "Russia's war in Ukraine" needs no other security word).
-    (r"(?:russia[\s-])?ukraine war|war (?:in|on|against|over) ukraine|invasion of ukraine", 1.5),
+    (r"(?:russia[\s-])?ukraine war|war (?:in|on|against|over) ukraine|invasion of ukraine", 1.0),
     (r"(?:peace|security) (?:in|for|of) ukraine", 1.2),
     (r"cease ?fires?|truces?|peace (?:talks|plan|deal|process|negotiations|summit)", 1.2),
     (r"sanctions?", 1.0),
@@ -302,7 +302,11 @@ CEASEFIRE_DIPLOMACY: Terms = (
     (r"ceasefires?", 1.2),
     (r"truces?", 1.0),
     (r"armistice", 1.2),
-    (r"peace (?:talks|plan|deal|process|settlement|negotiations?|summit|formula|proposal|initiative|efforts?|agreement|accord|framework|mission)", 1.2),  # noqa: E501
+    (
+        r"peace (?:talks|plan|deal|process|settlement|negotiations?|summit|formula|proposal"
+        r"|initiative|efforts?|agreement|accord|framework|mission)",
+        1.2,
+    ),
     (r"negotiat\w*", 0.6),
     (r"negotiating table", 1.0),
     (r"minsk (?:agreements?|accords?|protocol)", 1.2),
@@ -392,8 +396,16 @@ MILITARY_AID: Terms = (
     (r"military (?:aid|assistance|support|package|help)", 1.5),
     (r"security assistance", 1.3),
     (r"aid package", 1.0),
-    (r"(?:weapons?|arms) (?:deliver\w*|supply|supplies|shipments?|transfers?|package|aid|fund)", 1.3),
-    (r"(?:send|sending|sent|supply|supplying|provide|providing|deliver|delivering|ship|donate|donating|pledge[ds]?)\w* (?:\w+ ){0,3}(?:weapons|arms|tanks|jets|missiles|ammunition|shells|air defen[cs]es)", 1.2),  # noqa: E501
+    (
+        r"(?:weapons?|arms) (?:deliver\w*|supply|supplies|shipments?|transfers?|package|aid|fund)",
+        1.3,
+    ),
+    (
+        r"(?:send|sending|sent|supply|supplying|provide|providing|deliver|delivering|ship"
+        r"|donate|donating|pledge[ds]?)\w* (?:\w+ ){0,3}"
+        r"(?:weapons|arms|tanks|jets|missiles|ammunition|shells|air defen[cs]es)",
+        1.2,
+    ),
     (r"(?:aid|funding|support|assistance) (?:for|to) (?:ukraine|kyiv)", 1.2),
     (r"ukraine (?:aid|funding)", 1.2),
     (r"(?:billion|bn|million) (?:for|to) (?:ukraine|kyiv)", 1.0),
@@ -427,7 +439,11 @@ MILITARY_AID: Terms = (
     (r"lend[\s-]lease", 1.0),
     (r"ramstein", 1.2),
     (r"european peace facility", 1.3),
-    (r"\$?\d[\d.,]* ?(?:billion|bn|million|m) (?:in |of |worth of )?(?:military|weapons|arms|aid)", 1.0),
+    (
+        r"\$?\d[\d.,]* ?(?:billion|bn|million|m) (?:in |of |worth of )?"
+        r"(?:military|weapons|arms|aid)",
+        1.0,
+    ),
     # uk / ru / fr / de
     (r"військов\w* допомог\w*", 1.5),
     (r"постачан\w* зброї", 1.5),

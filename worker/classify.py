@@ -58,7 +58,7 @@ TOPICS: tuple[str, ...] = (
 )
 
 # --- tuning constants (chosen on the dev split only; see docs/classifier.md) ------------
-THRESHOLD = 0.5
+THRESHOLD = 0.6
 """Score at or above which an article is Ukraine-security."""
 TITLE_WEIGHT_UKRAINE = 2.5
 TITLE_WEIGHT_SECURITY = 2.0
@@ -163,11 +163,12 @@ class _Matcher:
         self._group_term: list[int] = []
         for head, branches in by_letter.items():
             inner = []
-            for rest, term_id in branches:
+            # Longest first, so "war in ukraine" wins over "war" at the same position.
+            for rest, term_id in sorted(branches, key=lambda br: -len(br[0])):
                 inner.append("(" + rest + ")")
                 self._group_term.append(term_id)
             parts.append(re.escape(head) + "(?:" + "|".join(inner) + ")")
-        for branch, term_id in misc:
+        for branch, term_id in sorted(misc, key=lambda br: -len(br[0])):
             parts.append("(" + branch + ")")
             self._group_term.append(term_id)
         self.regex = re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.UNICODE)
@@ -308,9 +309,9 @@ def classify(*, title: str, body: str, language: str | None = None) -> Classific
     )
 
     # Security context: generic vocabulary plus every topic's vocabulary.
-    sec_points = TITLE_WEIGHT_SECURITY * _title_points(
-        sec_t, _SECURITY.weights
-    ) + _body_points(sec_b, _SECURITY.weights)
+    sec_points = TITLE_WEIGHT_SECURITY * _title_points(sec_t, _SECURITY.weights) + _body_points(
+        sec_b, _SECURITY.weights
+    )
     topic_points: dict[str, float] = {}
     for name, (ht, hb) in topic_hits.items():
         weights = _TOPICS[name].weights
@@ -323,9 +324,9 @@ def classify(*, title: str, body: str, language: str | None = None) -> Classific
     other_points = TITLE_WEIGHT_OTHER * _title_points(oth_t, _OTHER.weights) + _body_points(
         oth_b, _OTHER.weights
     )
-    off_points = TITLE_WEIGHT_OFF_TOPIC * _title_points(
-        off_t, _OFF_TOPIC.weights
-    ) + _body_points(off_b, _OFF_TOPIC.weights)
+    off_points = TITLE_WEIGHT_OFF_TOPIC * _title_points(off_t, _OFF_TOPIC.weights) + _body_points(
+        off_b, _OFF_TOPIC.weights
+    )
 
     u = _saturate(ukr_points, UKRAINE_SCALE)
     s = _saturate(sec_points, SECURITY_SCALE)

@@ -130,7 +130,9 @@ class Story(SQLModel, table=True):
     """A cluster of articles that report the same story (syndicated or re-written copies)."""
 
     __tablename__ = "stories"
-    __table_args__ = (sa.Index("ix_stories_label_last_seen", "is_ukraine_security", "last_seen_at"),)
+    __table_args__ = (
+        sa.Index("ix_stories_label_last_seen", "is_ukraine_security", "last_seen_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(nullable=False)

@@ -16,7 +16,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_USER_AGENT = (
-    "ukraine-security-ingest/0.1 (+https://github.com/ukraine-security-ingest/worker; news ingestion)"
+    "ukraine-security-ingest/0.1 "
+    "(+https://github.com/ukraine-security-ingest/worker; news ingestion)"
 )
 
 

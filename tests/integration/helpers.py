@@ -6,8 +6,8 @@ import gzip
 import json
 import time
 from collections.abc import Callable
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from html import escape
 from pathlib import Path
 from typing import TypeVar
@@ -46,7 +46,7 @@ def rss(items: list[dict[str, str]], *, title: str = "Local test feed") -> str:
     now = datetime(2026, 5, 24, 12, 0, tzinfo=UTC)
     parts = []
     for n, item in enumerate(items):
-        guid = f"<guid isPermaLink=\"false\">{escape(item['guid'])}</guid>" if "guid" in item else ""
+        guid = f'<guid isPermaLink="false">{escape(item["guid"])}</guid>' if "guid" in item else ""
         pub = format_datetime(now - timedelta(hours=n), usegmt=True)
         parts.append(
             f"<item><title>{escape(item['title'])}</title><link>{escape(item['link'])}</link>"

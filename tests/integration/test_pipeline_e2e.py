@@ -16,7 +16,7 @@ from tests.support import services
 from worker import store
 from worker.db import session_scope
 from worker.localweb import LocalWeb
-from worker.models import Article, Entry, FeedPoll, Feed, Story, utcnow
+from worker.models import Article, Entry, Feed, FeedPoll, Story, utcnow
 
 pytestmark = pytest.mark.integration
 
@@ -73,13 +73,16 @@ def worker_env(redis_server: services.RedisServer, database_url: str) -> dict[st
 
 
 def test_pipeline_end_to_end(
-    worker_env: dict[str, str], shared_data: Path, tmp_path: Path, redis_server: services.RedisServer
+    worker_env: dict[str, str],
+    shared_data: Path,
+    tmp_path: Path,
+    redis_server: services.RedisServer,
 ) -> None:
     import redis
 
     redis.Redis.from_url(worker_env["INGEST_BROKER_URL"]).flushdb()
     with LocalWeb() as web:
-        titles = _build_web(web, shared_data)
+        _build_web(web, shared_data)
         with session_scope() as session:
             feed, _ = store.upsert_feed(session, name="local", url=web.url("feed.xml"))
             feed_id = feed.id
@@ -119,7 +122,8 @@ def test_pipeline_end_to_end(
                 assert copy.duplicate_of_id == original.id
                 assert copy.story_id == original.story_id
                 story = session.get(Story, original.story_id)
-                assert story is not None and story.article_count == 2
+                assert story is not None
+                assert story.article_count == 2
 
                 polls_before = len(session.exec(select(FeedPoll)).all())
                 entries_before = len(entries)
@@ -140,9 +144,12 @@ def test_pipeline_end_to_end(
                 assert len(session.exec(select(Article)).all()) == 6
                 assert len(session.exec(select(Entry)).all()) == entries_before
                 last = session.exec(select(FeedPoll).order_by(col(FeedPoll.id).desc())).first()
-                assert last is not None and last.status == "ok" and last.entries_new == 0
+                assert last is not None
+                assert last.status == "ok"
+                assert last.entries_new == 0
                 feed_row = session.get(Feed, feed_id)
-                assert feed_row is not None and feed_row.state == "healthy"
+                assert feed_row is not None
+                assert feed_row.state == "healthy"
                 assert feed_row.next_poll_at is not None
                 assert feed_row.next_poll_at > utcnow() + timedelta(seconds=60)
         finally:

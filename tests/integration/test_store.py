@@ -158,9 +158,7 @@ def test_feed_lease_is_exclusive_and_expires(database_url: str) -> None:
         fid = feed.id
         assert fid is not None
     with session_scope() as session:
-        assert store.acquire_feed_lease(
-            session, feed_id=fid, owner="a", now=now, lease_seconds=60
-        )
+        assert store.acquire_feed_lease(session, feed_id=fid, owner="a", now=now, lease_seconds=60)
     with session_scope() as session:
         assert not store.acquire_feed_lease(
             session, feed_id=fid, owner="b", now=now, lease_seconds=60

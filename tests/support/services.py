@@ -22,7 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class ServiceUnavailable(RuntimeError):
+class ServiceUnavailableError(RuntimeError):
     """The binary for a service is not installed on this machine."""
 
 
@@ -75,12 +75,25 @@ class RedisServer:
 def _spawn_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     if binary is None:
-        raise ServiceUnavailable("redis-server is not installed (apt-get install redis-server)")
+        raise ServiceUnavailableError(
+            "redis-server is not installed (apt-get install redis-server)"
+        )
     return subprocess.Popen(
         [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(workdir), "--protected-mode", "yes",
-        ],  # fmt: skip
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--protected-mode",
+            "yes",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -102,7 +115,7 @@ def _pg_bindir() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
     if candidates:
         return Path(candidates[0]).parent
-    raise ServiceUnavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    raise ServiceUnavailableError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
 
 
 @dataclass

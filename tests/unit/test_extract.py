@@ -46,7 +46,8 @@ def test_broken_html_returns_none_or_text(html: str) -> None:
 
 def test_feed_summary_fallback_strips_html() -> None:
     article = from_feed_summary(
-        title="Kyiv talks", summary="<p>Talks on a <b>ceasefire</b> &amp; guarantees</p>",
+        title="Kyiv talks",
+        summary="<p>Talks on a <b>ceasefire</b> &amp; guarantees</p>",
         published_at=None,
     )
     assert article is not None
