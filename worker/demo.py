@@ -62,16 +62,21 @@ def run_demo(workdir: Path, *, timeout: float = 180.0) -> list[dict[str, Any]]:
         with session_scope() as session:
             store.upsert_feed(session, name=SEED_FEED_NAME, url=web.url("seed-feed.xml"))
         command = [
-            sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--beat",
-            "--concurrency", "2", "--loglevel", "WARNING", "--quiet",
+            sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker",
+            "--beat", "--concurrency", "2", "--loglevel", "WARNING",
             "--schedule", str(workdir / "celerybeat-schedule"),
         ]  # fmt: skip
-        proc = subprocess.Popen(command, env=os.environ.copy(), cwd=workdir)
+        log_path = workdir / "worker.log"
+        with open(log_path, "wb") as log_file:
+            proc = subprocess.Popen(
+                command, env=os.environ.copy(), cwd=workdir, stdout=log_file, stderr=log_file
+            )
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"worker exited early with code {proc.returncode}")
+                    tail = log_path.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"worker exited early (code {proc.returncode}):\n{tail}")
                 with session_scope() as session:
                     feed = session.exec(select(Feed).where(col(Feed.name) == SEED_FEED_NAME)).one()
                     statuses = session.exec(
@@ -81,7 +86,9 @@ def run_demo(workdir: Path, *, timeout: float = 180.0) -> list[dict[str, Any]]:
                     break
                 time.sleep(0.5)
             else:
-                raise TimeoutError(f"seed feed not processed within {timeout:.0f}s")
+                raise TimeoutError(
+                    f"seed feed not processed within {timeout:.0f}s; worker log: {log_path}"
+                )
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
