@@ -39,6 +39,13 @@ DEDUP_LOCK = "dedup"
 MAX_NEAR_DUP_CANDIDATES = 50
 
 
+def _table(model: type[Any]) -> sa.Table:
+    """The Core table behind a SQLModel class (typed for mypy)."""
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    return table
+
+
 def _insert(session: Session, table: Any) -> Any:
     """A dialect-specific INSERT that supports ``on_conflict_do_nothing``."""
     name = session.get_bind().dialect.name
@@ -57,7 +64,7 @@ def take_lock(session: Session, name: str) -> None:
     until commit.
     """
     session.execute(
-        _insert(session, Lock.__table__)
+        _insert(session, _table(Lock))
         .values(name=name, counter=0)
         .on_conflict_do_nothing(index_elements=["name"])
     )
@@ -187,7 +194,7 @@ def add_entries(
     new_ids: list[int] = []
     for item in items:
         stmt = (
-            _insert(session, Entry.__table__)
+            _insert(session, _table(Entry))
             .values(
                 feed_id=feed_id,
                 entry_key=item.entry_key,
@@ -204,7 +211,7 @@ def add_entries(
                 updated_at=now,
             )
             .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
-            .returning(Entry.__table__.c.id)
+            .returning(_table(Entry).c.id)
         )
         inserted = session.execute(stmt).scalar_one_or_none()
         if inserted is not None:
@@ -503,7 +510,7 @@ def _replace_bands(session: Session, article_id: int, fp: dedup.Fingerprint) -> 
     keys = sorted(set(dedup.lsh_band_keys(fp.signature))) if fp.signature else []
     if keys:
         session.execute(
-            _insert(session, ArticleBand.__table__)
+            _insert(session, _table(ArticleBand))
             .values([{"band_key": k, "article_id": article_id} for k in keys])
             .on_conflict_do_nothing()
         )
