@@ -148,9 +148,13 @@ def extract_article(html: str | bytes, *, url: str) -> ExtractedArticle | None:
 def from_feed_summary(
     *, title: str | None, summary: str | None, published_at: datetime | None
 ) -> ExtractedArticle | None:
-    """The fallback article built from what the feed itself said."""
+    """The fallback article built from what the feed itself said.
+
+    A title alone is not an article: without summary text we return ``None``
+    and the entry is recorded as failed (it keeps its title and URL there).
+    """
     text = html_to_text(summary or "")
-    if not text and not title:
+    if not text:
         return None
     return ExtractedArticle(
         title=title,

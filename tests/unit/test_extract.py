@@ -54,6 +54,7 @@ def test_feed_summary_fallback_strips_html() -> None:
     assert article.body == "Talks on a ceasefire & guarantees"
     assert article.method == "feed_summary"
     assert from_feed_summary(title=None, summary=None, published_at=None) is None
+    assert from_feed_summary(title="Only a title", summary="<p> </p>", published_at=None) is None
 
 
 def test_html_to_text_keeps_lines() -> None:

@@ -1,0 +1,111 @@
+"""Retry policy through real Celery workers: transient errors retry with backoff,
+permanent ones are recorded once, and a missing page falls back to the feed summary."""
+
+from __future__ import annotations
+
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+import redis
+from sqlmodel import select
+
+from tests.integration.helpers import SEEDS, rss, wait_until
+from tests.support import services
+from worker import store
+from worker.db import session_scope
+from worker.localweb import LocalWeb
+from worker.models import Article, Entry
+
+pytestmark = pytest.mark.integration
+
+
+def _flaky(web: LocalWeb, failures: int, body: bytes) -> None:
+    """A page that answers 503 (Retry-After: 0) ``failures`` times, then 200."""
+    calls = {"n": 0}
+
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        calls["n"] += 1
+        if calls["n"] <= failures:
+            request.send_response(503)
+            request.send_header("Retry-After", "0")
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
+        request.send_response(200)
+        request.send_header("Content-Type", "text/html; charset=utf-8")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    web.routes["/flaky.html"] = handler
+
+
+def test_transient_retried_permanent_recorded(
+    redis_server: services.RedisServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    broker = redis_server.url.replace("/0", "/2")
+    redis.Redis.from_url(broker).flushdb()
+    env = {
+        "INGEST_DATABASE_URL": sqlite_url,
+        "INGEST_BROKER_URL": broker,
+        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+        "INGEST_BEAT_INTERVAL_SECONDS": "1",
+    }
+    seed_html = (SEEDS / "seed-article.html").read_bytes()
+    with LocalWeb() as web:
+        _flaky(web, failures=2, body=seed_html)
+        web.add_page(
+            "feed.xml",
+            rss(
+                [
+                    {"title": "Flaky seed", "link": web.url("flaky.html"), "guid": "flaky"},
+                    {
+                        "title": "Ceasefire talks resume in Istanbul",
+                        "link": web.url("missing-with-summary.html"),
+                        "guid": "gone-1",
+                        "description": "Ukrainian and Russian delegations resumed ceasefire "
+                        "talks in Istanbul on Monday, with prisoner exchanges on the agenda.",
+                    },
+                    {"title": "Gone", "link": web.url("missing.html"), "guid": "gone-2"},
+                ]
+            ),
+        )
+        with session_scope() as session:
+            store.upsert_feed(session, name="local", url=web.url("feed.xml"))
+        worker = services.start_celery("worker", env, workdir=tmp_path)
+        beat = services.start_celery("beat", env, workdir=tmp_path)
+        try:
+
+            def done() -> bool:
+                with session_scope() as session:
+                    statuses = session.exec(select(Entry.status)).all()
+                return len(statuses) == 3 and "pending" not in statuses
+
+            wait_until(done, timeout=90, what="entries processed")
+            requests = [path for path, _t in web.requests]
+        finally:
+            beat.stop()
+            worker.stop()
+
+    with session_scope() as session:
+        entries = {e.guid: e for e in session.exec(select(Entry)).all()}
+        articles = {a.guid: a for a in session.exec(select(Article)).all()}
+    # Transient 503s were retried until the page came through.
+    assert requests.count("/flaky.html") == 3
+    assert entries["flaky"].status == "stored"
+    assert articles["flaky"].extraction_method == "trafilatura"
+    assert articles["flaky"].is_ukraine_security
+    # A 404 is permanent: asked once, and the feed summary is stored instead.
+    assert requests.count("/missing-with-summary.html") == 1
+    assert entries["gone-1"].status == "stored"
+    assert entries["gone-1"].error is not None
+    assert "404" in entries["gone-1"].error
+    assert articles["gone-1"].extraction_method == "feed_summary"
+    assert "prisoner exchanges" in articles["gone-1"].body
+    # With no summary to fall back to, the entry is failed with its reason.
+    assert requests.count("/missing.html") == 1
+    assert entries["gone-2"].status == "failed"
+    assert entries["gone-2"].error_class == "http_4xx"
+    assert entries["gone-2"].http_status == 404
+    assert "gone-2" not in articles
