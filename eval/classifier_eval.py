@@ -2,11 +2,14 @@
 
 Run from the repository root::
 
-    python -m eval.classifier_eval [--split dev|test|all] [--show-errors] [--data-dir PATH]
+    python -m eval.classifier_eval [--split dev|test|all] [--rules-only] [--show-errors]
+                                   [--data-dir PATH]
 
 Prints precision/recall/F1 overall, per source data set and per language, the mean time
 per article, and (with ``--show-errors``) every false positive and false negative with its
-score and title. Rules are tuned on ``dev`` only; ``test`` is the held-out figure.
+score and title. ``--rules-only`` scores the rule layer alone (no learned second stage),
+so both can be compared. Rules, model and thresholds are tuned/trained on ``dev`` only;
+``test`` is the held-out figure.
 
 The labels were made by reading each item (see docs/classifier.md), never by running the
 rules. The raw data stay in ``../shared/data`` (not copied into the repo).
@@ -27,7 +30,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # allow `python eval/classifier_eval.py`
     sys.path.insert(0, str(REPO_ROOT))
 
-from worker.classify import CLASSIFIER_VERSION, Classification, classify  # noqa: E402
+from worker.classify import (  # noqa: E402
+    CLASSIFIER_VERSION,
+    Classification,
+    classify,
+    classify_rules_only,
+)
 
 LABELS_DIR = REPO_ROOT / "eval" / "labels"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -94,12 +102,15 @@ def load_items(data_dir: Path) -> Iterator[Item]:
             yield Item("ukraine_news_bias_2014", doc["id"], split, label, doc["title"], body, "en")
 
 
-def run(items: list[Item]) -> list[Result]:
-    """Classify every item, timing each call."""
+def run(items: list[Item], *, rules_only: bool = False) -> list[Result]:
+    """Classify every item (combined classifier, or the rule layer alone), timing each call."""
     results: list[Result] = []
     for item in items:
         start = time.perf_counter()
-        prediction = classify(title=item.title, body=item.body, language=item.language)
+        if rules_only:
+            prediction = classify_rules_only(title=item.title, body=item.body)
+        else:
+            prediction = classify(title=item.title, body=item.body, language=item.language)
         results.append(Result(item, prediction, (time.perf_counter() - start) * 1000.0))
     return results
 
@@ -179,20 +190,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("dev", "test", "all"), default="test")
     parser.add_argument("--show-errors", action="store_true", help="list FP/FN with titles")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--rules-only", action="store_true", help="rule layer alone, without the learned stage"
+    )
     args = parser.parse_args(argv)
 
     if not args.data_dir.is_dir():
         print(f"data directory not found: {args.data_dir}", file=sys.stderr)
         return 2
     items = list(load_items(args.data_dir))
-    results = run(items)
+    results = run(items, rules_only=args.rules_only)
     # Long-body speed check independent of the data: a 20k-character article.
     long_body = " ".join(items[i % len(items)].body for i in range(200))[:20_000]
     start = time.perf_counter()
-    classify(title="Long article", body=long_body)
+    if args.rules_only:
+        classify_rules_only(title="Long article", body=long_body)
+    else:
+        classify(title="Long article", body=long_body, language="en")
     long_ms = (time.perf_counter() - start) * 1000.0
 
-    print(f"classifier {CLASSIFIER_VERSION}")
+    mode = "rule layer only" if args.rules_only else "rules + learned second stage"
+    print(f"classifier {CLASSIFIER_VERSION} ({mode})")
     splits = ("dev", "test") if args.split == "all" else (args.split,)
     for split in splits:
         print(f"\n== split={split} ==")

@@ -643,6 +643,28 @@ OFF_TOPIC: Terms = (
     (r"спорт\w*|футбол\w*|sport\w*|fußball", 0.8),
 )
 
+# --- Context words used only as features of the learned second stage ----------------------
+# Not evidence on their own (weights unused): Russia-side and Western-alliance names that
+# carry the war in short feed items without any Ukraine word ("Canada seizes Russian plane").
+MODEL_CONTEXT: Terms = (
+    (r"russia\w*|russe\w*|russland\w*|росі\w*|росси\w*", 1.0),
+    (r"moscow|moscou|moskau|москв\w*", 1.0),
+    (r"kremlin\w*|кремл\w*", 1.0),
+    (r"putin\w*|poutine|путін\w*|путин\w*", 1.0),
+    (r"lavrov|shoigu|gerasimov|medvedev|peskov", 1.0),
+    (r"belarus\w*|minsk|lukashenk\w*", 1.0),
+    (r"nato|otan|нато", 1.0),
+    (r"stoltenberg|rutte", 1.0),
+    (r"pentagon|austin|blinken|sullivan", 1.0),
+    (r"biden|trump", 1.0),
+    (r"scholz|macron|sunak|starmer", 1.0),
+    (r"congress|senate|senators?|republicans?|gop", 1.0),
+    (r"eu|european union|brussels", 1.0),
+    (r"g7|g20|un|united nations|security council", 1.0),
+    (r"china|chinese|beijing|xi", 1.0),
+    (r"north korea\w*|iran\w*|kim jong un", 1.0),
+)
+
 # --- Feed boilerplate that mentions the war on every story of a feed ----------------------
 BOILERPLATE: tuple[str, ...] = (
     r"russia[\s-]ukraine war\s*[–—-]\s*latest (?:news )?updates",

@@ -6,13 +6,21 @@ guarantees, peacekeeping/reassurance forces, military aid, the battlefield and s
 defence, sanctions and European/NATO defence decisions as they bear on Ukraine, and
 nuclear-plant safety in the war zone.
 
-Why a weighted rule layer and not a model: the worker must run offline on CPU in well
-under 50 ms per article, ship everything it needs and keep the install light. Rules over
-curated multilingual term tables (``worker.classifier_lexicon``) meet that, are auditable
-(every decision carries the terms that caused it) and work on the two shapes of input we
-get: feed items with a title and a one-line description, and full extracted bodies.
+Two stages, both pure Python and shipped in the package (offline, CPU, well under 50 ms
+per article):
 
-How the score is built, and why each part exists:
+1. A weighted rule layer over curated multilingual term tables
+   (``worker.classifier_lexicon``): auditable (every decision carries the terms that caused
+   it) and working on both input shapes - feed items with a title and a one-line
+   description, and full extracted bodies.
+2. A learned second stage for English text: a logistic regression over the rule layer's
+   internal scores and which lexicon terms matched (``model_features``), trained on the dev
+   split only by ``eval/train_classifier.py`` and shipped as plain weights in
+   ``worker.classifier_model``. Its calibrated probability is the ``score``; topics still
+   come from the rules; ``evidence["model"]`` lists the top contributing features. Other
+   languages keep the rule decision (the model was trained on English data only).
+
+How the rule score is built, and why each part exists:
 
 * Two kinds of evidence are required together: *Ukraine context* (Ukraine, Kyiv, Donbas,
   Zelensky, ...) and *security context* (troops, missiles, ceasefire, sanctions, ...). The
@@ -40,10 +48,12 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from . import classifier_lexicon as lex
+from . import classifier_model as _model
 
-CLASSIFIER_VERSION: str = "rules-2026.11.1"
+CLASSIFIER_VERSION: str = "hybrid-2026.11.2"
 """Bump whenever rules, weights or term tables change, then run ``ingest reclassify``."""
 
 TOPICS: tuple[str, ...] = (
@@ -81,6 +91,10 @@ MAX_BODY_CHARS = 100_000
 """Longer bodies are truncated: the subject is established long before that."""
 MAX_EVIDENCE_TERMS = 10
 MAX_SNIPPETS = 2
+MAX_MODEL_EVIDENCE = 8
+"""Top contributing model features listed in ``evidence["model"]``."""
+MODEL_BODY_CHARS = 1_000
+"""Body prefix whose words feed the learned second stage (the lead carries the subject)."""
 SNIPPET_CHARS = 200
 
 
@@ -186,6 +200,16 @@ _SECURITY = _Matcher(lex.SECURITY)
 _TOPICS: dict[str, _Matcher] = {name: _Matcher(lex.TOPIC_TERMS[name]) for name in TOPICS}
 _OTHER = _Matcher(lex.OTHER_CONFLICT)
 _OFF_TOPIC = _Matcher(lex.OFF_TOPIC)
+_CONTEXT = _Matcher(lex.MODEL_CONTEXT)
+_TERM_NAMES: dict[str, list[str]] = {
+    "ctx": [pattern for pattern, _ in lex.MODEL_CONTEXT],
+    "ukr": [pattern for pattern, _ in lex.UKRAINE],
+    "sec": [pattern for pattern, _ in lex.SECURITY],
+    "oth": [pattern for pattern, _ in lex.OTHER_CONFLICT],
+    "off": [pattern for pattern, _ in lex.OFF_TOPIC],
+    **{name: [pattern for pattern, _ in lex.TOPIC_TERMS[name]] for name in TOPICS},
+}
+"""Lexicon patterns by category and term index: the names of the model's ``lx:`` features."""
 _BOILERPLATE = re.compile("|".join(lex.BOILERPLATE), re.UNICODE)
 _APOSTROPHES = re.compile("[\u2019\u2018\u02bc\u0060\u00b4\u2032]")
 _DASHES = re.compile("[\u2010-\u2015\u2212]")
@@ -278,16 +302,72 @@ def _distinct(hits: Iterable[_Hit], limit: int = MAX_EVIDENCE_TERMS) -> list[str
     return seen
 
 
-# --- public API ----------------------------------------------------------------------------
+# --- rule analysis ---------------------------------------------------------------------------
 
 
-def classify(*, title: str, body: str, language: str | None = None) -> Classification:
-    """Classify one article as Ukraine-security (or not), with score, topics and evidence.
+@dataclass(frozen=True)
+class RuleAnalysis:
+    """Everything the rule layer computed for one article (also the model's rule features)."""
 
-    ``language`` is accepted for interface stability but not used to switch lexicons: feeds
-    mislabel languages and titles often mix scripts, and running every lexicon costs little.
-    """
-    del language  # all lexicons always run; see docstring
+    title: str
+    """Normalised (casefolded) title."""
+    body: str
+    """Normalised body with feed boilerplate removed."""
+    n_words: int
+    ukraine: tuple[list[_Hit], list[_Hit]]
+    security: tuple[list[_Hit], list[_Hit]]
+    topic_hits: dict[str, tuple[list[_Hit], list[_Hit]]]
+    other: tuple[list[_Hit], list[_Hit]]
+    off_topic: tuple[list[_Hit], list[_Hit]]
+    cooccurrences: int
+    snippets: list[str]
+    ukraine_points: float
+    security_points: float
+    topic_points: dict[str, float]
+    other_points: float
+    off_points: float
+    u: float
+    s: float
+    other_factor: float
+    off_factor: float
+    score: float
+    """The rule score in [0, 1], rounded to 4 decimals."""
+
+
+def _combine(
+    ukr_points: float, sec_points: float, other_points: float, off_points: float
+) -> tuple[float, float, float, float, float]:
+    """The rule score from category points: ``(u, s, other_factor, off_factor, score)``."""
+    u = _saturate(ukr_points, UKRAINE_SCALE)
+    s = _saturate(sec_points, SECURITY_SCALE)
+    other_factor = (
+        1.0
+        if other_points == 0
+        else ukr_points / (ukr_points + OTHER_CONFLICT_DILUTION * other_points)
+        if ukr_points > 0
+        else 0.0
+    )
+    off_factor = 1.0 / (1.0 + off_points / max(sec_points, 0.5))
+    score = round(min(1.0, max(0.0, u * s * other_factor * off_factor)), 4)
+    return u, s, other_factor, off_factor, score
+
+
+def _title_only_score(a: RuleAnalysis) -> float:
+    """The rule score the title alone would get (feed items are often all title)."""
+    topic = sum(
+        TITLE_WEIGHT_TOPIC * _title_points(ht, _TOPICS[name].weights)
+        for name, (ht, _) in a.topic_hits.items()
+    )
+    return _combine(
+        TITLE_WEIGHT_UKRAINE * _title_points(a.ukraine[0], _UKRAINE.weights),
+        TITLE_WEIGHT_SECURITY * _title_points(a.security[0], _SECURITY.weights) + 0.5 * topic,
+        TITLE_WEIGHT_OTHER * _title_points(a.other[0], _OTHER.weights),
+        TITLE_WEIGHT_OFF_TOPIC * _title_points(a.off_topic[0], _OFF_TOPIC.weights),
+    )[4]
+
+
+def analyse(title: str, body: str) -> RuleAnalysis:
+    """Run the weighted rule layer; pure and deterministic."""
     t = _normalise(title or "")
     b = _BOILERPLATE.sub(" ", _normalise((body or "")[:MAX_BODY_CHARS]))
     n_words = max(1, len(b.split()))
@@ -328,46 +408,295 @@ def classify(*, title: str, body: str, language: str | None = None) -> Classific
         off_b, _OFF_TOPIC.weights
     )
 
-    u = _saturate(ukr_points, UKRAINE_SCALE)
-    s = _saturate(sec_points, SECURITY_SCALE)
-    other_factor = (
-        1.0
-        if other_points == 0
-        else ukr_points / (ukr_points + OTHER_CONFLICT_DILUTION * other_points)
-        if ukr_points > 0
-        else 0.0
+    u, s, other_factor, off_factor, score = _combine(
+        ukr_points, sec_points, other_points, off_points
     )
-    off_factor = 1.0 / (1.0 + off_points / max(sec_points, 0.5))
-    score = min(1.0, max(0.0, u * s * other_factor * off_factor))
-    score = round(score, 4)
-    is_security = score >= THRESHOLD
+    return RuleAnalysis(
+        title=t,
+        body=b,
+        n_words=n_words,
+        ukraine=(ukr_t, ukr_b),
+        security=(sec_t, sec_b),
+        topic_hits=topic_hits,
+        other=(oth_t, oth_b),
+        off_topic=(off_t, off_b),
+        cooccurrences=cooc,
+        snippets=snippets,
+        ukraine_points=ukr_points,
+        security_points=sec_points,
+        topic_points=topic_points,
+        other_points=other_points,
+        off_points=off_points,
+        u=u,
+        s=s,
+        other_factor=other_factor,
+        off_factor=off_factor,
+        score=score,
+    )
+
+
+# --- learned second stage: features and inference ---------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+_EN_FUNCTION_WORDS = frozenset(
+    {
+        "the",
+        "of",
+        "and",
+        "to",
+        "for",
+        "with",
+        "that",
+        "is",
+        "was",
+        "are",
+        "were",
+        "has",
+        "have",
+        "had",
+        "from",
+        "by",
+        "its",
+        "it",
+        "will",
+        "after",
+        "over",
+        "says",
+        "said",
+        "this",
+        "than",
+        "which",
+        "who",
+        "would",
+        "could",
+        "their",
+        "they",
+        "he",
+        "she",
+        "but",
+        "not",
+        "been",
+    }
+)
+_OTHER_FUNCTION_WORDS = frozenset(
+    {
+        "de",
+        "la",
+        "le",
+        "les",
+        "des",
+        "du",
+        "une",
+        "un",
+        "et",
+        "est",
+        "sur",
+        "pour",
+        "dans",
+        "au",
+        "aux",
+        "der",
+        "die",
+        "das",
+        "und",
+        "ein",
+        "eine",
+        "einen",
+        "mit",
+        "von",
+        "für",
+        "ist",
+        "nicht",
+        "dem",
+        "den",
+        "zu",
+        "auf",
+    }
+)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-3), 1.0 - 1e-3)
+    return math.log(p / (1.0 - p))
+
+
+def _model_applies(language: str | None, analysis: RuleAnalysis) -> bool:
+    """The model's word features are English: other languages keep the rule decision.
+
+    An explicit ``language`` decides; without one, text that is mostly Cyrillic or whose
+    function words are mostly French/German is treated as non-English. Empty text keeps
+    the rule score (0).
+    """
+    text = analysis.title + " " + analysis.body[:MODEL_BODY_CHARS]
+    if not text.strip():
+        return False  # nothing to read: the rule score (0) stands
+    if language:
+        return language.strip().lower().replace("_", "-").split("-")[0] == "en"
+    letters = len(_LETTER.findall(text))
+    if letters and len(_CYRILLIC.findall(text)) > 0.3 * letters:
+        return False
+    words = _WORD.findall(text)
+    english = sum(1 for w in words if w in _EN_FUNCTION_WORDS)
+    other = sum(1 for w in words if w in _OTHER_FUNCTION_WORDS)
+    return english >= other
+
+
+def model_features(analysis: RuleAnalysis) -> dict[str, float]:
+    """Features of the learned second stage, computed from the rule analysis.
+
+    * ``r:*`` - the rule layer's internal scores (points, factors, per-topic points, ...);
+    * ``lx:*`` - which lexicon terms matched (``lx:<category>:<pattern>``), title apart;
+    * ``t:`` / ``w:`` / ``b2:`` - casefolded words of the title, words of title + lead
+      (first ``MODEL_BODY_CHARS`` body characters) and adjacent word pairs of title + lead.
+
+    Shared by the worker and ``eval/train_classifier.py`` so training and inference agree.
+    """
+    a = analysis
+    f: dict[str, float] = {
+        "r:score": a.score,
+        "r:logit": _logit(a.score) / 4.0,
+        "r:rule_positive": 1.0 if a.score >= THRESHOLD else 0.0,
+        "r:u": a.u,
+        "r:s": a.s,
+        "r:other_factor": a.other_factor,
+        "r:off_factor": a.off_factor,
+        "r:ukraine_points": math.log1p(a.ukraine_points),
+        "r:security_points": math.log1p(a.security_points),
+        "r:other_points": math.log1p(a.other_points),
+        "r:off_points": math.log1p(a.off_points),
+        "r:cooccurrence": min(a.cooccurrences, COOCCURRENCE_MAX) / COOCCURRENCE_MAX,
+        "r:title_ukraine": 1.0 if a.ukraine[0] else 0.0,
+        "r:title_security": 1.0
+        if a.security[0] or any(ht for ht, _ in a.topic_hits.values())
+        else 0.0,
+        "r:title_other": 1.0 if a.other[0] else 0.0,
+        "r:no_ukraine": 0.0 if a.ukraine[0] or a.ukraine[1] else 1.0,
+        "r:long_body": min(math.log1p(a.n_words) / 8.0, 1.0),
+        "r:title_score": _title_only_score(a),
+        "r:us": a.u * a.s,
+    }
+    for name, points in a.topic_points.items():
+        if points:
+            f["r:topic:" + name] = math.log1p(points)
+    lead = a.body[:MODEL_BODY_CHARS]
+    for category, (ht, hb) in (
+        ("ctx", (_CONTEXT.find(a.title), _CONTEXT.find(lead))),
+        ("ukr", a.ukraine),
+        ("sec", a.security),
+        ("oth", a.other),
+        ("off", a.off_topic),
+        *((name, hits) for name, hits in a.topic_hits.items()),
+    ):
+        names = _TERM_NAMES[category]
+        for term in {names[h.term] for h in ht}:
+            f[f"lx:{category}:t:{term}"] = 1.0
+        for term in {names[h.term] for h in ht} | {
+            names[h.term] for h in hb if h.start < MODEL_BODY_CHARS
+        }:
+            f[f"lx:{category}:{term}"] = 1.0
+    title_words = _WORD.findall(a.title)
+    lead_words = _WORD.findall(lead)
+    for w in title_words:
+        f["t:" + w] = 1.0
+    for w in title_words + lead_words:
+        f["w:" + w] = 1.0
+    for seq in (title_words, lead_words):
+        for w1, w2 in pairwise(seq):
+            f["b2:" + w1 + " " + w2] = 1.0
+    return f
+
+
+def _model_logit(features: dict[str, float]) -> tuple[float, list[tuple[float, str]]]:
+    """Linear score of the shipped model and each feature's contribution."""
+    weights = _model.WEIGHTS
+    z = _model.BIAS
+    contributions: list[tuple[float, str]] = []
+    for name, value in features.items():
+        w = weights.get(name)
+        if w is not None and value:
+            z += w * value
+            contributions.append((w * value, name))
+    return z, contributions
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+# --- public API ----------------------------------------------------------------------------
+
+
+def classify(*, title: str, body: str, language: str | None = None) -> Classification:
+    """Classify one article as Ukraine-security (or not), with score, topics and evidence.
+
+    English text (``language`` "en" or unset and the text looks English) is decided by the
+    learned second stage over the rule features and words; other languages by the rule
+    score alone, because the model's word features are English. All lexicons always run:
+    feeds mislabel languages and titles often mix scripts.
+    """
+    return _classify(title, body, language, allow_model=True)
+
+
+def classify_rules_only(*, title: str, body: str) -> Classification:
+    """The rule layer's verdict alone (for evaluation and comparison; not used by the worker)."""
+    return _classify(title, body, None, allow_model=False)
+
+
+def _classify(title: str, body: str, language: str | None, *, allow_model: bool) -> Classification:
+    a = analyse(title, body)
+    use_model = allow_model and bool(_model.WEIGHTS) and _model_applies(language, a)
+    model_evidence: list[str] = []
+    if use_model:
+        z, contributions = _model_logit(model_features(a))
+        score = round(_sigmoid(z), 4)
+        is_security = score >= _model.THRESHOLD
+        top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
+        model_evidence = [f"rule_score={a.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
+    else:
+        score = a.score
+        is_security = score >= THRESHOLD
 
     topics: tuple[str, ...] = ()
     if is_security:
-        best = max(topic_points.values(), default=0.0)
-        ranked = sorted(
+        best = max(a.topic_points.values(), default=0.0)
+        ranked = [
             (p, name)
-            for name, p in topic_points.items()
+            for name, p in a.topic_points.items()
             if p >= TOPIC_MIN_POINTS and p >= TOPIC_RELATIVE_MIN * best
-        )
+        ]
+        if not ranked and best > 0:
+            # The model can accept terse items below the rules' topic floor: report the
+            # strongest topic that matched at all rather than none.
+            ranked = [(p, name) for name, p in a.topic_points.items() if p == best]
         topics = tuple(name for _, name in sorted(ranked, key=lambda x: (-x[0], x[1])))
 
+    ukr_t, ukr_b = a.ukraine
+    sec_t, sec_b = a.security
+    oth_t, oth_b = a.other
+    off_t, off_b = a.off_topic
     evidence: dict[str, list[str]] = {
         "ukraine_context": _distinct(ukr_t + ukr_b),
         "security_context": _distinct(
-            sec_t + sec_b + [h for ht, hb in topic_hits.values() for h in ht + hb]
+            sec_t + sec_b + [h for ht, hb in a.topic_hits.values() for h in ht + hb]
         ),
     }
     for name in TOPICS:
-        ht, hb = topic_hits[name]
+        ht, hb = a.topic_hits[name]
         if ht or hb:
             evidence[name] = _distinct(ht + hb)
-    if snippets:
-        evidence["snippets"] = snippets
+    if a.snippets:
+        evidence["snippets"] = a.snippets
     if oth_t or oth_b:
         evidence["other_conflict"] = _distinct(oth_t + oth_b)
     if off_t or off_b:
         evidence["off_topic"] = _distinct(off_t + off_b)
+    if model_evidence:
+        evidence["model"] = model_evidence
 
     return Classification(
         is_ukraine_security=is_security,

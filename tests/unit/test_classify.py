@@ -10,17 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.classify import CLASSIFIER_VERSION, TOPICS, Classification, classify
+from worker import classifier_model
+from worker.classify import (
+    CLASSIFIER_VERSION,
+    TOPICS,
+    Classification,
+    classify,
+    classify_rules_only,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "seed-article.txt"
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
-# Figures reached on the held-out test split by rules-2026.11.1 (docs/classifier.md).
-# The targets were P >= 0.95 and R >= 0.90; these are what the rules actually achieve,
-# kept as a regression floor.
-TEST_SPLIT_MIN_PRECISION = 0.91
-TEST_SPLIT_MIN_RECALL = 0.83
+# Figures reached on the held-out test split by hybrid-2026.11.2 (rules + learned second
+# stage; docs/classifier.md): P 0.926, R 0.851 (rules alone: 0.919 / 0.838). The targets
+# were P >= 0.95 and R >= 0.90; these are what is actually achieved, kept as a regression
+# floor.
+TEST_SPLIT_MIN_PRECISION = 0.92
+TEST_SPLIT_MIN_RECALL = 0.85
 
 
 def _seed() -> tuple[str, str]:
@@ -32,7 +40,7 @@ def _seed() -> tuple[str, str]:
 
 
 def test_interface_constants() -> None:
-    assert CLASSIFIER_VERSION.startswith("rules-")
+    assert CLASSIFIER_VERSION.startswith("hybrid-")
     assert TOPICS == (
         "ceasefire_diplomacy",
         "security_guarantees",
@@ -255,6 +263,44 @@ def test_non_english_negative_sport() -> None:
         language="uk",
     )
     assert not result.is_ukraine_security
+
+
+# --- learned second stage --------------------------------------------------------------------
+
+
+def test_model_is_small_plain_data() -> None:
+    assert 0 < len(classifier_model.WEIGHTS) <= 5_000
+    assert 0.0 < classifier_model.THRESHOLD < 1.0
+    assert all(isinstance(w, float) for w in classifier_model.WEIGHTS.values())
+    assert Path(classifier_model.__file__).stat().st_size < 1_000_000
+
+
+def test_english_decision_comes_from_model_with_explanation() -> None:
+    title, body = _seed()
+    result = classify(title=title, body=body, language="en")
+    assert result.evidence["model"][0].startswith("rule_score=")
+    assert len(result.evidence["model"]) > 1
+    # language unset and English-looking text also goes through the model
+    assert "model" in classify(title=title, body=body).evidence
+
+
+@pytest.mark.parametrize("case", sorted(NON_ENGLISH_POSITIVES))
+def test_non_english_keeps_rule_decision(case: str) -> None:
+    title, body, _ = NON_ENGLISH_POSITIVES[case]
+    for language in (case[:2], None):
+        result = classify(title=title, body=body, language=language)
+        rules = classify_rules_only(title=title, body=body)
+        assert "model" not in result.evidence
+        assert result.score == rules.score
+        assert result.is_ukraine_security == rules.is_ukraine_security
+
+
+def test_rules_only_path_has_no_model_evidence() -> None:
+    title, body = _seed()
+    result = classify_rules_only(title=title, body=body)
+    assert result.is_ukraine_security
+    assert "model" not in result.evidence
+    assert result.version == CLASSIFIER_VERSION
 
 
 # --- robustness -------------------------------------------------------------------------------
