@@ -49,7 +49,9 @@ __all__ = [
     "SHINGLE_SIZE",
     "Fingerprint",
     "Match",
+    "Thresholds",
     "content_hash",
+    "decide",
     "decode_signature",
     "encode_signature",
     "fingerprint",
@@ -73,12 +75,17 @@ ROWS = 4
 assert BANDS * ROWS == NUM_PERM
 
 # Body Jaccard (estimated) at or above which two long bodies are copies.
-BODY_DUPLICATE = 0.45
+BODY_DUPLICATE = 0.35
 # Lower body similarity that still counts when the headlines agree too.
 BODY_RELATED = 0.2
-TITLE_RELATED = 0.5
-# Short bodies: headline similarity alone decides (within the window).
+TITLE_RELATED = 0.9
+# Short bodies: headline similarity decides (within the window) ...
 TITLE_SHORT = 0.6
+# ... or any real shingle overlap with a loosely similar headline: unrelated
+# short texts share no 5-word shingle at all (estimate exactly 0.0), so even
+# a noisy estimate above this is evidence of shared wording.
+SHORT_BODY = 0.05
+SHORT_TITLE = 0.2
 # A signature with fewer filled bins than this came from fewer than ~40 words
 # (expected filled bins for n shingles is 128 * (1 - (1 - 1/128) ** n)); its
 # Jaccard estimate is too noisy to decide on.
@@ -177,7 +184,12 @@ def normalize_text(text: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return _WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold())
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if "\u0131" in folded or "\u0307" in folded:
+        # Turkish dotted/dotless i: "I" casefolds to "i" but "ı" stays, and "İ"
+        # becomes "i" + combining dot; fold both so upper-cased copies still match.
+        folded = folded.replace("\u0131", "i").replace("\u0307", "")
+    return _WORD_RE.findall(folded)
 
 
 def content_hash(text: str) -> str:
@@ -310,8 +322,10 @@ def lsh_band_keys(signature: tuple[int, ...]) -> list[str]:
     """``BANDS`` index keys ``"{band:02d}:{16 hex}"``; two bodies share one w.p. 1-(1-J^4)^32.
 
     With 32 bands of 4 rows a pair at Jaccard 0.45 becomes a candidate with
-    probability ~0.73, at 0.6 ~0.98, at 0.2 ~0.05: most copies are found
-    while unrelated articles rarely share a key. Empty signatures have no keys.
+    probability ~0.73, at 0.6 ~0.98, at 0.2 ~0.05. Real copies sit far above
+    the 0.35 decision threshold (99.3% of matching synthetic copies share a
+    key, no random pair does), and 4-row bands keep shared boilerplate from
+    turning into hot keys. Empty signatures have no keys.
     """
     if len(signature) != NUM_PERM or _is_empty(signature):
         return []
@@ -450,6 +464,21 @@ def query_keys(fp: Fingerprint, *, window: timedelta = timedelta(days=3)) -> lis
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds of :func:`match`; defaults come from eval/dedup_eval.py."""
+
+    body_duplicate: float = BODY_DUPLICATE
+    body_related: float = BODY_RELATED
+    title_related: float = TITLE_RELATED
+    title_short: float = TITLE_SHORT
+    short_body: float = SHORT_BODY
+    short_title: float = SHORT_TITLE
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
 class Match:
     """The verdict on one pair, with the numbers behind it for operators."""
 
@@ -470,39 +499,79 @@ def _within(a: datetime | None, b: datetime | None, window: timedelta) -> tuple[
     return delta <= window, f"{delta.total_seconds() / 3600:.0f}h apart"
 
 
+def decide(
+    *,
+    exact: bool,
+    in_window: bool,
+    short: bool,
+    body: float,
+    title: float,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> tuple[bool, str]:
+    """The rule table of :func:`match` on precomputed features: (same_story, rule name).
+
+    Separate so the evaluation can sweep thresholds without recomputing
+    similarities, and is guaranteed to test the very rules production runs.
+    """
+    if exact:
+        return True, "exact"
+    if not in_window:
+        return False, "outside_window"
+    if not short:
+        if body >= thresholds.body_duplicate:
+            return True, "near_duplicate_body"
+        if body >= thresholds.body_related and title >= thresholds.title_related:
+            return True, "similar_body_and_title"
+        return False, "different_body"
+    if title >= thresholds.title_short:
+        return True, "short_body_title_match"
+    if body >= thresholds.short_body and title >= thresholds.short_title:
+        return True, "short_body_shared_wording"
+    return False, "short_body_title_differs"
+
+
 def match(
-    new: Fingerprint, existing: Fingerprint, *, window: timedelta = timedelta(days=3)
+    new: Fingerprint,
+    existing: Fingerprint,
+    *,
+    window: timedelta = timedelta(days=3),
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Match:
-    """Decide whether ``new`` is a copy / the same story as ``existing``.
+    """Decide whether ``new`` is a copy / the same story as ``existing`` (symmetric).
 
     Rules, in order (thresholds from the evaluation, see docs/dedup.md):
 
     1. identical non-empty content hash -> same (exact copy), at any distance in time;
     2. published further apart than ``window`` -> different (recurring
-       templated reports look alike but are new stories);
-    3. both bodies long enough: body similarity >= ``BODY_DUPLICATE``, or
-       >= ``BODY_RELATED`` with headline similarity >= ``TITLE_RELATED``;
-    4. either body short (feed summary): headline similarity >= ``TITLE_SHORT``.
+       templated reports look alike but are new stories); unknown dates pass;
+    3. both bodies long enough: body similarity >= ``body_duplicate``, or
+       >= ``body_related`` with headline similarity >= ``title_related``;
+    4. either body short (feed summary): headline similarity >= ``title_short``,
+       or shared wording (body >= ``short_body``) with headline >= ``short_title``.
     """
     exact = bool(new.content_hash) and new.content_hash == existing.content_hash
     body = signature_similarity(new.signature, existing.signature)
     title = title_similarity(new.title, existing.title)
-
-    def verdict(same: bool, reason: str) -> Match:
-        return Match(same, exact, round(body, 4), round(title, 4), reason)
-
-    if exact:
-        return verdict(True, "exact: identical normalised body")
-    ok, when = _within(new.published_at, existing.published_at, window)
-    if not ok:
-        return verdict(False, f"outside window ({when})")
+    in_window, when = _within(new.published_at, existing.published_at, window)
     short = is_short_signature(new.signature) or is_short_signature(existing.signature)
-    if not short:
-        if body >= BODY_DUPLICATE:
-            return verdict(True, f"near-duplicate body (J~{body:.2f}, {when})")
-        if body >= BODY_RELATED and title >= TITLE_RELATED:
-            return verdict(True, f"similar body (J~{body:.2f}) and headline ({title:.2f})")
-        return verdict(False, f"different body (J~{body:.2f}, headline {title:.2f})")
-    if title >= TITLE_SHORT:
-        return verdict(True, f"short body; headlines match ({title:.2f}, {when})")
-    return verdict(False, f"short body; headlines differ ({title:.2f})")
+    same, rule = decide(
+        exact=exact,
+        in_window=in_window,
+        short=short,
+        body=body,
+        title=title,
+        thresholds=thresholds,
+    )
+    reason = {
+        "exact": "exact: identical normalised body",
+        "outside_window": f"outside window ({when})",
+        "near_duplicate_body": f"near-duplicate body (J~{body:.2f}, {when})",
+        "similar_body_and_title": f"similar body (J~{body:.2f}) and headline ({title:.2f})",
+        "different_body": f"different body (J~{body:.2f}, headline {title:.2f})",
+        "short_body_title_match": f"short body; headlines match ({title:.2f}, {when})",
+        "short_body_shared_wording": (
+            f"short body; shared wording (J~{body:.2f}) and headline ({title:.2f})"
+        ),
+        "short_body_title_differs": f"short body; headlines differ ({title:.2f})",
+    }[rule]
+    return Match(same, exact, round(body, 4), round(title, 4), reason)

@@ -238,6 +238,25 @@ def touch_entries(session: Session, entry_ids: Sequence[int]) -> None:
         )
 
 
+def begin_entry_attempt(session: Session, *, entry_id: int) -> int | None:
+    """Count one started attempt at an entry; returns the new count.
+
+    Counted when work starts, not when it ends, so a run that never ends (a
+    worker killed by a page, then the message redelivered) still counts and a
+    caller can cap the attempts instead of looping forever. Returns None for an
+    entry that is missing or already stored.
+    """
+    result = session.execute(
+        sa.update(Entry)
+        .where(col(Entry.id) == entry_id)
+        .where(col(Entry.status) != "stored")
+        .values(attempts=col(Entry.attempts) + 1, updated_at=utcnow())
+        .returning(col(Entry.attempts))
+    )
+    attempts = result.scalar_one_or_none()
+    return None if attempts is None else int(attempts)
+
+
 def mark_entry_failed(
     session: Session,
     *,
@@ -254,7 +273,6 @@ def mark_entry_failed(
             error=error[:4000],
             error_class=error_class,
             http_status=http_status,
-            attempts=col(Entry.attempts) + 1,
             updated_at=utcnow(),
         )
     )
@@ -271,7 +289,6 @@ def mark_entry_stored(
             article_id=article_id,
             error=note,
             error_class=None if note is None else "fallback",
-            attempts=col(Entry.attempts) + 1,
             updated_at=utcnow(),
         )
     )
@@ -359,14 +376,16 @@ def _find_story_match(
         ).first()
         if exact is not None:
             return exact, dedup.match(fp, _stored_fingerprint(exact), window=window)
-    keys = dedup.lsh_band_keys(fp.signature) if fp.signature else []
+    keys = sorted(set(dedup.query_keys(fp, window=window)))
     if not keys:
         return None
+    # Most shared keys first, then the most recent: the cap keeps a lookup's
+    # cost bounded however many stored articles share a popular key.
     candidate_ids = session.exec(
         select(ArticleBand.article_id)
         .where(col(ArticleBand.band_key).in_(keys))
         .group_by(col(ArticleBand.article_id))
-        .order_by(sa.func.count().desc(), col(ArticleBand.article_id))
+        .order_by(sa.func.count().desc(), col(ArticleBand.article_id).desc())
         .limit(MAX_NEAR_DUP_CANDIDATES)
     ).all()
     if not candidate_ids:
@@ -493,7 +512,8 @@ def save_article(
         article.story_id = story.id
     session.add(article)
     session.flush()
-    assert article.id is not None and article.story_id is not None
+    assert article.id is not None
+    assert article.story_id is not None
     _replace_bands(session, article.id, fp)
     refresh_story(session, article.story_id)
     return SaveOutcome(
@@ -507,7 +527,7 @@ def save_article(
 
 def _replace_bands(session: Session, article_id: int, fp: dedup.Fingerprint) -> None:
     session.execute(sa.delete(ArticleBand).where(col(ArticleBand.article_id) == article_id))
-    keys = sorted(set(dedup.lsh_band_keys(fp.signature))) if fp.signature else []
+    keys = sorted(set(dedup.index_keys(fp)))
     if keys:
         session.execute(
             _insert(session, _table(ArticleBand))
@@ -556,3 +576,479 @@ def create_crawl_request(
 
 def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- operator queries (issue 6) ------------------------------------------------
+# Read queries and small admin writes for the CLI and the read API. Listing uses
+# keyset pagination (WHERE key < last key) rather than OFFSET, so a page does not
+# shift when new articles arrive while a client is paging.
+
+LABEL_POSITIVE = "ukraine-security"
+LABEL_NEGATIVE = "other"
+
+
+def disable_feed(session: Session, name: str) -> Feed | None:
+    """Stop polling a feed (operator's choice); its articles and history stay."""
+    feed = get_feed_by_name(session, name)
+    if feed is None:
+        return None
+    feed.enabled = False
+    feed.state = "disabled"
+    feed.updated_at = utcnow()
+    session.add(feed)
+    session.flush()
+    return feed
+
+
+def remove_feed(session: Session, name: str) -> bool:
+    """Delete a feed, its polls and its entries; stored articles stay (feed_id NULL)."""
+    feed = get_feed_by_name(session, name)
+    if feed is None:
+        return False
+    # Explicit deletes rather than relying on ON DELETE, which SQLite honours
+    # only when the connection enabled foreign keys.
+    session.execute(sa.delete(FeedPoll).where(col(FeedPoll.feed_id) == feed.id))
+    session.execute(sa.delete(Entry).where(col(Entry.feed_id) == feed.id))
+    session.execute(sa.update(Article).where(col(Article.feed_id) == feed.id).values(feed_id=None))
+    session.execute(sa.delete(Feed).where(col(Feed.id) == feed.id))
+    return True
+
+
+def check_database(session: Session) -> None:
+    """Raise if the database does not answer a trivial query (health checks)."""
+    session.execute(sa.text("SELECT 1")).scalar_one()
+
+
+def json_array_contains(session: Session, column: Any, value: str) -> Any:
+    """``value in column`` for a JSON array column, on SQLite and PostgreSQL.
+
+    PostgreSQL uses JSONB containment (``@>``), which a GIN index can serve;
+    SQLite has no such operator, so it scans the array with ``json_each``.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.cast(column, postgresql.JSONB).op("@>")(
+            sa.cast(sa.literal(f"[{_json_string(value)}]"), postgresql.JSONB)
+        )
+    items = sa.func.json_each(column).table_valued("value")
+    return sa.exists(sa.select(1).select_from(items).where(items.c.value == value))
+
+
+def _json_string(value: str) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+@dataclass(frozen=True)
+class ArticleFilter:
+    """What a caller may filter articles by; ``None`` means "any"."""
+
+    label: str | None = None  # ukraine-security | other
+    topic: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    feed: str | None = None
+    language: str | None = None
+    story_id: int | None = None
+
+
+def article_sort_key() -> Any:
+    """Publication time, or when we stored it for articles without a date."""
+    from .models import UTCDateTime
+
+    return sa.func.coalesce(col(Article.published_at), col(Article.created_at), type_=UTCDateTime())
+
+
+def list_articles(
+    session: Session,
+    *,
+    where: ArticleFilter,
+    limit: int,
+    sort: str = "published",
+    after: tuple[datetime | None, int] | None = None,
+) -> list[tuple[Article, datetime]]:
+    """One page of articles, newest first, with each row's sort time.
+
+    ``sort="published"`` orders by :func:`article_sort_key` then id;
+    ``sort="id"`` by id alone (the order articles were stored). ``after`` is
+    the (sort time, id) of the last row of the previous page.
+    """
+    key = article_sort_key()
+    query = select(Article, key)
+    if where.label is not None:
+        query = query.where(col(Article.is_ukraine_security).is_(where.label == LABEL_POSITIVE))
+    if where.topic is not None:
+        query = query.where(json_array_contains(session, Article.topics, where.topic))
+    if where.since is not None:
+        query = query.where(key >= where.since)
+    if where.until is not None:
+        query = query.where(key < where.until)
+    if where.language is not None:
+        query = query.where(col(Article.language) == where.language)
+    if where.story_id is not None:
+        query = query.where(col(Article.story_id) == where.story_id)
+    if where.feed is not None:
+        query = query.join(Feed, col(Feed.id) == col(Article.feed_id)).where(
+            col(Feed.name) == where.feed
+        )
+    if sort == "id":
+        if after is not None:
+            query = query.where(col(Article.id) < after[1])
+        query = query.order_by(col(Article.id).desc())
+    else:
+        if after is not None and after[0] is not None:
+            query = query.where(
+                sa.or_(key < after[0], sa.and_(key == after[0], col(Article.id) < after[1]))
+            )
+        query = query.order_by(key.desc(), col(Article.id).desc())
+    rows = session.execute(query.limit(limit)).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def list_stories(
+    session: Session,
+    *,
+    label: str | None = None,
+    topic: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_articles: int = 1,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[Story]:
+    """One page of stories, newest first by id (ids grow as stories are first seen)."""
+    query = select(Story)
+    if label is not None:
+        query = query.where(col(Story.is_ukraine_security).is_(label == LABEL_POSITIVE))
+    if topic is not None:
+        query = query.where(json_array_contains(session, Story.topics, topic))
+    if since is not None:
+        query = query.where(col(Story.last_seen_at) >= since)
+    if until is not None:
+        query = query.where(col(Story.first_seen_at) < until)
+    if min_articles > 1:
+        query = query.where(col(Story.article_count) >= min_articles)
+    if before_id is not None:
+        query = query.where(col(Story.id) < before_id)
+    return list(session.exec(query.order_by(col(Story.id).desc()).limit(limit)).all())
+
+
+def story_articles(session: Session, story_id: int) -> list[Article]:
+    return list(
+        session.exec(
+            select(Article).where(col(Article.story_id) == story_id).order_by(col(Article.id))
+        ).all()
+    )
+
+
+def feed_names(session: Session) -> dict[int, str]:
+    return {int(i): n for i, n in session.execute(sa.select(col(Feed.id), col(Feed.name))).all()}
+
+
+@dataclass
+class FeedStats:
+    """A feed's health next to what it has produced."""
+
+    feed: Feed
+    entries: dict[str, int]
+    articles: int
+    positives: int
+    polls_24h: int
+    poll_errors_24h: int
+
+
+def feed_stats(session: Session, *, now: datetime | None = None) -> list[FeedStats]:
+    """Per-feed health and counts, from a few grouped queries (not one per feed)."""
+    now = now or utcnow()
+    day_ago = now - timedelta(days=1)
+    entries: dict[int, dict[str, int]] = {}
+    for feed_id, status, count in session.execute(
+        sa.select(col(Entry.feed_id), col(Entry.status), sa.func.count())
+        .where(col(Entry.feed_id).is_not(None))
+        .group_by(col(Entry.feed_id), col(Entry.status))
+    ).all():
+        entries.setdefault(int(feed_id), {})[str(status)] = int(count)
+    articles: dict[int, tuple[int, int]] = {}
+    positive = sa.func.sum(sa.case((col(Article.is_ukraine_security).is_(True), 1), else_=0))
+    for feed_id, count, positives in session.execute(
+        sa.select(col(Article.feed_id), sa.func.count(), positive)
+        .where(col(Article.feed_id).is_not(None))
+        .group_by(col(Article.feed_id))
+    ).all():
+        articles[int(feed_id)] = (int(count), int(positives or 0))
+    polls: dict[int, tuple[int, int]] = {}
+    errors = sa.func.sum(sa.case((col(FeedPoll.status) == "error", 1), else_=0))
+    for feed_id, count, failed in session.execute(
+        sa.select(col(FeedPoll.feed_id), sa.func.count(), errors)
+        .where(col(FeedPoll.started_at) >= day_ago)
+        .group_by(col(FeedPoll.feed_id))
+    ).all():
+        polls[int(feed_id)] = (int(count), int(failed or 0))
+    result = []
+    for feed in list_feeds(session):
+        assert feed.id is not None
+        n_articles, n_positive = articles.get(feed.id, (0, 0))
+        n_polls, n_errors = polls.get(feed.id, (0, 0))
+        result.append(
+            FeedStats(
+                feed=feed,
+                entries=entries.get(feed.id, {}),
+                articles=n_articles,
+                positives=n_positive,
+                polls_24h=n_polls,
+                poll_errors_24h=n_errors,
+            )
+        )
+    return result
+
+
+def totals(session: Session) -> dict[str, Any]:
+    """Whole-database counts: what the stats command and the metrics gauges show."""
+    positive = sa.func.sum(sa.case((col(Article.is_ukraine_security).is_(True), 1), else_=0))
+    dup = sa.func.sum(sa.case((col(Article.duplicate_of_id).is_not(None), 1), else_=0))
+    n_articles, n_positive, n_dup = session.execute(
+        sa.select(sa.func.count(), positive, dup).select_from(Article)
+    ).one()
+    entries = {
+        str(s): int(c)
+        for s, c in session.execute(
+            sa.select(col(Entry.status), sa.func.count()).group_by(col(Entry.status))
+        ).all()
+    }
+    feeds = {
+        str(s): int(c)
+        for s, c in session.execute(
+            sa.select(col(Feed.state), sa.func.count()).group_by(col(Feed.state))
+        ).all()
+    }
+    stories = int(session.execute(sa.select(sa.func.count()).select_from(Story)).scalar_one())
+    return {
+        "articles": int(n_articles),
+        "ukraine_security": int(n_positive or 0),
+        "exact_duplicates": int(n_dup or 0),
+        "stories": stories,
+        "entries": entries,
+        "feeds": feeds,
+    }
+
+
+def article_is_positive(session: Session, article_id: int) -> bool | None:
+    value = session.execute(
+        sa.select(col(Article.is_ukraine_security)).where(col(Article.id) == article_id)
+    ).scalar_one_or_none()
+    return None if value is None else bool(value)
+
+
+# Reclassification progress: counted with queries, not id lists, so following
+# a run over 100k articles costs one COUNT per tick.
+
+
+def count_outdated(session: Session, *, version: str, since: datetime | None) -> int:
+    query = sa.select(sa.func.count()).select_from(Article)
+    query = query.where(col(Article.classifier_version) != version)
+    if since is not None:
+        query = query.where(col(Article.fetched_at) >= since)
+    return int(session.execute(query).scalar_one())
+
+
+def count_touched(
+    session: Session, *, updated_since: datetime, since: datetime | None, max_id: int
+) -> int:
+    query = sa.select(sa.func.count()).select_from(Article)
+    query = query.where(col(Article.updated_at) >= updated_since, col(Article.id) <= max_id)
+    if since is not None:
+        query = query.where(col(Article.fetched_at) >= since)
+    return int(session.execute(query).scalar_one())
+
+
+# Crawl requests: the request row says who asked for what; its entries (linked
+# by entries.crawl_request_id) say how far it got.
+
+
+def add_url_entry(session: Session, *, url: str, crawl_request_id: int) -> int:
+    """A ledger entry for one URL an operator asked to crawl (no feed)."""
+    import hashlib
+
+    key = f"url:{crawl_request_id}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+    now = utcnow()
+    entry = Entry(
+        feed_id=None,
+        entry_key=key,
+        url=url,
+        status="pending",
+        crawl_request_id=crawl_request_id,
+        first_seen_at=now,
+        updated_at=now,
+    )
+    session.add(entry)
+    session.flush()
+    assert entry.id is not None
+    return entry.id
+
+
+def recent_feed_entry_ids(session: Session, *, feed_id: int, limit: int) -> list[int]:
+    """The feed's newest entries: the items its current document most likely lists."""
+    rows = session.exec(
+        select(Entry.id)
+        .where(col(Entry.feed_id) == feed_id)
+        .order_by(col(Entry.published_at).desc().nulls_last(), col(Entry.id).desc())
+        .limit(limit)
+    ).all()
+    return [int(r) for r in rows if r is not None]
+
+
+def entry_ids_since(session: Session, *, since: datetime, include_stored: bool) -> list[int]:
+    query = select(Entry.id).where(col(Entry.first_seen_at) >= since).order_by(col(Entry.id))
+    if not include_stored:
+        query = query.where(col(Entry.status) != "stored")
+    return [int(r) for r in session.exec(query).all() if r is not None]
+
+
+def entry_ids_for_request(session: Session, request_id: int) -> list[int]:
+    rows = session.exec(
+        select(Entry.id).where(col(Entry.crawl_request_id) == request_id).order_by(col(Entry.id))
+    ).all()
+    return [int(r) for r in rows if r is not None]
+
+
+def start_crawl_request(session: Session, *, request_id: int, entry_ids: Sequence[int]) -> None:
+    """Link entries to the request, mark them to be processed again, and start it."""
+    now = utcnow()
+    ids = sorted(set(entry_ids))
+    for start in range(0, len(ids), 500):
+        session.execute(
+            sa.update(Entry)
+            .where(col(Entry.id).in_(ids[start : start + 500]))
+            # attempts restart: an operator's re-crawl is a fresh try, not a crash loop.
+            .values(crawl_request_id=request_id, status="pending", attempts=0, updated_at=now)
+        )
+    session.execute(
+        sa.update(CrawlRequest)
+        .where(col(CrawlRequest.id) == request_id)
+        .values(status="running" if ids else "done", total=len(ids),
+                finished_at=None if ids else now)
+    )  # fmt: skip
+
+
+def fail_crawl_request(session: Session, *, request_id: int, reason: str) -> None:
+    session.execute(
+        sa.update(CrawlRequest)
+        .where(col(CrawlRequest.id) == request_id)
+        .values(status="failed", finished_at=utcnow())
+    )
+    import structlog
+
+    structlog.get_logger(__name__).warning(
+        "crawl_request_failed", crawl_request_id=request_id, reason=reason
+    )
+
+
+def crawl_request_progress(session: Session, request_id: int) -> CrawlRequest | None:
+    """Recount a request's entries by status, store the counts, and return the row.
+
+    The request is ``done`` once none of its entries is pending; counting on
+    read (by the CLI, the API) keeps the hot task path free of bookkeeping.
+    """
+    request = session.get(CrawlRequest, request_id)
+    if request is None:
+        return None
+    if request.status not in ("running", "queued"):
+        return request
+    counts = {
+        str(s): int(c)
+        for s, c in session.execute(
+            sa.select(col(Entry.status), sa.func.count())
+            .where(col(Entry.crawl_request_id) == request_id)
+            .group_by(col(Entry.status))
+        ).all()
+    }
+    request.done = counts.get("stored", 0)
+    request.failed = counts.get("failed", 0)
+    if request.status == "running":
+        request.total = max(request.total, sum(counts.values()))
+        if counts.get("pending", 0) == 0:
+            request.status = "done"
+            request.finished_at = utcnow()
+    session.add(request)
+    session.flush()
+    return request
+
+
+def list_crawl_requests(session: Session, *, limit: int = 20) -> list[CrawlRequest]:
+    return list(
+        session.exec(select(CrawlRequest).order_by(col(CrawlRequest.id).desc()).limit(limit)).all()
+    )
+
+
+# --- feed health (issue 3) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchHistory:
+    """What the conditional-GET guard needs to know about a feed's recent polls."""
+
+    last_full_fetch_at: datetime | None  # last poll that got a 200 body
+    not_modified_since: int  # 304 answers since then
+
+
+def fetch_history(session: Session, *, feed_id: int) -> FetchHistory:
+    """Two small queries on ``ix_feed_polls_feed_started`` (feed_id, started_at)."""
+    last_full = session.exec(
+        select(FeedPoll.started_at)
+        .where(col(FeedPoll.feed_id) == feed_id)
+        .where(col(FeedPoll.status) == "ok")
+        .order_by(col(FeedPoll.started_at).desc())
+        .limit(1)
+    ).first()
+    query = (
+        select(sa.func.count())
+        .select_from(FeedPoll)
+        .where(col(FeedPoll.feed_id) == feed_id)
+        .where(col(FeedPoll.status) == "not_modified")
+    )
+    if last_full is not None:
+        query = query.where(col(FeedPoll.started_at) > last_full)
+    count = session.exec(query).one()
+    return FetchHistory(last_full_fetch_at=last_full, not_modified_since=int(count or 0))
+
+
+def feed_url_taken(session: Session, *, url: str, feed_id: int) -> bool:
+    """True when another feed already has ``url`` (a redirect must not collide with it)."""
+    other = session.exec(
+        select(Feed.id).where(col(Feed.url) == url).where(col(Feed.id) != feed_id)
+    ).first()
+    return other is not None
+
+
+def enable_feed(session: Session, name: str) -> Feed | None:
+    """Re-enable a feed by name and give it a clean slate; None when there is no such feed.
+
+    Resets health (state healthy, no errors), polls it at the next beat tick,
+    and turns conditional GET back on (the operator may have fixed the server).
+    """
+    feed = get_feed_by_name(session, name)
+    if feed is None:
+        return None
+    now = utcnow()
+    feed.enabled = True
+    feed.state = "healthy"
+    feed.error_count = 0
+    feed.first_failure_at = None
+    feed.last_error = None
+    feed.last_error_class = None
+    feed.next_poll_at = now
+    feed.conditional_get = True
+    feed.lease_owner = None
+    feed.lease_until = None
+    feed.updated_at = now
+    session.add(feed)
+    session.flush()
+    return feed
+
+
+def feed_health_counts(session: Session) -> dict[str, int]:
+    """Number of feeds per state (healthy, failing, disabled) for operators and metrics."""
+    rows = session.execute(
+        sa.select(col(Feed.state), sa.func.count()).group_by(col(Feed.state))
+    ).all()
+    return {str(state): int(count) for state, count in rows}
