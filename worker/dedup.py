@@ -356,8 +356,11 @@ def decode_signature(data: bytes) -> tuple[int, ...]:
     """Inverse of :func:`encode_signature`; ``ValueError`` for a foreign or damaged value."""
     if len(data) != 1 + 4 * NUM_PERM or data[0] != SIGNATURE_VERSION:
         raise ValueError("not a version-1 MinHash signature")
-    body = memoryview(data)[1:]
-    return tuple(int.from_bytes(body[i : i + 4], "little") for i in range(0, len(body), 4))
+    values = array("I")
+    values.frombytes(data[1:])
+    if sys.byteorder == "big":  # pragma: no cover
+        values.byteswap()
+    return tuple(values)
 
 
 # -- titles ----------------------------------------------------------------------

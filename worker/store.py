@@ -529,10 +529,11 @@ def _replace_bands(session: Session, article_id: int, fp: dedup.Fingerprint) -> 
     session.execute(sa.delete(ArticleBand).where(col(ArticleBand.article_id) == article_id))
     keys = sorted(set(dedup.index_keys(fp)))
     if keys:
+        # executemany with one statement: compiled once and cached, unlike a
+        # multi-row VALUES whose SQL changes with the number of keys.
         session.execute(
-            _insert(session, _table(ArticleBand))
-            .values([{"band_key": k, "article_id": article_id} for k in keys])
-            .on_conflict_do_nothing()
+            _insert(session, _table(ArticleBand)).on_conflict_do_nothing(),
+            [{"band_key": k, "article_id": article_id} for k in keys],
         )
 
 
