@@ -16,6 +16,9 @@ have_pg() {
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 have_pg || missing+=(postgresql)
+# Validates deploy/compose.yaml (`docker-compose config`); no engine is needed.
+{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } ||
+  missing+=(docker-compose)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${missing[*]}"

@@ -7,7 +7,13 @@ Reliability choices, each for a failure we expect:
   one twice is harmless.
 - ``worker_prefetch_multiplier = 1``: a worker does not hoard messages it
   cannot start, which would delay them behind a slow page.
-- time limits: a page that makes extraction hang is killed, not waited on.
+- time limits: a page that makes extraction hang is killed, not waited on;
+  the soft limit lets the task record the entry as failed (``timeout``), and
+  an attempts cap (``max_entry_attempts``) ends redelivery loops.
+- a dead worker's unacknowledged tasks come back after the visibility timeout
+  (``broker_visibility_timeout``); beat re-enqueues entries whose message was
+  lost altogether (a Redis restart without persistence) after
+  ``stale_pending_seconds``.
 - ``worker_max_tasks_per_child``: bounds memory growth from HTML parsing.
 """
 
@@ -16,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from .logging import configure_logging
 from .settings import Settings, get_settings
@@ -32,7 +38,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
         "task_time_limit": settings.task_time_limit,
-        "task_soft_time_limit": max(settings.task_time_limit - 10, 1),
+        # The soft limit leaves the task time to record the entry as failed.
+        "task_soft_time_limit": max(
+            settings.task_time_limit - 10, settings.task_time_limit * 3 // 4
+        ),
         "worker_max_tasks_per_child": 500,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -55,10 +64,16 @@ def make_celery(settings: Settings | None = None) -> Celery:
     if settings.result_backend:
         conf["result_backend"] = settings.result_backend
     if settings.broker_url.startswith(("redis://", "rediss://")):
-        # A message not acknowledged within this time is redelivered; it must
-        # exceed the longest task, or slow tasks would run twice.
+        # A message not acknowledged within this time is redelivered (this is
+        # how a SIGKILLed worker's tasks come back); it must exceed the longest
+        # task and the longest retry countdown, or those would run twice.
+        visibility = settings.broker_visibility_timeout or max(settings.task_time_limit * 3, 600)
         conf["broker_transport_options"] = {
-            "visibility_timeout": max(settings.task_time_limit * 3, 600)
+            "visibility_timeout": visibility,
+            # kombu scans for timed-out messages only every interval x throttle
+            # seconds (100 s by default); keep that well under the timeout.
+            "unacked_restore_interval": max(1, min(10, visibility // 5)),
+            "unacked_restore_throttle": 1,
         }
     app.conf.update(conf)
     return app
@@ -73,3 +88,33 @@ def _reset_connections_after_fork(**_kwargs: Any) -> None:
     from .db import dispose_engines
 
     dispose_engines()
+
+
+_WARM_UP_PAGE = (
+    "<html><head><title>Warm-up</title></head><body><article><h1>Warm-up</h1>"
+    + "<p>Ukrainian air defence shot down drones over Kyiv overnight, officials said,"
+    " while talks on security guarantees continued in Brussels.</p>"
+    * 12
+    + "</article></body></html>"
+)
+
+
+@worker_init.connect
+def _warm_up_before_fork(**_kwargs: Any) -> None:
+    """Load the extraction and classification models once, before the pool forks.
+
+    The first extraction in a process costs ~1.3 s (language model, lazy
+    imports). Done here, every pool child, including the ones recycled by
+    ``worker_max_tasks_per_child``, starts warm and shares those pages
+    copy-on-write instead of loading its own copy.
+    """
+    import structlog
+
+    try:
+        from .classify import classify
+        from .extract import extract_article
+
+        extracted = extract_article(_WARM_UP_PAGE, url="https://example.org/warm-up")
+        classify(title="Warm-up", body=extracted.body if extracted else "", language=None)
+    except Exception as exc:  # a failed warm-up must never stop the worker
+        structlog.get_logger(__name__).warning("warm_up_failed", error=str(exc))

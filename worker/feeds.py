@@ -23,7 +23,14 @@ from .errors import PermanentError
 
 # A DOCTYPE that declares entities (internal or external). Legitimate feeds
 # never need one; the few that carry a bare DOCTYPE (old RSS 0.91) are fine.
+# The declaration is looked for in every encoding an XML parser would detect
+# from the first bytes (UTF-16/32 either way round, EBCDIC), so re-encoding a
+# bomb does not smuggle it past the check.
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_ENTITY_DECL_WIDE = tuple(
+    "<!ENTITY".encode(codec)
+    for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "cp037", "cp500")
+)
 _DOCTYPE_SCAN_BYTES = 64 * 1024
 
 
@@ -50,6 +57,7 @@ class ParsedFeed:
     bozo_message: str | None
     items: list[FeedItem] = field(default_factory=list)
     skipped_items: int = 0
+    encoding: str | None = None  # as feedparser decoded it (HTTP header, BOM, XML decl)
 
 
 def entry_key(*, guid: str | None, url: str | None, title: str | None) -> str:
@@ -88,7 +96,10 @@ def _ttl_seconds(feed: Any) -> int | None:
 
 def reject_entity_declarations(body: bytes) -> None:
     """Raise if the document declares XML entities (billion laughs, XXE)."""
-    if _ENTITY_DECL.search(body[:_DOCTYPE_SCAN_BYTES]):
+    head = body[: _DOCTYPE_SCAN_BYTES * 4]
+    if _ENTITY_DECL.search(head[:_DOCTYPE_SCAN_BYTES]) or any(
+        pattern in head for pattern in _ENTITY_DECL_WIDE
+    ):
         raise PermanentError(
             "feed declares XML entities; refused (entity-expansion protection)",
             error_class="unsafe_xml",
@@ -158,4 +169,41 @@ def parse_feed(
         bozo_message=bozo_message,
         items=items,
         skipped_items=skipped,
+        encoding=_clean(parsed.get("encoding")),
     )
+
+
+def stale_validators(
+    *,
+    stored_hash: str | None,
+    new_hash: str,
+    stored_etag: str | None,
+    new_etag: str | None,
+    stored_last_modified: str | None,
+    new_last_modified: str | None,
+) -> str | None:
+    """Why a feed's HTTP validators cannot be trusted, or None if they can.
+
+    A server that keeps the same ETag (or, without ETags, the same
+    Last-Modified) while the body changes would answer our conditional GETs
+    with 304 and hide new items; the caller then turns conditional GET off
+    for the feed. The body hash is the ground truth.
+    """
+    if stored_hash is None or new_hash == stored_hash:
+        return None
+    if stored_etag and new_etag and new_etag.strip() == stored_etag.strip():
+        return "etag_unchanged_body_changed"
+    if (
+        not stored_etag
+        and not new_etag
+        and stored_last_modified
+        and new_last_modified
+        and new_last_modified.strip() == stored_last_modified.strip()
+    ):
+        return "last_modified_unchanged_body_changed"
+    return None
+
+
+def body_hash(body: bytes) -> str:
+    """The change detector stored as ``feeds.last_body_hash``."""
+    return hashlib.sha256(body).hexdigest()

@@ -1,11 +1,16 @@
 """HTTP fetching: the only module that talks to other people's servers.
 
 Every request is bounded: connect/read/total timeouts, a body-size cap enforced
-while streaming (after decompression, so a gzip bomb stops at the cap), a
-redirect limit with the SSRF guard re-checked on every hop, and content-type
-checks so a feed URL that returns a PDF fails clearly. Errors come out typed
-(:mod:`worker.errors`): transient ones are retried by the task, permanent ones
-recorded against the feed or URL.
+while streaming and counted on *decompressed* bytes (we inflate gzip/deflate
+ourselves in small steps, so a gzip bomb stops at the cap without ever being
+inflated in memory), a redirect limit with the SSRF guard re-checked on every
+hop, and content-type checks so a feed URL that returns a PDF fails clearly.
+
+Politeness is pluggable: a :class:`HostLimiter` is asked before every request
+(including each redirect hop and robots.txt itself) and told about 429/503
+answers so it can pause the host for every worker; a :class:`RobotsChecker`
+vets article URLs. Both live in :mod:`worker.politeness`; the fetcher only
+knows these small protocols. Errors come out typed (:mod:`worker.errors`).
 """
 
 from __future__ import annotations
@@ -16,30 +21,71 @@ import ipaddress
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from .errors import PermanentError, TransientError
 
+if TYPE_CHECKING:
+    from .settings import Settings
+
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+# Only what we can inflate with a bounded decoder; br/zstd are never offered.
+ACCEPT_ENCODING = "gzip, deflate"
 
 FEED_CONTENT_TYPES = ("xml", "rss", "atom", "rdf", "text/plain", "octet-stream")
 HTML_CONTENT_TYPES = ("text/html", "application/xhtml", "text/plain")
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
+# Statuses after which the whole host is paused for every worker.
+HOST_PAUSE_STATUSES = {429, 503}
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
+DECODE_STEP_BYTES = 64 * 1024
+
+# Magic numbers of things that are never a feed or an article, whatever the
+# Content-Type says (servers label anything application/octet-stream).
+_BINARY_MAGIC = (
+    b"%PDF-",
+    b"\x89PNG",
+    b"GIF87a",
+    b"GIF89a",
+    b"\xff\xd8\xff",
+    b"PK\x03\x04",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\x7fELF",
+    b"OggS",
+    b"ID3",
+)
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _XML_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
+
+
+class HostLimiter(Protocol):
+    """Rate limit shared by all workers; see :mod:`worker.politeness`."""
+
+    def acquire(self, host: str) -> None:
+        """Block until a request to ``host`` is allowed, or raise TransientError."""
+
+    def pause(self, host: str, seconds: float) -> None:
+        """Stop every worker from requesting ``host`` for ``seconds``."""
+
+
+class RobotsChecker(Protocol):
+    def check(self, url: str, *, fetcher: Fetcher) -> None:
+        """Raise PermanentError(error_class="robots_disallowed") if robots.txt forbids ``url``."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +99,21 @@ class FetchPolicy:
     max_bytes: int = 10 * 1024 * 1024
     max_redirects: int = 5
     allowed_networks: tuple[str, ...] = ()
+    # A 429 without Retry-After still pauses the host this long.
+    default_429_pause: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchPolicy:
+        return cls(
+            user_agent=settings.user_agent,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            total_timeout=settings.total_timeout,
+            max_bytes=settings.max_body_bytes,
+            max_redirects=settings.max_redirects,
+            allowed_networks=tuple(settings.allow_private_networks),
+            default_429_pause=settings.host_pause_on_429_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -105,10 +166,13 @@ _BOMS = (
 def decode_body(body: bytes, *, header_charset: str | None) -> tuple[str, str]:
     """Decode an HTML body, returning ``(text, encoding_used)``.
 
-    Order matters and follows the HTML standard's spirit: a byte-order mark is
-    unambiguous, then the HTTP header, then the document's own declaration,
-    then a statistical guess; UTF-8 with replacement as the last resort so we
-    never lose a page to one bad byte.
+    Sources in order: the HTTP header's charset, then the document's own
+    declaration (``<meta charset>`` or the XML declaration), then a
+    statistical guess. One exception, as in the WHATWG encoding standard and
+    RFC 7303: a byte-order mark is unambiguous bytes and beats the header (a
+    UTF-8 BOM decoded as Latin-1 is garbage). A declared charset that cannot
+    decode the bytes is skipped rather than trusted, and UTF-8 with
+    replacement is the last resort so one bad byte never loses a page.
     """
     for bom, name in _BOMS:
         if body.startswith(bom):
@@ -155,6 +219,16 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return float(min(max(delta, 0.0), MAX_RETRY_AFTER_SECONDS))
 
 
+def looks_binary(body: bytes) -> bool:
+    """True for bodies whose first bytes are a well-known binary format."""
+    return body.lstrip(b"\r\n\t ")[:8].startswith(_BINARY_MAGIC)
+
+
+def host_key(url: str) -> str:
+    """The politeness key of a URL: its lower-cased host name, port ignored."""
+    return (urlsplit(url).hostname or "").lower().rstrip(".")
+
+
 def _networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(c, strict=False) for c in cidrs]
 
@@ -187,13 +261,14 @@ def check_url_allowed(
     resolve = resolver or _resolve
     try:
         addresses = resolve(host, port)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
         raise TransientError(f"DNS lookup failed: {exc}", url=url, error_class="dns") from exc
     allowed = _networks(allowed_networks)
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if getattr(ip, "ipv4_mapped", None):
-            ip = ip.ipv4_mapped  # type: ignore[union-attr]
+        mapped = getattr(ip, "ipv4_mapped", None)
+        if mapped is not None:
+            ip = mapped
         if any(ip in net for net in allowed):
             continue
         if not ip.is_global or ip.is_multicast:
@@ -207,11 +282,98 @@ def _resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-class Fetcher:
-    """Bounded HTTP GETs with redirects handled (and re-checked) by hand."""
+class BoundedDecoder:
+    """Undo Content-Encoding in steps of at most :data:`DECODE_STEP_BYTES`.
 
-    def __init__(self, policy: FetchPolicy, *, client: httpx.Client | None = None) -> None:
+    ``zlib.decompressobj(...).decompress(data, max_length)`` leaves what it did
+    not inflate in ``unconsumed_tail``, so one 64 KiB network chunk of a gzip
+    bomb (which would inflate to ~64 MiB in one call) is inflated a step at a
+    time and the caller can stop at its byte cap. httpx's own decoders inflate
+    whole chunks, which is why the fetcher reads ``iter_raw`` and uses this.
+    """
+
+    def __init__(self, content_encoding: str, *, url: str) -> None:
+        codings = [
+            c.strip().lower()
+            for c in content_encoding.split(",")
+            if c.strip() and c.strip().lower() != "identity"
+        ]
+        self.url = url
+        self.coding = codings[0] if codings else None
+        if len(codings) > 1 or self.coding not in (None, "gzip", "x-gzip", "deflate"):
+            raise PermanentError(
+                f"unsupported Content-Encoding {content_encoding!r}",
+                url=url,
+                error_class="bad_encoding",
+            )
+        self._raw_deflate = False
+        self._obj = self._new()
+
+    def _new(self) -> zlib._Decompress | None:
+        if self.coding is None:
+            return None
+        if self.coding in ("gzip", "x-gzip"):
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        # "deflate" is meant to be zlib-wrapped, but some servers send raw
+        # deflate; retry raw once if the zlib header is wrong.
+        return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._obj is None:
+            yield data
+            return
+        try:
+            yield from self._inflate(data)
+        except zlib.error as exc:
+            raise PermanentError(
+                f"bad {self.coding} data: {exc}", url=self.url, error_class="bad_encoding"
+            ) from exc
+
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
+        pending = data
+        while pending:
+            assert self._obj is not None
+            try:
+                out = self._obj.decompress(pending, DECODE_STEP_BYTES)
+            except zlib.error:
+                if self.coding == "deflate" and not self._raw_deflate:
+                    self._raw_deflate = True
+                    self._obj = self._new()
+                    continue
+                raise
+            if out:
+                yield out
+            pending = self._obj.unconsumed_tail
+            if self._obj.eof and self._obj.unused_data:
+                # Concatenated gzip members (legal, and what some CDNs send).
+                pending = self._obj.unused_data
+                self._obj = self._new()
+
+    def flush(self) -> bytes:
+        if self._obj is None:
+            return b""
+        try:
+            return self._obj.flush()
+        except zlib.error as exc:
+            raise PermanentError(
+                f"bad {self.coding} data: {exc}", url=self.url, error_class="bad_encoding"
+            ) from exc
+
+
+class Fetcher:
+    """Bounded, polite HTTP GETs with redirects handled (and re-checked) by hand."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        *,
+        client: httpx.Client | None = None,
+        limiter: HostLimiter | None = None,
+        robots: RobotsChecker | None = None,
+    ) -> None:
         self.policy = policy
+        self.limiter = limiter
+        self.robots = robots
         self._client = client or httpx.Client(
             follow_redirects=False,
             timeout=httpx.Timeout(
@@ -220,7 +382,7 @@ class Fetcher:
                 write=policy.read_timeout,
                 pool=policy.connect_timeout,
             ),
-            headers={"User-Agent": policy.user_agent},
+            headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             trust_env=False,
         )
 
@@ -241,14 +403,21 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         expect: tuple[str, ...] | None = None,
+        check_robots: bool = False,
+        max_bytes: int | None = None,
     ) -> FetchResult:
         """GET ``url`` within the policy's limits.
 
         ``expect`` lists content-type fragments that are acceptable; anything
-        else (an image, a PDF) is a :class:`PermanentError` before the body is read.
+        else (an image, a PDF) is a :class:`PermanentError` before the body is
+        read. ``check_robots`` consults robots.txt first (article pages);
+        feeds the operator subscribed to are not subject to it.
         """
+        if check_robots and self.robots is not None:
+            self.robots.check(url, fetcher=self)
+        limit = max_bytes or self.policy.max_bytes
         started = time.monotonic()
-        deadline = started + self.policy.total_timeout
+        network_seconds = 0.0
         current = url
         redirects: list[tuple[int, str]] = []
         permanent_target: str | None = None
@@ -260,7 +429,17 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         for _hop in range(self.policy.max_redirects + 1):
             check_url_allowed(current, allowed_networks=self.policy.allowed_networks)
-            status, resp_headers, body = self._one_request(current, headers, deadline, expect)
+            if self.limiter is not None:
+                # Waiting for our turn is politeness, not slowness of the
+                # server: it does not count against the total timeout.
+                self.limiter.acquire(host_key(current))
+            budget = self.policy.total_timeout - network_seconds
+            hop_started = time.monotonic()
+            status, resp_headers, body = self._one_request(
+                current, headers, budget=budget, expect=expect, limit=limit
+            )
+            network_seconds += time.monotonic() - hop_started
+            self._note_status(current, status, resp_headers)
             if status in REDIRECT_STATUSES:
                 location = resp_headers.get("location")
                 if not location:
@@ -288,6 +467,13 @@ class Fetcher:
                     redirects=redirects,
                 )
             self._raise_for_status(current, status, resp_headers)
+            if expect and looks_binary(body):
+                raise PermanentError(
+                    "body is a binary file, not text",
+                    url=current,
+                    status=status,
+                    error_class="bad_content_type",
+                )
             return FetchResult(
                 url=url,
                 final_url=current,
@@ -304,66 +490,123 @@ class Fetcher:
             error_class="redirect_loop",
         )
 
+    def _note_status(self, url: str, status: int, headers: dict[str, str]) -> None:
+        """Tell the limiter when a host asks every one of us to slow down."""
+        if self.limiter is None or status not in HOST_PAUSE_STATUSES:
+            return
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        if retry_after is None and status == 429:
+            retry_after = self.policy.default_429_pause
+        if retry_after:
+            self.limiter.pause(host_key(url), retry_after)
+
     def _one_request(
         self,
         url: str,
         headers: dict[str, str],
-        deadline: float,
+        *,
+        budget: float,
         expect: tuple[str, ...] | None,
+        limit: int,
     ) -> tuple[int, dict[str, str], bytes]:
+        if budget <= 0:
+            raise TransientError(
+                f"total timeout ({self.policy.total_timeout}s) exceeded",
+                url=url,
+                error_class="timeout",
+            )
+        deadline = time.monotonic() + budget
+        timeout = httpx.Timeout(
+            connect=min(self.policy.connect_timeout, budget),
+            read=min(self.policy.read_timeout, budget),
+            write=min(self.policy.read_timeout, budget),
+            pool=min(self.policy.connect_timeout, budget),
+        )
         try:
-            with self._client.stream("GET", url, headers=headers) as response:
+            with self._client.stream("GET", url, headers=headers, timeout=timeout) as response:
                 status = response.status_code
                 resp_headers = {k.lower(): v for k, v in response.headers.items()}
                 if status != 200:
                     return status, resp_headers, b""
-                content_type = resp_headers.get("content-type", "").lower()
-                if expect and content_type and not any(f in content_type for f in expect):
-                    raise PermanentError(
-                        f"unexpected content-type {content_type.split(';')[0]!r}",
-                        url=url,
-                        status=status,
-                        error_class="bad_content_type",
-                    )
-                declared = resp_headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.policy.max_bytes:
-                    raise PermanentError(
-                        f"body too large ({declared} bytes > {self.policy.max_bytes})",
-                        url=url,
-                        status=status,
-                        error_class="too_large",
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.policy.max_bytes:
-                        raise PermanentError(
-                            f"body too large (> {self.policy.max_bytes} bytes)",
-                            url=url,
-                            status=status,
-                            error_class="too_large",
-                        )
-                    if time.monotonic() > deadline:
-                        raise TransientError(
-                            f"total timeout ({self.policy.total_timeout}s) exceeded",
-                            url=url,
-                            error_class="timeout",
-                        )
-                    chunks.append(chunk)
-                return status, resp_headers, b"".join(chunks)
+                self._check_headers(url, status, resp_headers, expect=expect, limit=limit)
+                body = self._read_body(response, url, deadline=deadline, limit=limit)
+                return status, resp_headers, body
         except httpx.TimeoutException as exc:
             raise TransientError(
                 f"timeout: {type(exc).__name__}", url=url, error_class="timeout"
-            ) from exc
-        except httpx.DecodingError as exc:
-            raise PermanentError(
-                f"bad content encoding: {exc}", url=url, error_class="bad_encoding"
             ) from exc
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise TransientError(
                 f"connection failed: {type(exc).__name__}: {exc}", url=url, error_class="network"
             ) from exc
+
+    @staticmethod
+    def _check_headers(
+        url: str,
+        status: int,
+        headers: dict[str, str],
+        *,
+        expect: tuple[str, ...] | None,
+        limit: int,
+    ) -> None:
+        content_type = headers.get("content-type", "").lower()
+        if expect and content_type and not any(f in content_type for f in expect):
+            raise PermanentError(
+                f"unexpected content-type {content_type.split(';')[0]!r}",
+                url=url,
+                status=status,
+                error_class="bad_content_type",
+            )
+        declared = headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > limit:
+            raise PermanentError(
+                f"body too large ({declared} bytes > {limit})",
+                url=url,
+                status=status,
+                error_class="too_large",
+            )
+
+    def _read_body(
+        self, response: httpx.Response, url: str, *, deadline: float, limit: int
+    ) -> bytes:
+        decoder = BoundedDecoder(response.headers.get("content-encoding", ""), url=url)
+        chunks: list[bytes] = []
+        size = 0
+        wire = 0
+
+        def add(piece: bytes) -> None:
+            nonlocal size
+            size += len(piece)
+            if size > limit:
+                raise PermanentError(
+                    f"body too large (> {limit} bytes decoded)",
+                    url=url,
+                    status=response.status_code,
+                    error_class="too_large",
+                )
+            chunks.append(piece)
+
+        # No chunk_size: a size would make httpx buffer until it has that many
+        # bytes, and a slow-drip server would then never reach the deadline check.
+        for raw in response.iter_raw():
+            wire += len(raw)
+            if wire > limit:
+                raise PermanentError(
+                    f"body too large (> {limit} bytes on the wire)",
+                    url=url,
+                    status=response.status_code,
+                    error_class="too_large",
+                )
+            for piece in decoder.feed(raw):
+                add(piece)
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"total timeout ({self.policy.total_timeout}s) exceeded",
+                    url=url,
+                    error_class="timeout",
+                )
+        add(decoder.flush())
+        return b"".join(chunks)
 
     @staticmethod
     def _raise_for_status(url: str, status: int, headers: dict[str, str]) -> None:

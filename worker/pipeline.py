@@ -9,22 +9,31 @@ than losing them.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
+from sqlmodel import Session
 
 from . import dedup, schedule, store
 from .classify import classify
 from .db import session_scope
 from .errors import IngestError, PermanentError, TransientError
 from .extract import ExtractedArticle, extract_article, from_feed_summary
-from .feeds import parse_feed
-from .fetch import FEED_ACCEPT, FEED_CONTENT_TYPES, HTML_CONTENT_TYPES, Fetcher, FetchPolicy
+from .feeds import body_hash, parse_feed, stale_validators
+from .fetch import (
+    FEED_ACCEPT,
+    FEED_CONTENT_TYPES,
+    HTML_CONTENT_TYPES,
+    Fetcher,
+    FetchPolicy,
+    FetchResult,
+    parse_retry_after,
+)
 from .fetch import decode_body as decode_html
 from .models import Entry, Feed, FeedPoll, utcnow
+from .politeness import is_throttle
 from .settings import Settings
 from .urls import InvalidURLError, canonicalize_url
 
@@ -34,15 +43,7 @@ FEED_LEASE_SECONDS = 300.0
 
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
-    return FetchPolicy(
-        user_agent=settings.user_agent,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        total_timeout=settings.total_timeout,
-        max_bytes=settings.max_body_bytes,
-        max_redirects=settings.max_redirects,
-        allowed_networks=tuple(settings.allow_private_networks),
-    )
+    return FetchPolicy.from_settings(settings)
 
 
 def poll_bounds(settings: Settings, feed: Feed) -> schedule.PollBounds:
@@ -52,17 +53,68 @@ def poll_bounds(settings: Settings, feed: Feed) -> schedule.PollBounds:
         min_seconds=float(min(settings.min_poll_interval_seconds, base)),
         max_seconds=float(max(settings.max_poll_interval_seconds, base)),
         max_backoff_seconds=float(settings.max_backoff_seconds),
+        jitter_fraction=settings.poll_jitter_fraction,
     )
+
+
+FEED_EXPECT = FEED_CONTENT_TYPES + HTML_CONTENT_TYPES
 
 
 @dataclass
 class PollOutcome:
     feed_id: int
-    status: str  # ok | not_modified | error | skipped
+    status: str  # ok | unchanged | not_modified | error | throttled | skipped
     http_status: int | None = None
     entries_seen: int = 0
     new_entry_ids: list[int] = field(default_factory=list)
     error: str | None = None
+    conditional_get_disabled: str | None = None  # why this poll stopped trusting validators
+
+
+@dataclass(frozen=True)
+class _FeedSnapshot:
+    """What a poll needs from the feed row, read before the (slow) fetch."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    conditional: bool
+    history: store.FetchHistory
+
+
+def _fetch_feed(
+    fetcher: Fetcher, snap: _FeedSnapshot, *, settings: Settings, now: datetime
+) -> tuple[FetchResult, str | None]:
+    """GET the feed, double-checking a 304 when revalidation is due.
+
+    Returns the result to use and, when the server's 304 proved wrong (an
+    unconditional GET right after it returned a different body), the reason
+    to turn conditional GET off for this feed.
+    """
+    result = fetcher.get(
+        snap.url,
+        accept=FEED_ACCEPT,
+        etag=snap.etag if snap.conditional else None,
+        last_modified=snap.last_modified if snap.conditional else None,
+        expect=FEED_EXPECT,
+    )
+    if not (result.not_modified and snap.conditional):
+        return result, None
+    if not schedule.revalidation_due(
+        not_modified_since=snap.history.not_modified_since,
+        last_full_fetch_at=snap.history.last_full_fetch_at,
+        now=now,
+        every_polls=settings.revalidate_every_polls,
+        max_age_seconds=float(settings.max_poll_interval_seconds),
+    ):
+        return result, None
+    full = fetcher.get(snap.url, accept=FEED_ACCEPT, expect=FEED_EXPECT)
+    if full.not_modified or snap.body_hash is None:
+        return full, None
+    if body_hash(full.body) != snap.body_hash:
+        return full, "not_modified_while_changed"
+    return full, None
 
 
 def poll_feed(
@@ -72,7 +124,10 @@ def poll_feed(
 
     Failures never raise: they are written onto the feed (error counters,
     state, backoff) and into ``feed_polls``, because a feed that fails is
-    retried by the schedule, not by the task queue.
+    retried by the schedule, not by the task queue. A 304, or a 200 whose
+    body hash equals the last one, skips parsing; ``force`` skips both
+    shortcuts. When our own rate limiter (not the server) holds the poll
+    back, the feed is simply rescheduled: that is not the feed's failure.
     """
     now = utcnow()
     with session_scope() as session:
@@ -83,26 +138,43 @@ def poll_feed(
         feed = session.get(Feed, feed_id)
         if feed is None:
             return PollOutcome(feed_id=feed_id, status="skipped", error="no such feed")
-        url, etag, last_modified = feed.url, feed.etag, feed.last_modified
-        conditional = feed.conditional_get and not force
+        snap = _FeedSnapshot(
+            url=feed.url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            body_hash=feed.last_body_hash,
+            conditional=feed.conditional_get
+            and not force
+            and bool(feed.etag or feed.last_modified),
+            history=store.fetch_history(session, feed_id=feed_id),
+        )
 
     started = time.monotonic()
     poll = FeedPoll(feed_id=feed_id, started_at=now, status="error")
     outcome = PollOutcome(feed_id=feed_id, status="error")
     try:
-        result = fetcher.get(
-            url,
-            accept=FEED_ACCEPT,
-            etag=etag if conditional else None,
-            last_modified=last_modified if conditional else None,
-            expect=FEED_CONTENT_TYPES + HTML_CONTENT_TYPES,
-        )
+        result, stale = _fetch_feed(fetcher, snap, settings=settings, now=now)
         poll.http_status = outcome.http_status = result.status
         poll.final_url = result.final_url
         parsed = None
+        new_hash: str | None = None
         if not result.not_modified:
-            parsed = parse_feed(result.body, base_url=result.final_url, response_headers=result.headers)
+            new_hash = body_hash(result.body)
+            stale = stale or stale_validators(
+                stored_hash=snap.body_hash,
+                new_hash=new_hash,
+                stored_etag=snap.etag,
+                new_etag=result.headers.get("etag"),
+                stored_last_modified=snap.last_modified,
+                new_last_modified=result.headers.get("last-modified"),
+            )
+            if force or new_hash != snap.body_hash:
+                parsed = parse_feed(
+                    result.body, base_url=result.final_url, response_headers=result.headers
+                )
     except IngestError as exc:
+        if is_throttle(exc):
+            return _reschedule_throttled(feed_id, exc, settings=settings, owner=owner, now=now)
         poll.error = outcome.error = str(exc)
         poll.error_class = exc.error_class
         poll.http_status = outcome.http_status = exc.status
@@ -115,26 +187,30 @@ def poll_feed(
             session.add(feed)
             session.add(poll)
             store.release_feed_lease(session, feed_id=feed_id, owner=owner)
-        log.warning("feed_poll_failed", feed_id=feed_id, url=url, error=str(exc))
+        log.warning(
+            "feed_poll_failed",
+            feed_id=feed_id,
+            url=snap.url,
+            error=str(exc),
+            error_class=exc.error_class,
+        )
         return outcome
 
     with session_scope() as session:
         feed = session.get(Feed, feed_id)
         assert feed is not None
-        server_min = max(
-            filter(
-                None,
-                [
-                    schedule.cache_max_age(result.headers.get("cache-control")),
-                    float(feed.ttl_seconds) if feed.ttl_seconds else None,
-                ],
-            ),
-            default=None,
-        )
-        if parsed is None:
+        if result.not_modified:
             poll.status = outcome.status = "not_modified"
         else:
+            # A 200 is a full fetch even when the body was unchanged: it is what
+            # the conditional-GET guard counts from (store.fetch_history).
             poll.status = outcome.status = "ok"
+            feed.etag = result.headers.get("etag")
+            feed.last_modified = result.headers.get("last-modified")
+            feed.last_body_hash = new_hash
+        if parsed is None and not result.not_modified:
+            outcome.status = "unchanged"
+        if parsed is not None:
             poll.bozo = parsed.bozo
             poll.bozo_message = parsed.bozo_message
             poll.entries_seen = outcome.entries_seen = len(parsed.items)
@@ -144,16 +220,22 @@ def poll_feed(
             feed.title = parsed.title or feed.title
             feed.site_url = parsed.site_url or feed.site_url
             feed.ttl_seconds = parsed.ttl_seconds
-            feed.etag = result.headers.get("etag")
-            feed.last_modified = result.headers.get("last-modified")
-            feed.last_body_hash = hashlib.sha256(result.body).hexdigest()
             dates = [i.published_at for i in parsed.items if i.published_at is not None]
-            interval = schedule.publish_interval(dates)
+            interval = schedule.observed_interval(dates, now=now)
             if interval is not None:
                 feed.publish_interval_seconds = interval
-        if result.permanent_redirect_to:
-            feed.url = result.permanent_redirect_to
+        if stale and feed.conditional_get:
+            feed.conditional_get = False
+            outcome.conditional_get_disabled = stale
+            log.warning("conditional_get_disabled", feed_id=feed_id, url=snap.url, reason=stale)
+        if result.permanent_redirect_to and result.permanent_redirect_to != feed.url:
+            _move_feed(session, feed, result.permanent_redirect_to)
         bounds = poll_bounds(settings, feed)
+        server_min = schedule.server_minimum(
+            cache_control=result.headers.get("cache-control"),
+            ttl_seconds=float(feed.ttl_seconds) if feed.ttl_seconds else None,
+            retry_after=parse_retry_after(result.headers.get("retry-after")),
+        )
         wait = schedule.success_interval(
             bounds,
             observed_publish_interval=feed.publish_interval_seconds,
@@ -178,25 +260,69 @@ def poll_feed(
         "feed_polled",
         feed_id=feed_id,
         status=outcome.status,
+        http_status=outcome.http_status,
         entries_seen=outcome.entries_seen,
         entries_new=len(outcome.new_entry_ids),
     )
     return outcome
 
 
+def _move_feed(session: Session, feed: Feed, target: str) -> None:
+    """Follow a permanent redirect (301/308 on every hop) by updating the stored URL."""
+    assert feed.id is not None
+    if store.feed_url_taken(session, url=target, feed_id=feed.id):
+        log.warning("feed_redirect_collides", feed_id=feed.id, url=feed.url, target=target)
+        return
+    log.info("feed_moved", feed_id=feed.id, old_url=feed.url, new_url=target)
+    feed.url = target
+
+
+def _reschedule_throttled(
+    feed_id: int, exc: IngestError, *, settings: Settings, owner: str, now: datetime
+) -> PollOutcome:
+    with session_scope() as session:
+        feed = session.get(Feed, feed_id)
+        assert feed is not None
+        bounds = poll_bounds(settings, feed)
+        wait = max(exc.retry_after or 0.0, 1.0)
+        feed.next_poll_at = schedule.with_jitter(now, wait, bounds)
+        session.add(feed)
+        store.release_feed_lease(session, feed_id=feed_id, owner=owner)
+    log.info("feed_poll_throttled", feed_id=feed_id, wait_seconds=wait, reason=str(exc))
+    return PollOutcome(feed_id=feed_id, status="throttled", error=str(exc))
+
+
 def _record_failure(feed: Feed, exc: IngestError, *, settings: Settings, now: datetime) -> None:
+    """Count the failure, move the feed along healthy → failing → disabled, back off.
+
+    410 Gone disables at once; otherwise a feed is disabled after failing
+    without a single success for ``disable_after_days``. Backoff doubles per
+    consecutive error up to ``max_backoff_seconds`` and never undercuts a
+    Retry-After. ``store.enable_feed`` is the way back.
+    """
     feed.error_count += 1
     feed.first_failure_at = feed.first_failure_at or now
     feed.last_error = str(exc)[:4000]
     feed.last_error_class = exc.error_class
     feed.last_http_status = exc.status
     feed.last_polled_at = now
-    failing_for = now - feed.first_failure_at
+    failing_for = now - store.as_utc(feed.first_failure_at)
+    previous = feed.state
     if exc.status == 410 or failing_for >= timedelta(days=settings.disable_after_days):
         feed.state = "disabled"
         feed.enabled = False
-    else:
+    elif feed.state != "disabled":
         feed.state = "failing"
+    if feed.state != previous:
+        log.warning(
+            "feed_state_changed",
+            feed_id=feed.id,
+            url=feed.url,
+            state=feed.state,
+            previous=previous,
+            error_class=exc.error_class,
+            error_count=feed.error_count,
+        )
     bounds = poll_bounds(settings, feed)
     wait = schedule.failure_interval(
         bounds, consecutive_errors=feed.error_count, retry_after=exc.retry_after
@@ -249,7 +375,9 @@ def process_entry(
     final_url = entry.url
     extracted: ExtractedArticle | None
     try:
-        result = fetcher.get(entry.url, expect=HTML_CONTENT_TYPES)
+        result = fetcher.get(
+            entry.url, expect=HTML_CONTENT_TYPES, check_robots=settings.respect_robots
+        )
         final_url = result.final_url
         text, _encoding = decode_html(result.body, header_charset=result.charset)
         extracted = extract_article(text, url=final_url)
@@ -274,8 +402,11 @@ def process_entry(
     if extracted is None:
         return _fail(
             entry_id,
-            PermanentError("no article text and no feed summary", url=entry.url,
-                           error_class="extraction_failed"),
+            PermanentError(
+                "no article text and no feed summary",
+                url=entry.url,
+                error_class="extraction_failed",
+            ),
         )
 
     try:
@@ -285,7 +416,11 @@ def process_entry(
     title = (extracted.title or entry.title or "").strip() or canonical
     published_at = extracted.published_at or entry.published_at
     classification = classify(title=title, body=extracted.body, language=extracted.language)
-    fingerprint = dedup.fingerprint(title=title, body=extracted.body, published_at=published_at)
+    # Undated items still get dated title keys (from the fetch time), so a
+    # re-titled copy of an undated wire story can find them.
+    fingerprint = dedup.fingerprint(
+        title=title, body=extracted.body, published_at=published_at or utcnow()
+    )
     record = store.ArticleRecord(
         url=entry.url,
         canonical_url=canonical,

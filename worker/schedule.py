@@ -7,13 +7,14 @@ jitter so thousands of feeds added at once do not poll in lockstep.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-_MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.I)
+_MAX_AGE = re.compile(r"(?<![-\w])max-age\s*=\s*\"?(\d+)", re.I)
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ def publish_interval(published: Sequence[datetime]) -> float | None:
     stamps = sorted({p.timestamp() for p in published})
     if len(stamps) < 2:
         return None
-    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a)
+    gaps = sorted(b - a for a, b in itertools.pairwise(stamps) if b > a)
     if not gaps:
         return None
     middle = len(gaps) // 2
@@ -39,7 +40,36 @@ def publish_interval(published: Sequence[datetime]) -> float | None:
     return (gaps[middle - 1] + gaps[middle]) / 2
 
 
+def observed_interval(published: Sequence[datetime], *, now: datetime) -> float | None:
+    """How often the feed really publishes, in seconds (None when unknown).
+
+    The median gap between item dates, stretched to the time since the newest
+    item when the feed has gone quiet for longer than that: a feed whose
+    items came hourly last month but nothing since is not an hourly feed now.
+    Dates in the future (publishers' clock or time-zone mistakes) are ignored.
+    """
+    past = [p for p in published if p <= now]
+    gap = publish_interval(past)
+    if not past:
+        return gap
+    quiet = (now - max(past)).total_seconds()
+    candidates = [v for v in (gap, quiet) if v is not None and v > 0]
+    return max(candidates) if candidates else None
+
+
+def server_minimum(
+    *,
+    cache_control: str | None = None,
+    ttl_seconds: float | None = None,
+    retry_after: float | None = None,
+) -> float | None:
+    """The longest wait the server asked for: Cache-Control max-age, RSS <ttl>, Retry-After."""
+    asked = [v for v in (cache_max_age(cache_control), ttl_seconds, retry_after) if v]
+    return max(asked) if asked else None
+
+
 def cache_max_age(cache_control: str | None) -> float | None:
+    """``max-age`` from Cache-Control (not ``s-maxage``: that is for shared caches)."""
     if not cache_control:
         return None
     match = _MAX_AGE.search(cache_control)
@@ -72,7 +102,8 @@ def failure_interval(
 ) -> float:
     """Exponential backoff after ``consecutive_errors`` failures, capped."""
     exponent = max(consecutive_errors - 1, 0)
-    interval = min(bounds.base_seconds * (2 ** min(exponent, 32)), bounds.max_backoff_seconds)
+    growth = float(2 ** min(exponent, 32))
+    interval = min(bounds.base_seconds * growth, bounds.max_backoff_seconds)
     interval = max(interval, bounds.min_seconds)
     if retry_after is not None:
         interval = max(interval, min(retry_after, bounds.max_backoff_seconds))
@@ -89,3 +120,24 @@ def with_jitter(
     rng = rng or random.Random()
     extra = seconds * bounds.jitter_fraction * rng.random()
     return now + timedelta(seconds=seconds + extra)
+
+
+def revalidation_due(
+    *,
+    not_modified_since: int,
+    last_full_fetch_at: datetime | None,
+    now: datetime,
+    every_polls: int,
+    max_age_seconds: float,
+) -> bool:
+    """Whether a 304 must be double-checked with an unconditional GET.
+
+    Every ``every_polls``-th poll, or when the last full body is older than
+    ``max_age_seconds``, a 304 is not taken on trust: the body is fetched and
+    its hash compared, which catches servers whose validators never change.
+    """
+    if last_full_fetch_at is None:
+        return True
+    if not_modified_since + 1 >= every_polls:
+        return True
+    return (now - last_full_fetch_at).total_seconds() >= max_age_seconds

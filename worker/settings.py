@@ -66,10 +66,59 @@ class Settings(BaseSettings):
     )
     per_host_rate: float = Field(default=1.0, gt=0, description="Requests/second per host.")
     per_host_burst: int = Field(default=3, ge=1)
+    host_rates: dict[str, float | dict[str, float]] = Field(
+        default_factory=dict,
+        description='Per-host overrides as JSON: {"example.com": 0.5} or '
+        '{"example.com": {"rate": 0.5, "burst": 1}}; a domain covers its subdomains.',
+    )
+    rate_limit_max_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest a fetch waits for its host's turn; beyond it the fetch is retried "
+        "later (the feed poll is rescheduled without counting as a failure).",
+    )
+    host_pause_on_429_seconds: float = Field(
+        default=60.0, ge=0, description="Pause for a host that sent 429 without Retry-After."
+    )
     respect_robots: bool = True
+    robots_ttl_seconds: int = Field(default=24 * 3600, ge=60, description="robots.txt cache TTL.")
+    revalidate_every_polls: int = Field(
+        default=10,
+        ge=1,
+        description="Every Nth poll of a feed is an unconditional GET that checks whether the "
+        "server's 304s/ETag can be trusted (stale validators turn conditional GET off).",
+    )
+    poll_jitter_fraction: float = Field(default=0.1, ge=0, le=1)
+
+    @field_validator("host_rates")
+    @classmethod
+    def _check_host_rates(
+        cls, value: dict[str, float | dict[str, float]]
+    ) -> dict[str, float | dict[str, float]]:
+        for host, rate in value.items():
+            number = rate.get("rate", 0.0) if isinstance(rate, dict) else rate
+            if number <= 0:
+                raise ValueError(f"host rate for {host!r} must be > 0")
+        return value
 
     # Pipeline.
     task_time_limit: int = Field(default=120, ge=5)
+    broker_visibility_timeout: int | None = Field(
+        default=None,
+        ge=5,
+        description="Seconds before Redis redelivers an unacknowledged task (a dead worker's); "
+        "unset = derived from task_time_limit. Must exceed the longest task and retry countdown.",
+    )
+    stale_pending_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="Beat re-enqueues entries pending this long (their task message was lost).",
+    )
+    max_entry_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="Give up on an entry after this many started attempts (crash loops).",
+    )
     min_body_chars: int = Field(default=200, ge=0)
     dedup_window_days: float = Field(default=3.0, gt=0)
 

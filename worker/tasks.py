@@ -13,19 +13,20 @@ from typing import Any
 import sqlalchemy.exc
 import structlog
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from . import pipeline, store
 from .celery_app import app
 from .db import session_scope
 from .errors import TransientError
 from .fetch import Fetcher
-from .models import utcnow
+from .models import Entry, utcnow
+from .politeness import build_fetcher
 from .settings import get_settings
 
 log = structlog.get_logger(__name__)
 
 MAX_RETRIES = 5
-STALE_PENDING_AFTER = timedelta(minutes=15)
 RETRYABLE = (TransientError, sqlalchemy.exc.OperationalError)
 
 _fetcher: Fetcher | None = None
@@ -35,7 +36,9 @@ def get_fetcher() -> Fetcher:
     """One HTTP client (connection pool) per worker process."""
     global _fetcher
     if _fetcher is None:
-        _fetcher = Fetcher(pipeline.fetch_policy(get_settings()))
+        # Limits from settings, plus the per-host limiter and robots.txt cache
+        # shared through Redis by every worker (in-process without Redis).
+        _fetcher = build_fetcher(get_settings())
     return _fetcher
 
 
@@ -58,7 +61,9 @@ def poll_due_feeds(self: Task) -> int:
             claim_seconds=pipeline.FEED_LEASE_SECONDS,
         )
         stale = store.stale_pending_entry_ids(
-            session, older_than=now - STALE_PENDING_AFTER, limit=settings.due_batch_size
+            session,
+            older_than=now - timedelta(seconds=settings.stale_pending_seconds),
+            limit=settings.due_batch_size,
         )
         store.touch_entries(session, stale)
     for feed_id in feed_ids:
@@ -90,11 +95,40 @@ def poll_feed(self: Task, feed_id: int, force: bool = False) -> dict[str, Any]:
     )
     for entry_id in outcome.new_entry_ids:
         process_entry.delay(entry_id, force=force)
-    return {"status": outcome.status, "new": len(outcome.new_entry_ids)}
+    return {
+        "status": outcome.status,
+        "new": len(outcome.new_entry_ids),
+        "http_status": outcome.http_status,  # for the fetch metrics (_count_outcome)
+    }
+
+
+def _give_up(entry_id: int, *, error: str, error_class: str) -> dict[str, Any]:
+    with session_scope() as session:
+        entry = session.get(Entry, entry_id)
+        if entry is None or entry.status == "stored":  # another delivery got there first
+            return {"status": "skipped", "article_id": entry and entry.article_id, "action": None}
+        store.mark_entry_failed(session, entry_id=entry_id, error=error, error_class=error_class)
+    log.warning("entry_failed", entry_id=entry_id, error=error, error_class=error_class)
+    return {"status": "failed", "article_id": None, "action": None}
+
+
+class EntryTask(Task):  # type: ignore[misc]
+    """Records a hard time-limit kill on the entry (Celery calls this in the parent)."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if isinstance(exc, TimeLimitExceeded) and args:
+            _give_up(
+                int(args[0]),
+                error=f"hard time limit exceeded ({exc})",
+                error_class="timeout",
+            )
 
 
 @app.task(
     bind=True,
+    base=EntryTask,
     name="worker.tasks.process_entry",
     acks_late=True,
     autoretry_for=RETRYABLE,
@@ -104,14 +138,36 @@ def poll_feed(self: Task, feed_id: int, force: bool = False) -> dict[str, Any]:
     max_retries=MAX_RETRIES,
 )
 def process_entry(self: Task, entry_id: int, force: bool = False) -> dict[str, Any]:
+    """Process one entry within the time limit and a cap on started attempts.
+
+    A page that outlives the soft time limit is recorded as failed (``timeout``)
+    and acknowledged; the attempts cap ends crash loops (a page that gets the
+    process killed is redelivered, and would otherwise be forever).
+    """
     _bind(self, entry_id=entry_id)
-    outcome = pipeline.process_entry(
-        entry_id=entry_id,
-        fetcher=get_fetcher(),
-        settings=get_settings(),
-        force=force,
-        final_attempt=self.request.retries >= MAX_RETRIES,
-    )
+    settings = get_settings()
+    with session_scope() as session:
+        attempts = store.begin_entry_attempt(session, entry_id=entry_id)
+    if attempts is not None and attempts > settings.max_entry_attempts and not force:
+        return _give_up(
+            entry_id,
+            error=f"gave up after {attempts - 1} attempts",
+            error_class="attempts_exhausted",
+        )
+    try:
+        outcome = pipeline.process_entry(
+            entry_id=entry_id,
+            fetcher=get_fetcher(),
+            settings=settings,
+            force=force,
+            final_attempt=self.request.retries >= MAX_RETRIES,
+        )
+    except SoftTimeLimitExceeded:
+        return _give_up(
+            entry_id,
+            error=f"processing exceeded the soft time limit ({self.request.timelimit})",
+            error_class="timeout",
+        )
     return {"status": outcome.status, "article_id": outcome.article_id, "action": outcome.action}
 
 
@@ -126,3 +182,177 @@ def process_entry(self: Task, entry_id: int, force: bool = False) -> dict[str, A
 def reclassify_batch(self: Task, article_ids: list[int]) -> int:
     _bind(self, batch=len(article_ids))
     return pipeline.reclassify_articles(article_ids)
+
+
+# --- operator tasks and metrics (issue 6) ----------------------------------------
+# Re-crawls and reclassification are enqueued by the CLI and the API through the
+# helpers below; counters are taken from each task's returned outcome (a
+# task_postrun hook), so the wrappers above and the pure core stay untouched.
+
+RECLASSIFY_BATCH = 200
+LEASE_BUSY_RETRY_SECONDS = 15
+
+
+class BrokerUnavailableError(TransientError):
+    """The broker did not answer: nothing was enqueued."""
+
+    error_class = "broker_unavailable"
+
+
+def _broker_connection() -> Any:
+    """A connection to the broker the settings name *now* (the app's own is fixed
+    at import, and a test or a long-lived API process may point elsewhere)."""
+    return app.connection_for_write(url=get_settings().broker_url)
+
+
+def check_broker(timeout: float = 3.0) -> None:
+    """Fail fast (``BrokerUnavailableError``) instead of hanging on a dead broker."""
+    url = get_settings().broker_url
+    try:
+        with _broker_connection() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+    except Exception as exc:  # kombu raises transport-specific errors
+        raise BrokerUnavailableError(f"broker unreachable: {exc}", url=_redact(url)) from exc
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def submit_crawl_request(*, kind: str, target: str, force: bool, requested_by: str) -> int:
+    """Record who asked to re-crawl what, then hand it to the workers; returns its id."""
+    with session_scope() as session:
+        request = store.create_crawl_request(
+            session, requested_by=requested_by, kind=kind, target=target, force=force
+        )
+        assert request.id is not None
+        if kind == "url":
+            store.add_url_entry(session, url=target, crawl_request_id=request.id)
+        request_id = request.id
+    with _broker_connection() as connection:
+        run_crawl_request.apply_async((request_id,), connection=connection)
+    log.info("crawl_request_submitted", crawl_request_id=request_id, kind=kind, target=target)
+    return request_id
+
+
+def enqueue_reclassify(article_ids: list[int], *, batch: int = RECLASSIFY_BATCH) -> int:
+    """Send ``reclassify_batch`` tasks of ``batch`` ids; returns how many were sent."""
+    sent = 0
+    with _broker_connection() as connection:
+        for start in range(0, len(article_ids), batch):
+            reclassify_batch.apply_async(
+                (article_ids[start : start + batch],), connection=connection
+            )
+            sent += 1
+    return sent
+
+
+@app.task(
+    bind=True,
+    name="worker.tasks.run_crawl_request",
+    acks_late=True,
+    autoretry_for=(sqlalchemy.exc.OperationalError,),
+    retry_backoff=True,
+    max_retries=MAX_RETRIES,
+)
+def run_crawl_request(self: Task, request_id: int) -> dict[str, Any]:
+    """Expand a re-crawl request into ``process_entry`` tasks and link them to it.
+
+    ``feed``: poll the feed now (with ``force``: no conditional GET, and its
+    current items are fetched and extracted again); ``url``: the one entry made
+    when the request was recorded; ``since``: entries first seen since a date
+    (with ``force`` also those already stored, else only pending/failed ones).
+    Running twice links and enqueues the same entries again, which is harmless.
+    """
+    from datetime import datetime
+
+    from .models import CrawlRequest
+
+    _bind(self, crawl_request_id=request_id)
+    with session_scope() as session:
+        request = session.get(CrawlRequest, request_id)
+        if request is None:
+            return {"status": "missing"}
+        kind, target, force = request.kind, request.target, request.force
+        feed = store.get_feed_by_name(session, target) if kind == "feed" else None
+        feed_id = feed.id if feed is not None else None
+    entry_ids: list[int] = []
+    if kind == "feed":
+        if feed_id is None:
+            with session_scope() as session:
+                store.fail_crawl_request(session, request_id=request_id, reason="no such feed")
+            return {"status": "failed"}
+        structlog.contextvars.bind_contextvars(feed_id=feed_id, feed=target)
+        outcome = pipeline.poll_feed(
+            feed_id=feed_id,
+            fetcher=get_fetcher(),
+            settings=get_settings(),
+            owner=str(self.request.id or f"recrawl-{request_id}"),
+            force=force,
+        )
+        _metrics().record_poll(outcome.status, outcome.http_status)
+        if outcome.status == "skipped":  # a scheduled poll holds the feed's lease
+            raise self.retry(countdown=LEASE_BUSY_RETRY_SECONDS, max_retries=20)
+        if outcome.status == "error":
+            with session_scope() as session:
+                store.fail_crawl_request(
+                    session, request_id=request_id, reason=outcome.error or "poll failed"
+                )
+            return {"status": "failed", "error": outcome.error}
+        entry_ids = list(outcome.new_entry_ids)
+        if force:
+            with session_scope() as session:
+                entry_ids += store.recent_feed_entry_ids(
+                    session, feed_id=feed_id, limit=max(outcome.entries_seen, 1)
+                )
+    with session_scope() as session:
+        if kind == "url":
+            entry_ids = store.entry_ids_for_request(session, request_id)
+        elif kind == "since":
+            entry_ids = store.entry_ids_since(
+                session, since=datetime.fromisoformat(target), include_stored=force
+            )
+        entry_ids = sorted(set(entry_ids))
+        store.start_crawl_request(session, request_id=request_id, entry_ids=entry_ids)
+    for entry_id in entry_ids:
+        process_entry.delay(entry_id, force=force)
+    log.info("crawl_request_started", kind=kind, target=target, entries=len(entry_ids))
+    return {"status": "running", "entries": len(entry_ids)}
+
+
+def _metrics() -> Any:
+    from . import metrics
+
+    return metrics
+
+
+def _count_outcome(
+    task: Any = None, retval: Any = None, state: str | None = None, **_: Any
+) -> None:
+    """Turn a finished task's returned outcome into Prometheus counters."""
+    if state != "SUCCESS" or not isinstance(retval, dict) or task is None:
+        return
+    if task.name == poll_feed.name:
+        _metrics().record_poll(str(retval.get("status")), retval.get("http_status"))
+    elif task.name == process_entry.name:
+        status, article_id = str(retval.get("status")), retval.get("article_id")
+        positive = None
+        if status == "stored" and article_id is not None and retval.get("action") != "updated":
+            with session_scope() as session:
+                positive = store.article_is_positive(session, int(article_id))
+        _metrics().record_entry(status, retval.get("action"), positive=positive)
+
+
+def _connect_metrics() -> None:
+    from celery.signals import task_postrun
+
+    _metrics()  # importing it connects the task-latency signals
+    task_postrun.connect(_count_outcome, weak=False)
+
+
+_connect_metrics()

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import codecs
+import gzip
+import zlib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from worker.errors import PermanentError
-from worker.fetch import check_url_allowed, decode_body, parse_retry_after
+from worker.errors import PermanentError, TransientError
+from worker.fetch import (
+    DECODE_STEP_BYTES,
+    BoundedDecoder,
+    check_url_allowed,
+    decode_body,
+    host_key,
+    looks_binary,
+    parse_retry_after,
+)
+from worker.politeness import HostRate, HostRates, LocalHostLimiter
 
 
 def test_bom_beats_header() -> None:
@@ -79,3 +92,93 @@ def test_public_address_passes() -> None:
 def test_bad_schemes_and_hosts_refused(url: str) -> None:
     with pytest.raises(PermanentError):
         check_url_allowed(url, resolver=lambda _h, _p: ["93.184.216.34"])
+
+
+def _inflate_all(decoder: BoundedDecoder, data: bytes, step: int = 1000) -> list[bytes]:
+    out: list[bytes] = []
+    for i in range(0, len(data), step):
+        out.extend(decoder.feed(data[i : i + step]))
+    out.append(decoder.flush())
+    return out
+
+
+def test_bounded_decoder_inflates_in_small_steps() -> None:
+    """10 MB of zeros (~10 KB gzip) comes out in pieces of at most DECODE_STEP_BYTES."""
+    bomb = gzip.compress(b"\0" * 10_000_000)
+    pieces = _inflate_all(BoundedDecoder("gzip", url="u"), bomb, step=len(bomb))
+    assert sum(map(len, pieces)) == 10_000_000
+    assert max(map(len, pieces)) <= DECODE_STEP_BYTES
+
+
+@pytest.mark.parametrize("header", ["", "identity", "gzip", "x-gzip", "deflate", "GZIP "])
+def test_bounded_decoder_codings(header: str) -> None:
+    data = "Новини. ".encode() * 500
+    coding = header.strip().lower()
+    if coding in ("gzip", "x-gzip"):
+        wire = gzip.compress(data)
+    elif coding == "deflate":
+        wire = zlib.compress(data)
+    else:
+        wire = data
+    assert b"".join(_inflate_all(BoundedDecoder(header, url="u"), wire)) == data
+
+
+@pytest.mark.parametrize("header", ["br", "zstd", "gzip, gzip", "compress"])
+def test_bounded_decoder_refuses_what_it_cannot_bound(header: str) -> None:
+    with pytest.raises(PermanentError) as info:
+        BoundedDecoder(header, url="u")
+    assert info.value.error_class == "bad_encoding"
+
+
+def test_corrupt_gzip_is_permanent() -> None:
+    with pytest.raises(PermanentError) as info:
+        _inflate_all(BoundedDecoder("gzip", url="u"), b"\x1f\x8b\x08\x00garbage-garbage")
+    assert info.value.error_class == "bad_encoding"
+
+
+def test_looks_binary_and_host_key() -> None:
+    assert looks_binary(b"%PDF-1.4")
+    assert looks_binary(b"\r\n\x89PNG\r\n")
+    assert not looks_binary(b"<?xml version='1.0'?><rss/>")
+    assert host_key("https://WWW.Example.COM:8443/a?b") == "www.example.com"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@given(st.floats(min_value=0.1, max_value=50), st.integers(1, 5), st.integers(1, 40))
+def test_local_limiter_never_exceeds_burst_plus_rate(rate: float, burst: int, n: int) -> None:
+    """In-process fallback: n acquisitions take at least (n - burst) / rate seconds."""
+    clock = FakeClock()
+    limiter = LocalHostLimiter(
+        HostRates(HostRate(rate, burst), {}), max_wait=10**9, clock=clock, sleep=clock.sleep
+    )
+    start = clock.now
+    for _ in range(n):
+        limiter.acquire("h")
+    assert clock.now - start >= max(n - burst, 0) / rate - 1e-6
+
+
+def test_local_limiter_pause_and_max_wait() -> None:
+    clock = FakeClock()
+    limiter = LocalHostLimiter(
+        HostRates(HostRate(1, 1), {}), max_wait=30, clock=clock, sleep=clock.sleep
+    )
+    limiter.pause("h", 20)
+    limiter.acquire("h")
+    assert clock.slept == [20]
+    limiter.pause("h", 100)
+    with pytest.raises(TransientError) as info:
+        limiter.acquire("h")
+    assert info.value.error_class == "host_throttled"
+    assert limiter.reserve("other") == (True, 0.0)

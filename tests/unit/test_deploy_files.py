@@ -1,0 +1,150 @@
+"""deploy/: a structural lint of the Dockerfile and the compose file, and
+`docker compose config` when a compose client is installed (no engine needed)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
+COMPOSE = DEPLOY / "compose.yaml"
+ENV_EXAMPLE = DEPLOY / ".env.example"
+SECRET_WORDS = re.compile(r"(PASSWORD|TOKEN|SECRET|API_KEY)", re.IGNORECASE)
+# Each `ingest` command a container runs, and the test that runs the same command.
+EXERCISED_BY = {
+    ("db", "upgrade"): ("tests/integration/test_cli.py", '"worker.cli", "db", "upgrade"'),
+    ("worker",): ("tests/integration/test_pipeline_e2e.py", 'start_celery("worker"'),
+    ("beat",): ("tests/integration/test_pipeline_e2e.py", 'start_celery("beat"'),
+    ("api",): ("tests/integration/test_api.py", '"worker.cli", "api"'),
+}
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_base_images_are_pinned() -> None:
+    froms = [args.split()[0] for kw, args in instructions() if kw == "FROM"]
+    assert froms
+    for image in froms:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
+
+
+def test_runs_as_non_root_with_a_healthcheck() -> None:
+    steps = instructions()
+    users = [args for kw, args in steps if kw == "USER"]
+    assert users, "no USER instruction"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    last_from = max(i for i, (kw, _) in enumerate(steps) if kw == "FROM")
+    assert any(kw == "USER" for kw, _ in steps[last_from:]), "runtime stage runs as root"
+    assert any(kw == "HEALTHCHECK" for kw, _ in steps)
+    entry = next(args for kw, args in steps if kw == "ENTRYPOINT")
+    assert entry == '["ingest"]'
+
+
+def test_no_remote_add_and_no_secrets() -> None:
+    for keyword, args in instructions():
+        if keyword == "ADD":
+            assert not re.search(r"https?://", args), f"ADD of a URL: {args}"
+        if keyword in ("ENV", "ARG"):
+            assert not SECRET_WORDS.search(args), f"secret baked into the image: {args}"
+
+
+def test_compose_has_every_service_with_healthchecks_and_volumes() -> None:
+    data = compose()
+    services = data["services"]
+    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "api", "flower"}
+    for name, service in services.items():
+        image = service.get("image", "")
+        assert ":" in image, f"{name}: untagged image {image}"
+        assert not image.endswith(":latest"), f"{name}: unpinned image {image}"
+        if name != "migrate":
+            assert "test" in service.get("healthcheck", {}), f"{name}: no healthcheck"
+    assert services["migrate"]["restart"] == "no"
+    for name in ("worker", "beat", "api"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert services["beat"]["deploy"]["replicas"] == 1
+    assert set(data["volumes"]) >= {"pg-data", "redis-data", "beat-data"}
+    assert any("pg-data:" in v for v in services["postgres"]["volumes"])
+
+
+def test_compose_commands_are_the_ones_the_tests_run() -> None:
+    """The containers run `ingest db upgrade|worker|beat|api`, each exercised by a test."""
+    for name, service in compose()["services"].items():
+        if "build" not in service:
+            continue
+        command = tuple(service["command"])
+        key = command[:2] if command[0] == "db" else command[:1]
+        assert key in EXERCISED_BY, f"{name}: `ingest {' '.join(command)}` is run by no test"
+        path, needle = EXERCISED_BY[key]
+        assert needle in (REPO / path).read_text(), f"{path} no longer runs {needle}"
+
+
+def test_no_secret_values_in_compose() -> None:
+    """Passwords and tokens come from deploy/.env, never literals in the compose file."""
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, str(k))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, key)
+        elif isinstance(node, str) and SECRET_WORDS.search(key):
+            assert node.startswith("${") or node == "", f"{key} has a literal value"
+
+    walk(compose())
+    example = dict(
+        line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    )  # fmt: skip
+    assert {"POSTGRES_PASSWORD", "INGEST_API_TOKEN"} <= set(example)
+
+
+def _compose_client() -> list[str] | None:
+    for command in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(command[0]) is None:
+            continue
+        try:
+            done = subprocess.run([*command, "version"], capture_output=True, timeout=30,
+                                  check=False)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return command
+    return None
+
+
+def test_docker_compose_config_validates() -> None:
+    client = _compose_client()
+    if client is None:
+        pytest.skip("no docker compose client installed")
+    done = subprocess.run(
+        [*client, "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
