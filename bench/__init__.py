@@ -1,0 +1,1 @@
+"""Benchmark of the worker against a local news web (see bench/run.py)."""

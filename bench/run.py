@@ -1,0 +1,557 @@
+"""End-to-end benchmark: the worker against a local news web, vs the bare work.
+
+    .venv/bin/python bench/run.py            # 200 feeds, 5,000 article fetches (~6 min)
+    .venv/bin/python bench/run.py --quick    # 20 feeds, 300 fetches (< 2 min)
+
+One run measures, on the same pages:
+
+1. baseline: decode + extraction + classification + dedup fingerprint in a
+   multiprocessing pool as wide as the worker's concurrency (no HTTP, queue or DB);
+2. end-to-end: real redis-server, a real Celery worker (``ingest worker``) and
+   beat, SQLite (or ``--db postgres``), feeds polled over HTTP from the local
+   news web, every article fetched, extracted, classified, deduplicated and
+   stored; articles/s, peak RSS of every pool process (sampled each second
+   from /proc), and the time from an entry's first sighting to its storage;
+3. steady state: feeds that come due one by one at half the measured
+   throughput, so entry-to-stored latency is not a queue-depth figure;
+4. poll-only: every feed polled again and answered 304 Not Modified (feeds/s).
+
+Prints a table and writes bench/results/bench-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench.newsweb import NewsWeb, Page, article_path, load_pages, make_plan, page_bytes  # noqa: E402
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+PAGE_BASE = "http://127.0.0.1:8000"
+
+# --- baseline ------------------------------------------------------------------
+
+_PAGES: list[Page] = []
+
+
+def _bare_one(article: int) -> int:
+    """What the pipeline computes for one page, minus HTTP, queue and database."""
+    from worker import dedup
+    from worker.classify import classify
+    from worker.extract import extract_article, from_feed_summary
+    from worker.fetch import decode_body
+    from worker.urls import canonicalize_url
+
+    page = _PAGES[article % len(_PAGES)]
+    url = PAGE_BASE + article_path(_PAGES, article)
+    text, _ = decode_body(page_bytes(_PAGES, article), header_charset=None)
+    extracted = extract_article(text, url=url)
+    if extracted is None or len(extracted.body) < 200:
+        extracted = (
+            from_feed_summary(title=page.title, summary=page.summary, published_at=None)
+            or extracted
+        )
+    if extracted is None:
+        return 0
+    canonicalize_url(url, page_canonical=extracted.canonical_url)
+    title = extracted.title or page.title
+    classify(title=title, body=extracted.body, language=extracted.language)
+    dedup.fingerprint(title=title, body=extracted.body, published_at=extracted.published_at)
+    return len(extracted.body)
+
+
+def run_baseline(pages: list[Page], articles: list[int], processes: int) -> dict[str, Any]:
+    global _PAGES
+    _PAGES = pages
+    ctx = multiprocessing.get_context("fork")  # children share the loaded pages
+    with ctx.Pool(processes) as pool:
+        pool.map(_bare_one, articles[: processes * 2])  # warm up imports and caches
+        started = time.perf_counter()
+        sizes = pool.map(_bare_one, articles, chunksize=4)
+        elapsed = time.perf_counter() - started
+    return {
+        "processes": processes,
+        "pages": len(articles),
+        "seconds": round(elapsed, 2),
+        "pages_per_s": round(len(articles) / elapsed, 2),
+        "empty": sum(1 for s in sizes if not s),
+    }
+
+
+# --- sampling memory ------------------------------------------------------------
+
+
+def _rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class RssSampler(threading.Thread):
+    """VmRSS of the worker's main process and pool children, once a second."""
+
+    def __init__(self, main_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.main_pid = main_pid
+        self.samples: list[tuple[float, int, str, int]] = []  # (t, pid, role, kB)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            now = time.monotonic()
+            for pid, role in [(self.main_pid, "main")] + [
+                (c, "child") for c in _children(self.main_pid)
+            ]:
+                kb = _rss_kb(pid)
+                if kb is not None:
+                    self.samples.append((now, pid, role, kb))
+            self._halt.wait(1.0)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+    def summary(self, start: float, end: float) -> dict[str, Any]:
+        children = [s for s in self.samples if s[2] == "child" and start <= s[0] <= end]
+        main = [s[3] for s in self.samples if s[2] == "main"]
+        peaks: dict[int, int] = {}
+        for _t, pid, _role, kb in children:
+            peaks[pid] = max(peaks.get(pid, 0), kb)
+        # Memory over time: the largest child in each tenth of the run.
+        span = max(end - start, 1e-9)
+        deciles = [0] * 10
+        for t, _pid, _role, kb in children:
+            i = min(int((t - start) / span * 10), 9)
+            deciles[i] = max(deciles[i], kb)
+        warm = max(deciles[1:3] or [0])
+        late = max(deciles[-2:] or [0])
+        return {
+            "child_processes_seen": len(peaks),
+            "peak_child_rss_mb": round(max(peaks.values(), default=0) / 1024, 1),
+            "median_child_peak_rss_mb": round(statistics.median(peaks.values()) / 1024, 1)
+            if peaks
+            else 0,
+            "peak_main_rss_mb": round(max(main, default=0) / 1024, 1),
+            "child_rss_by_tenth_mb": [round(kb / 1024, 1) for kb in deciles],
+            "growth_after_warmup_mb": round((late - warm) / 1024, 1),
+        }
+
+
+# --- the worker run ---------------------------------------------------------------
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[k], 2)
+
+
+def _wait(predicate: Any, *, timeout: float, what: str, every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _entry_stats(feed_ids: list[int]) -> dict[str, Any]:
+    from sqlmodel import col, select
+
+    from worker.db import session_scope
+    from worker.models import Entry, FeedPoll
+
+    with session_scope() as session:
+        rows = session.exec(
+            select(Entry.status, Entry.error_class, Entry.first_seen_at, Entry.updated_at).where(
+                col(Entry.feed_id).in_(feed_ids)
+            )
+        ).all()
+        poll_start = session.exec(
+            select(FeedPoll.started_at)
+            .where(col(FeedPoll.feed_id).in_(feed_ids))
+            .order_by(col(FeedPoll.started_at))
+        ).first()
+    statuses = Counter(r[0] for r in rows)
+    errors = Counter(r[1] for r in rows if r[1])
+    latencies = [(r[3] - r[2]).total_seconds() for r in rows if r[0] == "stored"]
+    done = [r[3] for r in rows if r[0] != "pending"]
+    return {
+        "entries": len(rows),
+        "statuses": dict(statuses),
+        "error_classes": dict(errors),
+        "latencies": latencies,
+        "first_poll": poll_start,
+        "last_done": max(done) if done else None,
+    }
+
+
+def _store_stats() -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from worker.db import session_scope
+    from worker.models import Article, Story
+
+    with session_scope() as session:
+        articles = session.execute(sa.select(sa.func.count()).select_from(Article)).scalar_one()
+        stories = session.execute(sa.select(sa.func.count()).select_from(Story)).scalar_one()
+        exact = session.execute(
+            sa.select(sa.func.count())
+            .select_from(Article)
+            .where(Article.duplicate_of_id.isnot(None))  # type: ignore[union-attr]
+        ).scalar_one()
+        near = session.execute(
+            sa.select(sa.func.count()).select_from(Article).where(Article.dedup_reason.isnot(None))  # type: ignore[union-attr]
+        ).scalar_one()
+        positive = session.execute(
+            sa.select(sa.func.count())
+            .select_from(Article)
+            .where(Article.is_ukraine_security.is_(True))  # type: ignore[attr-defined]
+        ).scalar_one()
+    return {
+        "articles": articles,
+        "stories": stories,
+        "exact_duplicates": exact,
+        "in_existing_story": near,
+        "ukraine_security": positive,
+    }
+
+
+def _add_feeds(
+    web: NewsWeb, plan_feeds: list[list[int]], prefix: str, due: list[datetime]
+) -> list[int]:
+    from worker import store
+    from worker.db import session_scope
+    from worker.models import utcnow
+
+    ids: list[int] = []
+    now = utcnow()
+    with session_scope() as session:
+        for i, articles in enumerate(plan_feeds):
+            url = web.publish(f"{prefix}{i}", articles, now=now)
+            feed, _ = store.upsert_feed(session, name=f"{prefix}{i}", url=url)
+            feed.next_poll_at = due[i]
+            session.add(feed)
+            session.flush()
+            assert feed.id is not None
+            ids.append(feed.id)
+    return ids
+
+
+def _poll_only_round(feed_ids: list[int], timeout: float) -> dict[str, Any]:
+    import sqlalchemy as sa
+    from sqlmodel import col, select
+
+    from worker.db import session_scope
+    from worker.models import Feed, FeedPoll, utcnow
+
+    with session_scope() as session:
+        last_id = session.execute(sa.select(sa.func.max(FeedPoll.id))).scalar_one() or 0
+        session.execute(
+            sa.update(Feed).where(col(Feed.id).in_(feed_ids)).values(next_poll_at=utcnow())
+        )
+
+    def new_polls() -> list[FeedPoll]:
+        with session_scope() as session:
+            return list(
+                session.exec(
+                    select(FeedPoll)
+                    .where(col(FeedPoll.id) > last_id)
+                    .where(col(FeedPoll.feed_id).in_(feed_ids))
+                ).all()
+            )
+
+    _wait(lambda: len(new_polls()) >= len(feed_ids), timeout=timeout, what="poll-only round")
+    polls = new_polls()
+    start = min(p.started_at for p in polls)
+    end = max(p.finished_at or p.started_at for p in polls)
+    seconds = max((end - start).total_seconds(), 1e-3)
+    return {
+        "feeds": len(polls),
+        "not_modified": sum(1 for p in polls if p.status == "not_modified"),
+        "seconds": round(seconds, 2),
+        "feeds_per_s": round(len(polls) / seconds, 1),
+    }
+
+
+def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> dict[str, Any]:
+    from tests.support import services
+    from worker import migrate
+    from worker.db import dispose_engines
+    from worker.models import utcnow
+    from worker.settings import reset_settings
+
+    redis = services.start_redis()
+    pg: services.PostgresServer | None = None
+    try:
+        if args.db == "postgres":
+            pg = services.start_postgres()
+            db_url = pg.create_database("bench")
+        else:
+            db_url = f"sqlite:///{workdir / 'bench.db'}"
+        env = {
+            "INGEST_DATABASE_URL": db_url,
+            "INGEST_BROKER_URL": redis.url,
+            "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "INGEST_BEAT_INTERVAL_SECONDS": "1",
+            # One local host serves every page: a per-host politeness limit
+            # (worker/politeness.py, when present) would measure itself.
+            "INGEST_PER_HOST_RATE": "100000",
+            "INGEST_PER_HOST_BURST": "100000",
+            "INGEST_LOG_LEVEL": "INFO",
+        }
+        os.environ.update(env)
+        reset_settings()
+        dispose_engines()
+        migrate.upgrade(db_url)
+
+        plan = make_plan(
+            feeds=args.feeds, fetches=args.fetches, repeat_fraction=args.repeat_fraction
+        )
+        web = NewsWeb(pages).start()
+        try:
+            burst_ids = _add_feeds(web, plan.feeds, "burst-", [utcnow()] * len(plan.feeds))
+            worker = services.start_celery(
+                "worker", env, workdir=workdir, concurrency=args.concurrency
+            )
+            beat: services.CeleryProcess | None = None
+            sampler = RssSampler(worker.process.pid)
+            try:
+                _wait(lambda: "ready" in worker.log(), timeout=60, what="worker ready")
+                sampler.start()
+                cpu0 = os.times()
+                t0 = time.monotonic()
+                beat = services.start_celery("beat", env, workdir=workdir)
+                expected = plan.fetches
+                last_print = 0.0
+
+                def burst_done() -> bool:
+                    nonlocal last_print
+                    stats = _entry_stats(burst_ids)
+                    done = stats["entries"] - stats["statuses"].get("pending", 0)
+                    if time.monotonic() - last_print > 10:
+                        last_print = time.monotonic()
+                        print(f"  e2e: {done}/{expected} entries done", flush=True)
+                    return bool(stats["entries"] >= expected and done >= expected)
+
+                _wait(burst_done, timeout=args.timeout, what="all entries processed", every=1)
+                t1 = time.monotonic()
+                cpu1 = os.times()
+                burst = _entry_stats(burst_ids)
+                seconds = (burst["last_done"] - burst["first_poll"]).total_seconds()
+                done = burst["entries"] - burst["statuses"].get("pending", 0)
+                e2e = {
+                    "entries": burst["entries"],
+                    "statuses": burst["statuses"],
+                    "error_classes": burst["error_classes"],
+                    "seconds": round(seconds, 2),
+                    "articles_per_s": round(done / seconds, 2),
+                    "latency_p50_s": _pct(burst["latencies"], 50),
+                    "latency_p95_s": _pct(burst["latencies"], 95),
+                    "web_requests": dict(web.counts),
+                    "bench_process_cpu_s": round(
+                        (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system), 1
+                    ),
+                }
+                rss = sampler.summary(t0, t1)
+
+                # Steady state: feeds come due one by one at half the throughput.
+                steady_fetches = max(args.fetches // 12, 40)
+                per_feed = 10
+                steady_plan = make_plan(
+                    feeds=max(steady_fetches // per_feed, 1),
+                    fetches=steady_fetches,
+                    repeat_fraction=0.0,
+                    first_article=plan.articles,
+                )
+                rate = max(e2e["articles_per_s"] * 0.5, 0.5)
+                span = steady_fetches / rate
+                n = len(steady_plan.feeds)
+                start = utcnow() + timedelta(seconds=2)
+                due = [start + timedelta(seconds=span * i / n) for i in range(n)]
+                steady_ids = _add_feeds(web, steady_plan.feeds, "steady-", due)
+                print(
+                    f"  steady: {steady_fetches} entries over {span:.0f}s ({rate:.1f}/s)",
+                    flush=True,
+                )
+
+                def steady_done() -> bool:
+                    stats = _entry_stats(steady_ids)
+                    return bool(
+                        stats["entries"] >= steady_fetches
+                        and stats["statuses"].get("pending", 0) == 0
+                    )
+
+                _wait(steady_done, timeout=span + 120, what="steady phase", every=1)
+                steady = _entry_stats(steady_ids)
+                steady_out = {
+                    "entries": steady["entries"],
+                    "arrival_per_s": round(rate, 2),
+                    "statuses": steady["statuses"],
+                    "latency_p50_s": _pct(steady["latencies"], 50),
+                    "latency_p95_s": _pct(steady["latencies"], 95),
+                }
+
+                rounds = [_poll_only_round(burst_ids, timeout=120) for _ in range(args.poll_rounds)]
+                polled = sum(r["feeds"] for r in rounds)
+                poll_only = {
+                    "rounds": rounds,
+                    "feeds_per_s": round(polled / sum(r["seconds"] for r in rounds), 1),
+                    "not_modified": sum(r["not_modified"] for r in rounds),
+                    "feeds": polled,
+                }
+                rss_all = sampler.summary(t0, time.monotonic())
+            finally:
+                # Stop every process we started, even if one step fails.
+                try:
+                    if sampler.is_alive():
+                        sampler.stop()
+                finally:
+                    try:
+                        if beat is not None:
+                            beat.stop()
+                    finally:
+                        worker.stop()
+            worker_errors = worker.log().count('"level": "error"')
+        finally:
+            web.stop()
+        return {
+            "database": args.db,
+            "plan": {
+                "feeds": args.feeds,
+                "fetches": plan.fetches,
+                "distinct_urls": plan.articles,
+                "repeats": plan.repeats,
+                "distinct_pages": len(pages),
+            },
+            "end_to_end": e2e,
+            "store": _store_stats(),
+            "memory": rss,
+            "memory_whole_run": rss_all,
+            "steady": steady_out,
+            "poll_only": poll_only,
+            "worker_error_log_lines": worker_errors,
+            "articles_in_plan": [a for feed in plan.feeds for a in feed],
+        }
+    finally:
+        dispose_engines()
+        if pg is not None:
+            pg.stop()
+        redis.stop()
+
+
+# --- report -----------------------------------------------------------------------
+
+
+def print_table(result: dict[str, Any]) -> None:
+    e2e, base, mem = result["end_to_end"], result["baseline"], result["memory"]
+    steady, poll = result["steady"], result["poll_only"]
+    rows = [
+        ("plan", f"{result['plan']['feeds']} feeds, {result['plan']['fetches']} fetches "
+                 f"({result['plan']['distinct_urls']} URLs, {result['plan']['repeats']} repeats, "
+                 f"{result['plan']['distinct_pages']} distinct pages), db={result['database']}"),
+        ("baseline (bare, pool of "
+         f"{base['processes']})", f"{base['pages_per_s']:.1f} pages/s ({base['seconds']} s)"),
+        ("end-to-end (Celery+Redis+DB)", f"{e2e['articles_per_s']:.1f} articles/s "
+                                          f"({e2e['seconds']} s)"),
+        ("ratio e2e / baseline", f"{result['ratio']:.2f} (target >= 0.80)"),
+        ("entry statuses", json.dumps(e2e["statuses"])),
+        ("stored", f"{result['store']['articles']} articles, {result['store']['stories']} "
+                   f"stories, {result['store']['exact_duplicates']} exact duplicates"),
+        ("latency burst p50 / p95", f"{e2e['latency_p50_s']} s / {e2e['latency_p95_s']} s "
+                                    "(5,000 entries queued at once)"),
+        ("latency steady p50 / p95", f"{steady['latency_p50_s']} s / {steady['latency_p95_s']} s "
+                                     f"(arrivals {steady['arrival_per_s']}/s)"),
+        ("peak RSS per pool process", f"{mem['peak_child_rss_mb']} MB "
+                                      f"(median {mem['median_child_peak_rss_mb']} MB, "
+                                      f"{mem['child_processes_seen']} processes)"),
+        ("RSS growth after warm-up", f"{mem['growth_after_warmup_mb']} MB"),
+        ("child RSS by tenth of run", " ".join(f"{v:.0f}" for v in mem["child_rss_by_tenth_mb"])),
+        ("poll-only (304)", f"{poll['feeds_per_s']:.1f} feeds/s "
+                            f"({poll['not_modified']}/{poll['feeds']} not modified)"),
+    ]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 feeds, 300 fetches")
+    parser.add_argument("--feeds", type=int, default=200)
+    parser.add_argument("--fetches", type=int, default=5000)
+    parser.add_argument("--repeat-fraction", type=float, default=0.05)
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--poll-rounds", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.feeds, args.fetches = 20, 300
+
+    if not SHARED_DATA.is_dir():
+        print(f"error: {SHARED_DATA} is absent", file=sys.stderr)
+        return 2
+    pages = load_pages(SHARED_DATA)
+    print(f"loaded {len(pages)} pages; {args.feeds} feeds, {args.fetches} fetches", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        worker_result = run_worker(args, pages, Path(tmp))
+    articles = worker_result.pop("articles_in_plan")
+    if args.skip_baseline:
+        baseline: dict[str, Any] = {"processes": args.concurrency, "pages_per_s": float("nan"),
+                                    "seconds": 0.0}  # fmt: skip
+    else:
+        print(f"baseline: {len(articles)} pages, pool of {args.concurrency}", flush=True)
+        baseline = run_baseline(pages, articles, args.concurrency)
+    result = {
+        "when": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "concurrency": args.concurrency,
+        **worker_result,
+        "baseline": baseline,
+    }
+    result["ratio"] = round(
+        result["end_to_end"]["articles_per_s"] / baseline["pages_per_s"], 3
+    ) if baseline["pages_per_s"] else float("nan")  # fmt: skip
+    out = args.out or RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print()
+    print_table(result)
+    print(f"\nresults: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
