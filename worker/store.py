@@ -402,26 +402,43 @@ def _find_story_match(
 
 
 def refresh_story(session: Session, story_id: int) -> None:
-    """Recompute a story's counters and label from its articles."""
+    """Recompute a story's counters and label from its articles.
+
+    Aggregates run in SQL over the ``story_id`` index; only the small topics
+    lists are read back, so the cost stays low for stories with many copies.
+    """
     story = session.get(Story, story_id)
     if story is None:
         return
-    articles = session.exec(
-        select(Article).where(col(Article.story_id) == story_id).order_by(col(Article.id))
-    ).all()
-    if not articles:
+    in_story = col(Article.story_id) == story_id
+    row = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count(
+                sa.distinct(sa.func.coalesce(Article.source_domain, Article.canonical_url))
+            ),
+            sa.func.min(Article.created_at),
+            sa.func.max(Article.created_at),
+            sa.func.max(Article.security_score),
+            sa.func.max(sa.cast(Article.is_ukraine_security, sa.Integer)),
+            sa.func.min(Article.id),
+        ).where(in_story)
+    ).one()
+    count, sources, first_seen, last_seen, best_score, any_positive, first_id = row
+    if not count:
         return
-    first = articles[0]
-    story.first_article_id = first.id
-    story.article_count = len(articles)
-    story.source_count = len({a.source_domain or a.canonical_url for a in articles})
-    story.first_seen_at = min(a.created_at for a in articles)
-    story.last_seen_at = max(a.created_at for a in articles)
-    story.is_ukraine_security = any(a.is_ukraine_security for a in articles)
-    story.security_score = max(a.security_score for a in articles)
     topics: list[str] = []
-    for article in articles:
-        topics.extend(t for t in article.topics if t not in topics)
+    for article_topics in session.execute(
+        sa.select(col(Article.topics)).where(in_story).order_by(col(Article.id))
+    ).scalars():
+        topics.extend(t for t in article_topics or [] if t not in topics)
+    story.first_article_id = int(first_id)
+    story.article_count = int(count)
+    story.source_count = int(sources)
+    story.first_seen_at = first_seen
+    story.last_seen_at = last_seen
+    story.is_ukraine_security = bool(any_positive)
+    story.security_score = float(best_score or 0.0)
     story.topics = topics
     story.updated_at = utcnow()
     session.add(story)

@@ -7,6 +7,7 @@ permanent errors are recorded by the pipeline and never retried.
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -162,6 +163,13 @@ def process_entry(self: Task, entry_id: int, force: bool = False) -> dict[str, A
             force=force,
             final_attempt=self.request.retries >= MAX_RETRIES,
         )
+    except TransientError as exc:
+        if exc.retry_after:
+            # The server (or our per-host limiter) said when to come back:
+            # wait that long rather than the generic exponential backoff.
+            countdown = min(exc.retry_after, 3600.0) + random.uniform(0, 5)
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        raise
     except SoftTimeLimitExceeded:
         return _give_up(
             entry_id,

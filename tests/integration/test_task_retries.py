@@ -20,15 +20,23 @@ from worker.models import Article, Entry
 pytestmark = pytest.mark.integration
 
 
-def _flaky(web: LocalWeb, failures: int, body: bytes) -> None:
-    """A page that answers 503 (Retry-After: 0) ``failures`` times, then 200."""
+def _flaky(
+    web: LocalWeb,
+    failures: int,
+    body: bytes,
+    *,
+    path: str = "/flaky.html",
+    status: int = 503,
+    retry_after: str = "0",
+) -> None:
+    """A page that answers ``status`` with Retry-After ``failures`` times, then 200."""
     calls = {"n": 0}
 
     def handler(request: BaseHTTPRequestHandler) -> None:
         calls["n"] += 1
         if calls["n"] <= failures:
-            request.send_response(503)
-            request.send_header("Retry-After", "0")
+            request.send_response(status)
+            request.send_header("Retry-After", retry_after)
             request.send_header("Content-Length", "0")
             request.end_headers()
             return
@@ -38,7 +46,7 @@ def _flaky(web: LocalWeb, failures: int, body: bytes) -> None:
         request.end_headers()
         request.wfile.write(body)
 
-    web.routes["/flaky.html"] = handler
+    web.routes[path] = handler
 
 
 def test_transient_retried_permanent_recorded(
@@ -55,11 +63,16 @@ def test_transient_retried_permanent_recorded(
     seed_html = (SEEDS / "seed-article.html").read_bytes()
     with LocalWeb() as web:
         _flaky(web, failures=2, body=seed_html)
+        limited_html = seed_html.replace(b"macron-trump-security-guarantees", b"limited-copy")
+        _flaky(
+            web, failures=1, body=limited_html, path="/limited.html", status=429, retry_after="3"
+        )
         web.add_page(
             "feed.xml",
             rss(
                 [
                     {"title": "Flaky seed", "link": web.url("flaky.html"), "guid": "flaky"},
+                    {"title": "Limited", "link": web.url("limited.html"), "guid": "limited"},
                     {
                         "title": "Ceasefire talks resume in Istanbul",
                         "link": web.url("missing-with-summary.html"),
@@ -80,10 +93,11 @@ def test_transient_retried_permanent_recorded(
             def done() -> bool:
                 with session_scope() as session:
                     statuses = session.exec(select(Entry.status)).all()
-                return len(statuses) == 3 and "pending" not in statuses
+                return len(statuses) == 4 and "pending" not in statuses
 
             wait_until(done, timeout=90, what="entries processed")
             requests = [path for path, _t in web.requests]
+            limited_times = [t for path, t in web.requests if path == "/limited.html"]
         finally:
             beat.stop()
             worker.stop()
@@ -96,6 +110,10 @@ def test_transient_retried_permanent_recorded(
     assert entries["flaky"].status == "stored"
     assert articles["flaky"].extraction_method == "trafilatura"
     assert articles["flaky"].is_ukraine_security
+    # A 429 is retried no sooner than its Retry-After (3 s), not the 1 s backoff.
+    assert entries["limited"].status == "stored"
+    assert len(limited_times) == 2
+    assert limited_times[1] - limited_times[0] >= 3.0
     # A 404 is permanent: asked once, and the feed summary is stored instead.
     assert requests.count("/missing-with-summary.html") == 1
     assert entries["gone-1"].status == "stored"
