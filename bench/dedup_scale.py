@@ -85,6 +85,18 @@ def _seed(url: str, size: int, rng: random.Random) -> list[tuple[str, str, datet
             flush()
     if batch_articles:
         flush()
+    if engine.dialect.name == "postgresql":
+        # Explicit ids were inserted: move the sequences past them.
+        with engine.begin() as conn:
+            for table in ("articles", "stories"):
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
+            # Fresh statistics, as autovacuum would have in a live database.
+            conn.execute(sa.text("ANALYZE"))
     return sample
 
 
