@@ -783,11 +783,11 @@ def _start_worker_metrics() -> None:
     so PROMETHEUS_MULTIPROC_DIR is set (and emptied of a previous run's files)
     here, before anything imports it.
     """
-    port = os.environ.get("INGEST_METRICS_PORT")
-    if not port:
+    from .settings import get_settings
+
+    port = get_settings().metrics_port
+    if port is None:
         return
-    if not port.isdigit():
-        fail(f"INGEST_METRICS_PORT must be a port number, not {port!r}")
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
@@ -797,7 +797,7 @@ def _start_worker_metrics() -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ingest-metrics-")
     from . import metrics
 
-    metrics.start_worker_server(int(port))
+    metrics.start_worker_server(port)
 
 
 def _celery_argv(extra: list[str] | None) -> list[str]:
@@ -837,6 +837,18 @@ def run_cmd(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    """Entry point: refuse bad ``INGEST_*`` settings with one line each, not a traceback."""
+    from pydantic import ValidationError
+
+    from .settings import get_settings
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]).upper() if error["loc"] else "*"
+            err_console.print(f"[bold red]error:[/] INGEST_{field}: {error['msg']}")
+        sys.exit(EXIT_BAD_INPUT)
     app()
 
 

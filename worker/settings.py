@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     api_token: str | None = Field(default=None, description="Bearer token for write endpoints.")
     api_read_requires_token: bool = False
 
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port for the worker's Prometheus metrics."
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
 

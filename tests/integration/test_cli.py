@@ -132,6 +132,22 @@ def test_other_bad_input_is_exit_2(sqlite_url: str) -> None:
     assert ingest("feeds", "add", "x", "not-a-url").exit_code == 2
 
 
+def test_bad_setting_is_exit_2_with_the_variable_named(tmp_path: Path) -> None:
+    env = {**os.environ, "INGEST_PER_HOST_RATE": "fast", "INGEST_METRICS_PORT": "x"}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "feeds", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "INGEST_PER_HOST_RATE" in done.stderr
+    assert "INGEST_METRICS_PORT" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_unreachable_broker_is_exit_3(sqlite_url: str, dead_broker: None) -> None:
     ingest_json("feeds", "add", "kyiv", "https://kyiv.example/rss")
     result = ingest("recrawl", "--feed", "kyiv")
