@@ -182,11 +182,7 @@ def poll_feed(
             feed = session.get(Feed, feed_id)
             assert feed is not None
             _record_failure(feed, exc, settings=settings, now=now)
-            poll.finished_at = utcnow()
-            poll.duration_ms = int((time.monotonic() - started) * 1000)
-            session.add(feed)
-            session.add(poll)
-            store.release_feed_lease(session, feed_id=feed_id, owner=owner)
+            _close_poll(session, feed, poll, started=started, owner=owner)
         log.warning(
             "feed_poll_failed",
             feed_id=feed_id,
@@ -251,11 +247,7 @@ def poll_feed(
         feed.last_error_class = None
         feed.state = "healthy" if feed.enabled else feed.state
         feed.updated_at = utcnow()
-        poll.finished_at = utcnow()
-        poll.duration_ms = int((time.monotonic() - started) * 1000)
-        session.add(feed)
-        session.add(poll)
-        store.release_feed_lease(session, feed_id=feed_id, owner=owner)
+        _close_poll(session, feed, poll, started=started, owner=owner)
     log.info(
         "feed_polled",
         feed_id=feed_id,
@@ -265,6 +257,18 @@ def poll_feed(
         entries_new=len(outcome.new_entry_ids),
     )
     return outcome
+
+
+def _close_poll(
+    session: Session, feed: Feed, poll: FeedPoll, *, started: float, owner: str
+) -> None:
+    """Write the feed's new state and the poll row, and give up the feed's lease."""
+    poll.finished_at = utcnow()
+    poll.duration_ms = int((time.monotonic() - started) * 1000)
+    session.add(feed)
+    session.add(poll)
+    assert feed.id is not None
+    store.release_feed_lease(session, feed_id=feed.id, owner=owner)
 
 
 def _move_feed(session: Session, feed: Feed, target: str) -> None:
