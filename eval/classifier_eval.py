@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import sys
 import time
@@ -39,7 +40,9 @@ from worker.classify import (  # noqa: E402
 
 LABELS_DIR = REPO_ROOT / "eval" / "labels"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-SOURCES = ("rss_link_db_2023", "ag_news", "ukraine_news_bias_2014")
+SOURCES = ("rss_link_db_2023", "rss_link_db_2023_extra", "ag_news", "ukraine_news_bias_2014")
+EXTRA_SOURCE = "rss_link_db_2023_extra"
+"""600 further feed items of the same 2023 feed dump, labelled later; ``dev`` split only."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,12 @@ def _read_labels(name: str) -> dict[str, tuple[int, str]]:
 
 
 def load_items(data_dir: Path) -> Iterator[Item]:
-    """Yield every labelled item from the three sources (raises if data are missing)."""
+    """Yield every labelled item from the four sources (raises if data are missing).
+
+    ``rss_link_db_2023_extra`` items are keyed by their link in
+    ``world_news_entries_2023.jsonl.gz`` and are all in the ``dev`` split, so the ``test``
+    split is exactly the same 484 items as before they were added.
+    """
     labels = _read_labels("rss_link_db_2023")
     path = data_dir / "rss_link_db_2023" / "to_label_stratified_800.csv"
     with path.open(newline="", encoding="utf-8") as fh:
@@ -78,6 +86,25 @@ def load_items(data_dir: Path) -> Iterator[Item]:
                 yield Item(
                     "rss_link_db_2023", str(i), split, label, row["title"], row["description"], "en"
                 )
+
+    labels = _read_labels(EXTRA_SOURCE)
+    bad = sorted(k for k, (_, split) in labels.items() if split != "dev")
+    if bad:  # the extra file must never move items into (or change) the test split
+        raise ValueError(f"{EXTRA_SOURCE}: rows not in the dev split: {bad[:3]}")
+    path = data_dir / "rss_link_db_2023" / "world_news_entries_2023.jsonl.gz"
+    found: set[str] = set()
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            link: str = doc["link"]
+            if link in labels and link not in found:
+                found.add(link)
+                label, split = labels[link]
+                yield Item(
+                    EXTRA_SOURCE, link, split, label, doc["title"], doc["description"] or "", "en"
+                )
+    if len(found) != len(labels):
+        raise ValueError(f"{EXTRA_SOURCE}: {len(labels) - len(found)} labelled links not found")
 
     labels = _read_labels("ag_news")
     with (data_dir / "ag_news" / "test.csv").open(newline="", encoding="utf-8") as fh:
@@ -148,7 +175,7 @@ def metrics(results: list[Result]) -> Metrics:
 
 def _row(name: str, m: Metrics) -> str:
     return (
-        f"{name:<28} n={m.n:<5} pos={m.positives:<4} tp={m.tp:<4} fp={m.fp:<3} fn={m.fn:<3} "
+        f"{name:<34} n={m.n:<5} pos={m.positives:<4} tp={m.tp:<4} fp={m.fp:<3} fn={m.fn:<3} "
         f"P={m.precision:.3f} R={m.recall:.3f} F1={m.f1:.3f}"
     )
 

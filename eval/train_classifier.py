@@ -8,8 +8,9 @@ itself never imports them)::
 
 What it does, deterministically (fixed seeds, sorted output):
 
-1. Loads the labelled items of the ``dev`` split (``eval/labels/``); ``test`` items are
-   never read into features, fitted or scored here.
+1. Loads the labelled items of the ``dev`` split (``eval/labels/``, including the extra
+   feed items of ``rss_link_db_2023_extra.csv``); ``test`` items are never read into
+   features, fitted or scored here.
 2. Computes each item's features with ``worker.classify.model_features`` - the very code the
    worker runs - so training and inference cannot disagree.
 3. Chooses the configuration (feature groups, L1/L2 penalty, C, non-rule value scale) by
@@ -283,6 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         f"chosen: {best.config.describe()} t={best.threshold:.2f} "
         f"P={best.precision:.3f} R={best.recall:.3f}"
     )
+    probs = sigmoid(best.a * best.oof + best.b)
+    for source in sorted({item.source for item in items}):
+        mask = np.array([item.source == source for item in items])
+        sp, sr = pr_at(probs[:, mask], labels[mask], best.threshold)
+        print(
+            f"  out-of-fold {source:<24} n={int(mask.sum()):<5} "
+            f"pos={int(labels[mask].sum()):<4} P={sp:.3f} R={sr:.3f}"
+        )
     if args.report_only:
         return 0
     model = fit(rows, labels, best.config)
