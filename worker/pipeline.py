@@ -343,6 +343,7 @@ class EntryOutcome:
     action: str | None = None
     extraction_method: str | None = None
     error: str | None = None
+    is_ukraine_security: bool | None = None
 
 
 def _fallback_or_fail(entry: Entry, exc: IngestError) -> tuple[ExtractedArticle | None, str]:
@@ -359,13 +360,15 @@ def process_entry(
     settings: Settings,
     force: bool = False,
     final_attempt: bool = False,
+    count_attempt: bool = False,
 ) -> EntryOutcome:
     """Fetch, extract, canonicalise, classify, dedup and store one feed entry.
 
     A :class:`TransientError` propagates (the task retries it) unless this is
     the last attempt, when the feed's summary is stored instead so the story
     is not lost; a permanent failure with no usable summary marks the entry
-    ``failed`` with the reason.
+    ``failed`` with the reason. ``count_attempt``: this attempt was not counted
+    when it started (a first delivery), so the final write counts it.
     """
     with session_scope() as session:
         entry = session.get(Entry, entry_id)
@@ -398,11 +401,11 @@ def process_entry(
             raise
         extracted, note = _fallback_or_fail(entry, exc)
         if extracted is None:
-            return _fail(entry_id, exc)
+            return _fail(entry_id, exc, count_attempt=count_attempt)
     except PermanentError as exc:
         extracted, note = _fallback_or_fail(entry, exc)
         if extracted is None:
-            return _fail(entry_id, exc)
+            return _fail(entry_id, exc, count_attempt=count_attempt)
     if extracted is None:
         return _fail(
             entry_id,
@@ -411,12 +414,17 @@ def process_entry(
                 url=entry.url,
                 error_class="extraction_failed",
             ),
+            count_attempt=count_attempt,
         )
 
     try:
         canonical = canonicalize_url(final_url, page_canonical=extracted.canonical_url)
     except InvalidURLError as exc:
-        return _fail(entry_id, PermanentError(str(exc), url=final_url, error_class="bad_url"))
+        return _fail(
+            entry_id,
+            PermanentError(str(exc), url=final_url, error_class="bad_url"),
+            count_attempt=count_attempt,
+        )
     title = (extracted.title or entry.title or "").strip() or canonical
     published_at = extracted.published_at or entry.published_at
     classification = classify(title=title, body=extracted.body, language=extracted.language)
@@ -444,7 +452,13 @@ def process_entry(
         saved = store.save_article(
             session, record, window=timedelta(days=settings.dedup_window_days)
         )
-        store.mark_entry_stored(session, entry_id=entry_id, article_id=saved.article_id, note=note)
+        store.mark_entry_stored(
+            session,
+            entry_id=entry_id,
+            article_id=saved.article_id,
+            note=note,
+            count_attempt=count_attempt,
+        )
     log.info(
         "article_stored",
         entry_id=entry_id,
@@ -462,10 +476,11 @@ def process_entry(
         action=saved.action,
         extraction_method=extracted.method,
         error=note,
+        is_ukraine_security=classification.is_ukraine_security,
     )
 
 
-def _fail(entry_id: int, exc: IngestError) -> EntryOutcome:
+def _fail(entry_id: int, exc: IngestError, *, count_attempt: bool = False) -> EntryOutcome:
     with session_scope() as session:
         store.mark_entry_failed(
             session,
@@ -473,6 +488,7 @@ def _fail(entry_id: int, exc: IngestError) -> EntryOutcome:
             error=str(exc),
             error_class=exc.error_class,
             http_status=exc.status,
+            count_attempt=count_attempt,
         )
     log.warning("entry_failed", entry_id=entry_id, error=str(exc), error_class=exc.error_class)
     return EntryOutcome(entry_id=entry_id, status="failed", error=str(exc))

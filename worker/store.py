@@ -238,19 +238,28 @@ def touch_entries(session: Session, entry_ids: Sequence[int]) -> None:
         )
 
 
-def begin_entry_attempt(session: Session, *, entry_id: int) -> int | None:
+def begin_entry_attempt(session: Session, *, entry_id: int, at_least: int = 1) -> int | None:
     """Count one started attempt at an entry; returns the new count.
 
     Counted when work starts, not when it ends, so a run that never ends (a
     worker killed by a page, then the message redelivered) still counts and a
     caller can cap the attempts instead of looping forever. Returns None for an
     entry that is missing or already stored.
+
+    A first delivery skips this write and counts itself in
+    :func:`mark_entry_stored` / :func:`mark_entry_failed` (``worker.tasks``), so
+    a first run that died was never counted: a redelivery or retry passes
+    ``at_least=2`` to count it too.
     """
+    counted = col(Entry.attempts) + 1
     result = session.execute(
         sa.update(Entry)
         .where(col(Entry.id) == entry_id)
         .where(col(Entry.status) != "stored")
-        .values(attempts=col(Entry.attempts) + 1, updated_at=utcnow())
+        .values(
+            attempts=sa.case((counted < at_least, at_least), else_=counted),
+            updated_at=utcnow(),
+        )
         .returning(col(Entry.attempts))
     )
     attempts = result.scalar_one_or_none()
@@ -264,7 +273,9 @@ def mark_entry_failed(
     error: str,
     error_class: str,
     http_status: int | None = None,
+    count_attempt: bool = False,
 ) -> None:
+    """Record the entry as failed; ``count_attempt`` counts an attempt not counted at start."""
     session.execute(
         sa.update(Entry)
         .where(col(Entry.id) == entry_id)
@@ -273,14 +284,21 @@ def mark_entry_failed(
             error=error[:4000],
             error_class=error_class,
             http_status=http_status,
+            attempts=col(Entry.attempts) + int(count_attempt),
             updated_at=utcnow(),
         )
     )
 
 
 def mark_entry_stored(
-    session: Session, *, entry_id: int, article_id: int, note: str | None = None
+    session: Session,
+    *,
+    entry_id: int,
+    article_id: int,
+    note: str | None = None,
+    count_attempt: bool = False,
 ) -> None:
+    """Record the entry as stored; ``count_attempt`` counts an attempt not counted at start."""
     session.execute(
         sa.update(Entry)
         .where(col(Entry.id) == entry_id)
@@ -289,6 +307,7 @@ def mark_entry_stored(
             article_id=article_id,
             error=note,
             error_class=None if note is None else "fallback",
+            attempts=col(Entry.attempts) + int(count_attempt),
             updated_at=utcnow(),
         )
     )
@@ -444,6 +463,37 @@ def refresh_story(session: Session, story_id: int) -> None:
     session.add(story)
 
 
+def _join_story(session: Session, story_id: int, article: Article) -> None:
+    """Add a newly inserted article to its story's counters: O(1) in the story's size.
+
+    Equivalent to :func:`refresh_story` for an insert (the new article has the
+    highest id and the latest ``created_at``), without reading every copy's
+    topics back: a wire story syndicated by fifty outlets costs the fiftieth
+    copy the same as the second. Runs under the dedup lock, like the insert.
+    """
+    story = session.get(Story, story_id)
+    if story is None:
+        return
+    source = article.source_domain or article.canonical_url
+    source_seen = session.execute(
+        sa.select(sa.literal(1))
+        .where(col(Article.story_id) == story_id)
+        .where(col(Article.id) != article.id)
+        .where(sa.func.coalesce(Article.source_domain, Article.canonical_url) == source)
+        .limit(1)
+    ).first()
+    story.article_count += 1
+    story.source_count += 0 if source_seen else 1
+    if as_utc(article.created_at) > as_utc(story.last_seen_at):
+        story.last_seen_at = article.created_at
+    story.is_ukraine_security = bool(story.is_ukraine_security or article.is_ukraine_security)
+    story.security_score = max(float(story.security_score or 0.0), article.security_score)
+    topics = list(story.topics or [])
+    story.topics = topics + [t for t in article.topics or [] if t not in topics]
+    story.updated_at = utcnow()
+    session.add(story)
+
+
 def save_article(
     session: Session, record: ArticleRecord, *, window: timedelta = timedelta(days=3)
 ) -> SaveOutcome:
@@ -532,7 +582,10 @@ def save_article(
     assert article.id is not None
     assert article.story_id is not None
     _replace_bands(session, article.id, fp)
-    refresh_story(session, article.story_id)
+    if found is None:
+        refresh_story(session, article.story_id)  # a new story: set every field once
+    else:
+        _join_story(session, article.story_id, article)
     return SaveOutcome(
         article_id=article.id,
         story_id=article.story_id,
@@ -848,13 +901,6 @@ def totals(session: Session) -> dict[str, Any]:
         "entries": entries,
         "feeds": feeds,
     }
-
-
-def article_is_positive(session: Session, article_id: int) -> bool | None:
-    value = session.execute(
-        sa.select(col(Article.is_ukraine_security)).where(col(Article.id) == article_id)
-    ).scalar_one_or_none()
-    return None if value is None else bool(value)
 
 
 # Reclassification progress: counted with queries, not id lists, so following

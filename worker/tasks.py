@@ -103,12 +103,48 @@ def poll_feed(self: Task, feed_id: int, force: bool = False) -> dict[str, Any]:
     }
 
 
-def _give_up(entry_id: int, *, error: str, error_class: str) -> dict[str, Any]:
+def _is_repeat(task: Task) -> bool:
+    """A retry, or a message put back after its worker was lost."""
+    return bool(task.request.retries) or bool((task.request.delivery_info or {}).get("redelivered"))
+
+
+def _broker_marks_redelivery(settings: Any) -> bool:
+    """Whether a message put back by the broker arrives flagged ``redelivered``.
+
+    The attempts cap exists for loops: a page that kills its process comes back
+    as a *redelivered* message, an error as a *retry*. A first delivery cannot be
+    part of a loop yet, so it skips the count-at-start write (and, on SQLite, a
+    second turn at the database write lock per entry; see ``bench/run.py``) and
+    counts itself in the write that stores or fails the entry. Redis flags the
+    messages it puts back (lost worker, expired visibility timeout); on other
+    transports we cannot tell, so every attempt counts at start there.
+    """
+    return str(settings.broker_url).startswith(("redis://", "rediss://"))
+
+
+def _count_attempt(entry_id: int) -> None:
+    """Count a first attempt that ends in an error the task retries (best effort)."""
+    try:
+        with session_scope() as session:
+            store.begin_entry_attempt(session, entry_id=entry_id)
+    except sqlalchemy.exc.OperationalError:
+        pass  # the database is away: the retry, counted at its start, still counts
+
+
+def _give_up(
+    entry_id: int, *, error: str, error_class: str, count_attempt: bool = False
+) -> dict[str, Any]:
     with session_scope() as session:
         entry = session.get(Entry, entry_id)
         if entry is None or entry.status == "stored":  # another delivery got there first
             return {"status": "skipped", "article_id": entry and entry.article_id, "action": None}
-        store.mark_entry_failed(session, entry_id=entry_id, error=error, error_class=error_class)
+        store.mark_entry_failed(
+            session,
+            entry_id=entry_id,
+            error=error,
+            error_class=error_class,
+            count_attempt=count_attempt,
+        )
     log.warning("entry_failed", entry_id=entry_id, error=error, error_class=error_class)
     return {"status": "failed", "article_id": None, "action": None}
 
@@ -147,14 +183,19 @@ def process_entry(self: Task, entry_id: int, force: bool = False) -> dict[str, A
     """
     _bind(self, entry_id=entry_id)
     settings = get_settings()
-    with session_scope() as session:
-        attempts = store.begin_entry_attempt(session, entry_id=entry_id)
-    if attempts is not None and attempts > settings.max_entry_attempts and not force:
-        return _give_up(
-            entry_id,
-            error=f"gave up after {attempts - 1} attempts",
-            error_class="attempts_exhausted",
-        )
+    repeat = _is_repeat(self)
+    counted = force or repeat or not _broker_marks_redelivery(settings)
+    if counted:
+        with session_scope() as session:
+            attempts = store.begin_entry_attempt(
+                session, entry_id=entry_id, at_least=2 if repeat else 1
+            )
+        if attempts is not None and attempts > settings.max_entry_attempts and not force:
+            return _give_up(
+                entry_id,
+                error=f"gave up after {attempts - 1} attempts",
+                error_class="attempts_exhausted",
+            )
     try:
         outcome = pipeline.process_entry(
             entry_id=entry_id,
@@ -162,21 +203,34 @@ def process_entry(self: Task, entry_id: int, force: bool = False) -> dict[str, A
             settings=settings,
             force=force,
             final_attempt=self.request.retries >= MAX_RETRIES,
+            count_attempt=not counted,
         )
     except TransientError as exc:
+        if not counted:
+            _count_attempt(entry_id)
         if exc.retry_after:
             # The server (or our per-host limiter) said when to come back:
             # wait that long rather than the generic exponential backoff.
             countdown = min(exc.retry_after, 3600.0) + random.uniform(0, 5)
             raise self.retry(exc=exc, countdown=countdown) from exc
         raise
+    except sqlalchemy.exc.OperationalError:
+        if not counted:
+            _count_attempt(entry_id)
+        raise
     except SoftTimeLimitExceeded:
         return _give_up(
             entry_id,
             error=f"processing exceeded the soft time limit ({self.request.timelimit})",
             error_class="timeout",
+            count_attempt=not counted,
         )
-    return {"status": outcome.status, "article_id": outcome.article_id, "action": outcome.action}
+    return {
+        "status": outcome.status,
+        "article_id": outcome.article_id,
+        "action": outcome.action,
+        "is_ukraine_security": outcome.is_ukraine_security,
+    }
 
 
 @app.task(
@@ -348,12 +402,10 @@ def _count_outcome(
     if task.name == poll_feed.name:
         _metrics().record_poll(str(retval.get("status")), retval.get("http_status"))
     elif task.name == process_entry.name:
-        status, article_id = str(retval.get("status")), retval.get("article_id")
-        positive = None
-        if status == "stored" and article_id is not None and retval.get("action") != "updated":
-            with session_scope() as session:
-                positive = store.article_is_positive(session, int(article_id))
-        _metrics().record_entry(status, retval.get("action"), positive=positive)
+        # The label travels in the task's return value: no extra query per entry.
+        status, action = str(retval.get("status")), retval.get("action")
+        positive = retval.get("is_ukraine_security") if action != "updated" else None
+        _metrics().record_entry(status, action, positive=bool(positive))
 
 
 def _connect_metrics() -> None:

@@ -121,6 +121,38 @@ def test_unrelated_article_starts_new_story(database_url: str) -> None:
     assert _count(Story) == 2
 
 
+def _story_fields(story_id: int) -> dict[str, object]:
+    with session_scope() as session:
+        story = session.get(Story, story_id)
+        assert story is not None
+        fields = story.model_dump(exclude={"updated_at", "title"})
+        fields["first_seen_at"] = store.as_utc(story.first_seen_at)
+        fields["last_seen_at"] = store.as_utc(story.last_seen_at)
+        return fields
+
+
+def test_story_counters_kept_incrementally_match_a_full_recount(database_url: str) -> None:
+    """Copies joining a story update its counters in O(1); a full refresh agrees."""
+    copies = [
+        ("https://wire.example/a", BODY),
+        ("https://one.example/a", BODY),  # exact copy, new source
+        ("https://one.example/b", BODY.replace("Tuesday", "Wednesday")),  # same source again
+        ("https://two.example/a", BODY + " Sport results follow."),  # near copy, new source
+    ]
+    story_id = 0
+    for url, body in copies:
+        with session_scope() as session:
+            saved = store.save_article(session, _record(url=url, body=body))
+        story_id = story_id or saved.story_id
+        assert saved.story_id == story_id
+        incremental = _story_fields(story_id)
+        with session_scope() as session:
+            store.refresh_story(session, story_id)
+        assert _story_fields(story_id) == incremental
+    assert incremental["article_count"] == 4
+    assert incremental["source_count"] == 3
+
+
 def test_band_index_written_and_replaced(database_url: str) -> None:
     with session_scope() as session:
         saved = store.save_article(session, _record())
@@ -149,6 +181,57 @@ def test_entries_insert_once(database_url: str) -> None:
     assert len(first) == 1
     assert again == []
     assert _count(Entry) == 1
+
+
+def _one_entry() -> int:
+    item = FeedItem(
+        entry_key=entry_key(guid="a", url="https://n.example/a", title="t"),
+        url="https://n.example/a",
+        guid="a",
+        title="t",
+        summary=None,
+        author=None,
+        published_at=None,
+    )
+    with session_scope() as session:
+        feed, _ = store.upsert_feed(session, name="f", url="https://n.example/feed")
+        (entry_id,) = store.add_entries(session, feed_id=feed.id, items=[item])
+    return entry_id
+
+
+def _attempts(entry_id: int) -> int:
+    with session_scope() as session:
+        entry = session.get(Entry, entry_id)
+        assert entry is not None
+        return entry.attempts
+
+
+def test_first_run_counts_its_attempt_when_it_ends(database_url: str) -> None:
+    """The normal path: one write at the end counts the attempt (no count-at-start write)."""
+    entry_id = _one_entry()
+    with session_scope() as session:
+        saved = store.save_article(session, _record())
+        store.mark_entry_stored(
+            session, entry_id=entry_id, article_id=saved.article_id, count_attempt=True
+        )
+    assert _attempts(entry_id) == 1
+
+
+def test_repeat_counts_the_uncounted_first_run(database_url: str) -> None:
+    """A redelivery after a first run died uncounted counts both; later repeats count one."""
+    entry_id = _one_entry()
+    with session_scope() as session:
+        assert store.begin_entry_attempt(session, entry_id=entry_id, at_least=2) == 2
+    with session_scope() as session:
+        assert store.begin_entry_attempt(session, entry_id=entry_id, at_least=2) == 3
+    with session_scope() as session:
+        store.mark_entry_failed(session, entry_id=entry_id, error="x", error_class="timeout")
+        assert store.begin_entry_attempt(session, entry_id=entry_id) == 4
+        saved = store.save_article(session, _record())
+        store.mark_entry_stored(session, entry_id=entry_id, article_id=saved.article_id)
+    assert _attempts(entry_id) == 4
+    with session_scope() as session:  # stored entries are not counted again
+        assert store.begin_entry_attempt(session, entry_id=entry_id, at_least=2) is None
 
 
 def test_feed_lease_is_exclusive_and_expires(database_url: str) -> None:
