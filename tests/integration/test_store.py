@@ -164,16 +164,20 @@ def test_band_index_written_and_replaced(database_url: str) -> None:
     assert saved.article_id
 
 
-def test_entries_insert_once(database_url: str) -> None:
-    item = FeedItem(
-        entry_key=entry_key(guid="x", url="https://n.example/1", title="t"),
-        url="https://n.example/1",
-        guid="x",
+def _item(guid: str, url: str) -> FeedItem:
+    return FeedItem(
+        entry_key=entry_key(guid=guid, url=url, title="t"),
+        url=url,
+        guid=guid,
         title="t",
         summary=None,
         author=None,
         published_at=None,
     )
+
+
+def test_entries_insert_once(database_url: str) -> None:
+    item = _item("x", "https://n.example/1")
     with session_scope() as session:
         feed, _ = store.upsert_feed(session, name="f", url="https://n.example/feed")
         first = store.add_entries(session, feed_id=feed.id, items=[item, item])
@@ -184,15 +188,7 @@ def test_entries_insert_once(database_url: str) -> None:
 
 
 def _one_entry() -> int:
-    item = FeedItem(
-        entry_key=entry_key(guid="a", url="https://n.example/a", title="t"),
-        url="https://n.example/a",
-        guid="a",
-        title="t",
-        summary=None,
-        author=None,
-        published_at=None,
-    )
+    item = _item("a", "https://n.example/a")
     with session_scope() as session:
         feed, _ = store.upsert_feed(session, name="f", url="https://n.example/feed")
         (entry_id,) = store.add_entries(session, feed_id=feed.id, items=[item])
