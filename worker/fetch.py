@@ -25,9 +25,10 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from .errors import PermanentError, TransientError
@@ -263,7 +264,18 @@ def check_url_allowed(
         addresses = resolve(host, port)
     except (OSError, UnicodeError) as exc:
         raise TransientError(f"DNS lookup failed: {exc}", url=url, error_class="dns") from exc
-    allowed = _networks(allowed_networks)
+    blocked = first_blocked_address(addresses, _networks(allowed_networks))
+    if blocked is not None:
+        raise PermanentError(
+            f"refusing to fetch internal address {blocked}", url=url, error_class="ssrf_blocked"
+        )
+
+
+def first_blocked_address(
+    addresses: Iterable[str],
+    allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> str | None:
+    """The first address that is internal and not explicitly allowed, or None."""
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         mapped = getattr(ip, "ipv4_mapped", None)
@@ -272,14 +284,76 @@ def check_url_allowed(
         if any(ip in net for net in allowed):
             continue
         if not ip.is_global or ip.is_multicast:
-            raise PermanentError(
-                f"refusing to fetch internal address {ip}", url=url, error_class="ssrf_blocked"
-            )
+            return str(ip)
+    return None
 
 
 def _resolve(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     return sorted({str(info[4][0]) for info in infos})
+
+
+class BlockedAddressError(Exception):
+    """Raised inside the HTTP transport when a connection would reach an internal address."""
+
+
+class PinnedBackend(httpcore.SyncBackend):
+    """Opens sockets only to addresses that pass the SSRF check, on the same lookup.
+
+    :func:`check_url_allowed` resolves the host before a request; httpcore would
+    resolve it again to connect, and a DNS-rebinding host (a TTL-0 record that
+    answers a public address first and an internal one next) would pass the
+    check and connect inside. Here the name is resolved once at connect time,
+    every address is checked, and the socket goes to a checked address.
+    """
+
+    def __init__(
+        self,
+        allowed_networks: Iterable[str] = (),
+        *,
+        resolver: Callable[[str, int], list[str]] | None = None,
+    ) -> None:
+        self._allowed = _networks(allowed_networks)
+        self._resolve = resolver or _resolve
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            addresses = self._resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"DNS lookup failed: {exc}") from exc
+        blocked = first_blocked_address(addresses, self._allowed)
+        if blocked is not None:
+            raise BlockedAddressError(f"refusing to connect to internal address {blocked}")
+        error: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(
+                    address, port, timeout, local_address, socket_options=socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"{host} has no address")
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport over :class:`PinnedBackend` (httpx has no public hook for it)."""
+
+    def __init__(self, backend: PinnedBackend) -> None:
+        super().__init__()
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=backend,
+        )
 
 
 class BoundedDecoder:
@@ -370,10 +444,12 @@ class Fetcher:
         client: httpx.Client | None = None,
         limiter: HostLimiter | None = None,
         robots: RobotsChecker | None = None,
+        resolver: Callable[[str, int], list[str]] | None = None,
     ) -> None:
         self.policy = policy
         self.limiter = limiter
         self.robots = robots
+        self._resolver = resolver  # DNS (host, port) -> addresses; tests pass their own
         self._client = client or httpx.Client(
             follow_redirects=False,
             timeout=httpx.Timeout(
@@ -384,6 +460,7 @@ class Fetcher:
             ),
             headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             trust_env=False,
+            transport=PinnedTransport(PinnedBackend(policy.allowed_networks, resolver=resolver)),
         )
 
     def close(self) -> None:
@@ -428,7 +505,9 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         for _hop in range(self.policy.max_redirects + 1):
-            check_url_allowed(current, allowed_networks=self.policy.allowed_networks)
+            check_url_allowed(
+                current, allowed_networks=self.policy.allowed_networks, resolver=self._resolver
+            )
             if self.limiter is not None:
                 # Waiting for our turn is politeness, not slowness of the
                 # server: it does not count against the total timeout.
@@ -531,6 +610,8 @@ class Fetcher:
                 self._check_headers(url, status, resp_headers, expect=expect, limit=limit)
                 body = self._read_body(response, url, deadline=deadline, limit=limit)
                 return status, resp_headers, body
+        except BlockedAddressError as exc:
+            raise PermanentError(str(exc), url=url, error_class="ssrf_blocked") from exc
         except httpx.TimeoutException as exc:
             raise TransientError(
                 f"timeout: {type(exc).__name__}", url=url, error_class="timeout"

@@ -385,6 +385,38 @@ def test_loopback_refused_unless_allowed(web: LocalWeb) -> None:
     assert web.requests == []
 
 
+def _port(web: LocalWeb) -> int:
+    return int(web.base_url.rsplit(":", 1)[1].split("/")[0])
+
+
+def test_dns_rebinding_cannot_reach_an_internal_address(web: LocalWeb) -> None:
+    """The name's first answer passes the check; the connection re-resolves and is refused."""
+    route(web, "f", lambda h: send(h, 200, FEED, {"Content-Type": "application/rss+xml"}))
+    answers = iter([["93.184.216.34"], ["127.0.0.1"], ["127.0.0.1"]])
+    lookups: list[str] = []
+
+    def rebinding_dns(host: str, _port: int) -> list[str]:
+        lookups.append(host)
+        return next(answers)
+
+    fetcher = Fetcher(policy(allowed_networks=()), resolver=rebinding_dns)  # type: ignore[arg-type]
+    with fetcher, pytest.raises(PermanentError) as info:
+        fetcher.get(f"http://rebind.test:{_port(web)}/f")
+    assert info.value.error_class == "ssrf_blocked"
+    assert "127.0.0.1" in str(info.value)
+    assert lookups == ["rebind.test", "rebind.test"]  # checked, then re-checked at connect
+    assert web.requests == []  # no socket reached the server
+
+
+def test_connection_goes_to_the_checked_address(web: LocalWeb) -> None:
+    """A name only our resolver knows is fetched: the socket uses the checked address."""
+    url = route(web, "f", lambda h: send(h, 200, FEED, {"Content-Type": "application/rss+xml"}))
+    with Fetcher(policy(), resolver=lambda _host, _port: ["127.0.0.1"]) as fetcher:
+        result = fetcher.get(url.replace("127.0.0.1", "only-our-dns.test"))
+    assert result.status == 200
+    assert result.body == FEED
+
+
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [
