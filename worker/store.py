@@ -466,25 +466,28 @@ def refresh_story(session: Session, story_id: int) -> None:
     session.add(story)
 
 
-def _join_story(session: Session, story_id: int, article: Article) -> None:
+def _join_story(session: Session, story: Story, article: Article) -> None:
     """Add a newly inserted article to its story's counters: O(1) in the story's size.
 
     Equivalent to :func:`refresh_story` for an insert (the new article has the
     highest id and the latest ``created_at``), without reading every copy's
     topics back: a wire story syndicated by fifty outlets costs the fiftieth
-    copy the same as the second. Runs under the dedup lock, like the insert.
+    copy the same as the second, and a new story (created empty) costs no
+    query at all. Runs under the dedup lock, like the insert.
     """
-    story = session.get(Story, story_id)
-    if story is None:
-        return
     source = article.source_domain or article.canonical_url
-    source_seen = session.execute(
-        sa.select(sa.literal(1))
-        .where(col(Article.story_id) == story_id)
-        .where(col(Article.id) != article.id)
-        .where(sa.func.coalesce(Article.source_domain, Article.canonical_url) == source)
-        .limit(1)
-    ).first()
+    source_seen = (
+        story.article_count > 0
+        and session.execute(
+            sa.select(sa.literal(1))
+            .where(col(Article.story_id) == story.id)
+            .where(col(Article.id) != article.id)
+            .where(sa.func.coalesce(Article.source_domain, Article.canonical_url) == source)
+            .limit(1)
+        ).first()
+    )
+    if story.first_article_id is None:
+        story.first_article_id = article.id
     story.article_count += 1
     story.source_count += 0 if source_seen else 1
     if as_utc(article.created_at) > as_utc(story.last_seen_at):
@@ -575,8 +578,16 @@ def save_article(
             article.duplicate_of_id = duplicate_of
         else:
             action = "near_duplicate"
-    if article.story_id is None:
-        story = Story(title=record.title, first_seen_at=now, last_seen_at=now)
+    story = session.get(Story, article.story_id) if article.story_id is not None else None
+    if story is None:
+        # Created empty: _join_story below counts the first article like any other.
+        story = Story(
+            title=record.title,
+            first_seen_at=now,
+            last_seen_at=now,
+            article_count=0,
+            source_count=0,
+        )
         session.add(story)
         session.flush()
         article.story_id = story.id
@@ -585,10 +596,7 @@ def save_article(
     assert article.id is not None
     assert article.story_id is not None
     _replace_bands(session, article.id, fp)
-    if found is None:
-        refresh_story(session, article.story_id)  # a new story: set every field once
-    else:
-        _join_story(session, article.story_id, article)
+    _join_story(session, story, article)
     return SaveOutcome(
         article_id=article.id,
         story_id=article.story_id,

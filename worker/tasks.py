@@ -23,7 +23,7 @@ from .errors import TransientError
 from .fetch import Fetcher
 from .models import Entry, utcnow
 from .politeness import build_fetcher
-from .settings import get_settings
+from .settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 
@@ -108,7 +108,7 @@ def _is_repeat(task: Task) -> bool:
     return bool(task.request.retries) or bool((task.request.delivery_info or {}).get("redelivered"))
 
 
-def _broker_marks_redelivery(settings: Any) -> bool:
+def _broker_marks_redelivery(settings: Settings) -> bool:
     """Whether a message put back by the broker arrives flagged ``redelivered``.
 
     The attempts cap exists for loops: a page that kills its process comes back
@@ -119,7 +119,7 @@ def _broker_marks_redelivery(settings: Any) -> bool:
     messages it puts back (lost worker, expired visibility timeout); on other
     transports we cannot tell, so every attempt counts at start there.
     """
-    return str(settings.broker_url).startswith(("redis://", "rediss://"))
+    return settings.broker_url.startswith(("redis://", "rediss://"))
 
 
 def _count_attempt(entry_id: int) -> None:
