@@ -139,11 +139,22 @@ def _cpu_s(pid: int, *, with_reaped_children: bool = False) -> float:
     return ticks / _CLK_TCK
 
 
-def _worker_tree_cpu_s(pids: list[int], worker_pid: int) -> float:
-    """CPU of the deployment: worker main + live pool children + reaped ones, beat, redis."""
-    total = _cpu_s(worker_pid, with_reaped_children=True)
-    total += sum(_cpu_s(child) for child in _children(worker_pid))
-    return total + sum(_cpu_s(pid) for pid in pids)
+def _deployment_cpu_s(worker_pid: int, beat_pid: int, redis_pid: int) -> dict[str, float]:
+    """CPU seconds of each part of the deployment, so the overhead can be located.
+
+    ``pool`` is every pool child, live or reaped (recycled by
+    ``worker_max_tasks_per_child``): reaped children's CPU is in the main
+    process's ``cutime``/``cstime``.
+    """
+    main = _cpu_s(worker_pid)
+    pool = _cpu_s(worker_pid, with_reaped_children=True) - main
+    pool += sum(_cpu_s(child) for child in _children(worker_pid))
+    return {
+        "worker_main": main,
+        "pool": pool,
+        "beat": _cpu_s(beat_pid, with_reaped_children=True),
+        "redis": _cpu_s(redis_pid),
+    }
 
 
 class RssSampler(threading.Thread):
@@ -405,8 +416,8 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
                 cpu0 = os.times()
                 t0 = time.monotonic()
                 beat = services.start_celery("beat", env, workdir=workdir)
-                others = [redis.process.pid, beat.process.pid]
-                tree_cpu0 = _worker_tree_cpu_s(others, worker.process.pid)
+                pids = (worker.process.pid, beat.process.pid, redis.process.pid)
+                parts0 = _deployment_cpu_s(*pids)
                 expected = plan.fetches
                 last_print = 0.0
 
@@ -421,7 +432,9 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
                 _wait(burst_done, timeout=args.timeout, what="all entries processed", every=1)
                 t1 = time.monotonic()
                 cpu1 = os.times()
-                tree_cpu = _worker_tree_cpu_s(others, worker.process.pid) - tree_cpu0
+                parts1 = _deployment_cpu_s(*pids)
+                cpu_parts = {k: parts1[k] - parts0[k] for k in parts1}
+                tree_cpu = sum(cpu_parts.values())
                 burst = _entry_stats(burst_ids)
                 seconds = (burst["last_done"] - burst["first_poll"]).total_seconds()
                 done = burst["entries"] - burst["statuses"].get("pending", 0)
@@ -440,6 +453,9 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
                     # worker (main + pool), beat and redis; not the news web
                     "deployment_cpu_s": round(tree_cpu, 1),
                     "cpu_ms_per_article": round(tree_cpu / max(done, 1) * 1000, 1),
+                    "cpu_ms_per_article_by_process": {
+                        k: round(v / max(done, 1) * 1000, 1) for k, v in cpu_parts.items()
+                    },
                 }
                 rss = sampler.summary(t0, t1)
 
@@ -543,6 +559,9 @@ def print_table(result: dict[str, Any]) -> None:
         ("CPU per page / article", f"{base.get('cpu_ms_per_page', float('nan'))} ms bare, "
                                    f"{e2e['cpu_ms_per_article']} ms end-to-end "
                                    f"(ratio {result['cpu_ratio']:.2f})"),
+        ("CPU per article by process", " ".join(
+            f"{k} {v}" for k, v in e2e.get("cpu_ms_per_article_by_process", {}).items()
+        ) + f"; bench+news web {e2e['bench_process_cpu_s']} s"),
         ("entry statuses", json.dumps(e2e["statuses"])),
         ("stored", f"{result['store']['articles']} articles, {result['store']['stories']} "
                    f"stories, {result['store']['exact_duplicates']} exact duplicates"),

@@ -51,6 +51,10 @@ CLASSIFIER_POSITIVES = Counter(
     "ingest_classifier_positives", "Stored articles labelled ukraine-security."
 )
 ENTRIES_FAILED = Counter("ingest_entries_failed", "Entries given up on (permanent failures).")
+ENTRIES_KNOWN_URL = Counter(
+    "ingest_entries_known_url",
+    "Entries linked to an article fetched recently from the same URL, without a fetch.",
+)
 TASK_LATENCY = Histogram(
     "ingest_task_duration_seconds",
     "Wall time of Celery tasks.",
@@ -75,6 +79,9 @@ def record_poll(status: str, http_status: int | None) -> None:
 def record_entry(status: str, action: str | None, *, positive: bool | None) -> None:
     """Count one processed entry; ``positive`` is the stored article's label."""
     if status == "skipped":
+        return
+    if action == "known_url":  # no fetch and no write of an article
+        ENTRIES_KNOWN_URL.inc()
         return
     FETCHES.labels(kind="page", status=status).inc()
     if status != "stored":

@@ -346,6 +346,27 @@ class EntryOutcome:
     is_ukraine_security: bool | None = None
 
 
+KNOWN_URL_NOTE = "URL fetched recently for another entry; linked without fetching again"
+
+
+def _recently_fetched(session: Session, url: str, settings: Settings) -> tuple[int, bool] | None:
+    """The article already stored from ``url`` within ``refetch_after_seconds``, if any.
+
+    The same story linked from a second feed minutes later is the common case
+    of a repeat: fetching and extracting it again costs a request to the
+    publisher (and a politeness token) and a full extraction for no new text.
+    An operator's forced re-crawl, or an entry seen after the window, fetches.
+    """
+    if settings.refetch_after_seconds <= 0:
+        return None
+    try:
+        canonical = canonicalize_url(url)
+    except InvalidURLError:
+        return None  # the fetch path records the bad URL
+    since = utcnow() - timedelta(seconds=settings.refetch_after_seconds)
+    return store.recently_fetched_article(session, canonical_url=canonical, since=since)
+
+
 def _fallback_or_fail(entry: Entry, exc: IngestError) -> tuple[ExtractedArticle | None, str]:
     article = from_feed_summary(
         title=entry.title, summary=entry.summary, published_at=entry.published_at
@@ -376,6 +397,25 @@ def process_entry(
             return EntryOutcome(entry_id=entry_id, status="skipped", error="no such entry")
         if entry.status == "stored" and not force:
             return EntryOutcome(entry_id=entry_id, status="skipped", article_id=entry.article_id)
+        known = None if force else _recently_fetched(session, entry.url, settings)
+        if known is not None:
+            article_id, positive = known
+            store.mark_entry_stored(
+                session,
+                entry_id=entry_id,
+                article_id=article_id,
+                note=KNOWN_URL_NOTE,
+                note_class="known_url",
+                count_attempt=count_attempt,
+            )
+            log.info("entry_linked_known_url", entry_id=entry_id, article_id=article_id)
+            return EntryOutcome(
+                entry_id=entry_id,
+                status="stored",
+                article_id=article_id,
+                action="known_url",
+                is_ukraine_security=positive,
+            )
         session.expunge(entry)
 
     note: str | None = None

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     )
     min_body_chars: int = Field(default=200, ge=0)
     dedup_window_days: float = Field(default=3.0, gt=0)
+    refetch_after_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="An entry whose URL was fetched less than this ago (from another feed) is "
+        "linked to the stored article without a fetch; 0 always fetches.",
+    )
 
     # API.
     api_token: str | None = Field(default=None, description="Bearer token for write endpoints.")

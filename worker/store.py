@@ -59,18 +59,26 @@ def _insert(session: Session, table: Any) -> Any:
 def take_lock(session: Session, name: str) -> None:
     """Serialise the rest of this transaction against others taking ``name``.
 
-    The first statement is a write, which on SQLite takes the database write
-    lock (waiting up to the busy timeout) and on PostgreSQL a row lock held
-    until commit.
+    One upsert as the first statement: a write, which on SQLite takes the
+    database write lock (waiting up to the busy timeout) and on PostgreSQL a
+    row lock held until commit. It runs once per stored article, so the
+    statement is built once per dialect and reused (no per-call construction
+    or cache-key work).
     """
-    session.execute(
-        _insert(session, _table(Lock))
-        .values(name=name, counter=0)
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    session.execute(
-        sa.update(Lock).where(col(Lock.name) == name).values(counter=col(Lock.counter) + 1)
-    )
+    dialect = session.get_bind().dialect.name
+    statement = _LOCK_STATEMENTS.get(dialect)
+    if statement is None:
+        insert = _insert(session, _table(Lock))
+        statement = _LOCK_STATEMENTS[dialect] = insert.values(
+            name=sa.bindparam("lock_name"), counter=1
+        ).on_conflict_do_update(
+            index_elements=["name"],
+            set_={"counter": insert.excluded.counter + _table(Lock).c.counter},
+        )
+    session.execute(statement, {"lock_name": name})
+
+
+_LOCK_STATEMENTS: dict[str, Any] = {}
 
 
 # --- feeds ------------------------------------------------------------------
@@ -299,9 +307,15 @@ def mark_entry_stored(
     entry_id: int,
     article_id: int,
     note: str | None = None,
+    note_class: str = "fallback",
     count_attempt: bool = False,
 ) -> None:
-    """Record the entry as stored; ``count_attempt`` counts an attempt not counted at start."""
+    """Record the entry as stored; ``count_attempt`` counts an attempt not counted at start.
+
+    ``note`` says how it was stored when that was not the normal way (the
+    feed summary used, or a known URL linked without a fetch), classed by
+    ``note_class`` in ``error_class`` so operators can filter on it.
+    """
     session.execute(
         sa.update(Entry)
         .where(col(Entry.id) == entry_id)
@@ -309,7 +323,7 @@ def mark_entry_stored(
             status="stored",
             article_id=article_id,
             error=note,
-            error_class=None if note is None else "fallback",
+            error_class=None if note is None else note_class,
             attempts=col(Entry.attempts) + int(count_attempt),
             updated_at=utcnow(),
         )
@@ -317,6 +331,22 @@ def mark_entry_stored(
 
 
 # --- articles and stories ------------------------------------------------------
+
+
+def recently_fetched_article(
+    session: Session, *, canonical_url: str, since: datetime
+) -> tuple[int, bool] | None:
+    """``(id, is_ukraine_security)`` of the article at ``canonical_url`` if fetched since ``since``.
+
+    Lets an entry that links to a page we stored moments ago (the same story in
+    a second feed) be linked to it without fetching and extracting it again.
+    """
+    row = session.execute(
+        sa.select(col(Article.id), col(Article.is_ukraine_security))
+        .where(col(Article.canonical_url) == canonical_url)
+        .where(col(Article.fetched_at) >= since)
+    ).first()
+    return None if row is None else (int(row[0]), bool(row[1]))
 
 
 @dataclass(frozen=True)
