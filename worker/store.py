@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from . import dedup
@@ -415,6 +416,23 @@ def _stored_fingerprint(article: Article) -> dedup.Fingerprint:
     )
 
 
+def _match_columns() -> Any:
+    """Only what matching and joining a story read from a candidate: not its body.
+
+    A wire story has tens of copies, each a candidate of the next; loading
+    their bodies and evidence would cost far more than comparing signatures.
+    """
+    return load_only(
+        col(Article.id),
+        col(Article.story_id),
+        col(Article.duplicate_of_id),
+        col(Article.content_hash),
+        col(Article.minhash),
+        col(Article.title),
+        col(Article.published_at),
+    )
+
+
 def _find_story_match(
     session: Session, record: ArticleRecord, *, window: timedelta
 ) -> tuple[Article, dedup.Match] | None:
@@ -423,6 +441,7 @@ def _find_story_match(
     if fp.content_hash:
         exact = session.exec(
             select(Article)
+            .options(_match_columns())
             .where(col(Article.content_hash) == fp.content_hash)
             .order_by(col(Article.id))
         ).first()
@@ -442,7 +461,9 @@ def _find_story_match(
     ).all()
     if not candidate_ids:
         return None
-    candidates = session.exec(select(Article).where(col(Article.id).in_(candidate_ids))).all()
+    candidates = session.exec(
+        select(Article).options(_match_columns()).where(col(Article.id).in_(candidate_ids))
+    ).all()
     best: tuple[Article, dedup.Match] | None = None
     for candidate in candidates:
         verdict = dedup.match(fp, _stored_fingerprint(candidate), window=window)
@@ -565,7 +586,7 @@ def save_article(
         session.add(existing)
         session.flush()
         assert existing.id is not None
-        _replace_bands(session, existing.id, fp)
+        _replace_bands(session, existing.id, fp, duplicate=existing.duplicate_of_id is not None)
         if existing.story_id is not None:
             refresh_story(session, existing.story_id)
         return SaveOutcome(
@@ -625,7 +646,7 @@ def save_article(
     session.flush()
     assert article.id is not None
     assert article.story_id is not None
-    _replace_bands(session, article.id, fp)
+    _replace_bands(session, article.id, fp, duplicate=duplicate_of is not None)
     _join_story(session, story, article)
     return SaveOutcome(
         article_id=article.id,
@@ -636,8 +657,19 @@ def save_article(
     )
 
 
-def _replace_bands(session: Session, article_id: int, fp: dedup.Fingerprint) -> None:
+def _replace_bands(
+    session: Session, article_id: int, fp: dedup.Fingerprint, *, duplicate: bool = False
+) -> None:
+    """Index ``fp`` under the article's band keys, replacing what it had.
+
+    An exact duplicate is not indexed: its original (``duplicate_of_id``) is,
+    and anything that matches the copy matches the original as well. So the
+    fiftieth copy of a wire story meets one candidate per story, not
+    forty-nine copies, and the band table grows with stories, not copies.
+    """
     session.execute(sa.delete(ArticleBand).where(col(ArticleBand.article_id) == article_id))
+    if duplicate:
+        return
     keys = sorted(set(dedup.index_keys(fp)))
     if keys:
         # executemany with one statement: compiled once and cached, unlike a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -23,6 +24,7 @@ BODY = (
     "guarantees and a possible reassurance force after a ceasefire. "
 ) * 6
 PUBLISHED = datetime(2025, 2, 25, 9, 0, tzinfo=UTC)
+SEED_BODY = (Path(__file__).parents[2] / "seeds" / "seed-article.txt").read_text()
 
 
 def _record(
@@ -162,6 +164,43 @@ def test_band_index_written_and_replaced(database_url: str) -> None:
         store.save_article(session, _record())
     assert _count(ArticleBand) == bands
     assert saved.article_id
+
+
+def _bands_of(article_id: int) -> int:
+    with session_scope() as session:
+        return len(
+            session.exec(select(ArticleBand).where(ArticleBand.article_id == article_id)).all()
+        )
+
+
+def test_exact_copies_are_not_indexed_and_later_copies_join_through_the_original(
+    database_url: str,
+) -> None:
+    """The n-th copy of a wire story meets the original, not n - 1 indexed copies."""
+    wire = SEED_BODY
+    with session_scope() as session:
+        original = store.save_article(session, _record(body=wire))
+    copies = []
+    for n in range(3):  # exact copies (the same text) on other sites
+        with session_scope() as session:
+            copies.append(
+                store.save_article(session, _record(url=f"https://partner{n}.example/w", body=wire))
+            )
+    # A near copy: the last third cut and a paragraph of local reporting added.
+    near = wire[: len(wire) * 2 // 3] + "\nOur correspondent in Kyiv adds local reaction." * 3
+    with session_scope() as session:
+        near_copy = store.save_article(session, _record(url="https://near.example/a", body=near))
+    assert [c.action for c in copies] == ["duplicate"] * 3
+    assert {c.duplicate_of_id for c in copies} == {original.article_id}
+    assert near_copy.action in ("duplicate", "near_duplicate")
+    assert {c.story_id for c in [*copies, near_copy]} == {original.story_id}
+    assert _bands_of(original.article_id) > 0
+    assert [_bands_of(c.article_id) for c in copies] == [0, 0, 0]
+    # Saving a copy again (a re-fetch) keeps it out of the index.
+    with session_scope() as session:
+        again = store.save_article(session, _record(url="https://partner0.example/w", body=wire))
+    assert again.action == "updated"
+    assert _bands_of(again.article_id) == 0
 
 
 def _item(guid: str, url: str) -> FeedItem:
