@@ -422,15 +422,8 @@ def _match_columns() -> Any:
     A wire story has tens of copies, each a candidate of the next; loading
     their bodies and evidence would cost far more than comparing signatures.
     """
-    return load_only(
-        col(Article.id),
-        col(Article.story_id),
-        col(Article.duplicate_of_id),
-        col(Article.content_hash),
-        col(Article.minhash),
-        col(Article.title),
-        col(Article.published_at),
-    )
+    names = ("id", "story_id", "duplicate_of_id", "content_hash", "minhash", "title")
+    return load_only(*(getattr(Article, name) for name in (*names, "published_at")))
 
 
 def _find_story_match(
