@@ -1,6 +1,6 @@
 """End-to-end benchmark: the worker against a local news web, vs the bare work.
 
-    .venv/bin/python bench/run.py            # 200 feeds, 5,000 article fetches (~6 min)
+    .venv/bin/python bench/run.py            # 200 feeds, 5,000 article fetches (~13 min on 2 cores)
     .venv/bin/python bench/run.py --quick    # 20 feeds, 300 fetches (< 2 min)
 
 One run measures, on the same pages:
