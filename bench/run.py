@@ -167,22 +167,38 @@ def _cpu_s(pid: int, *, with_reaped_children: bool = False) -> float:
     return ticks / _CLK_TCK
 
 
-def _deployment_cpu_s(worker_pid: int, beat_pid: int, redis_pid: int) -> dict[str, float]:
+def _tree_cpu_s(pid: int) -> float:
+    """CPU of ``pid`` and all its children, live or reaped."""
+    return _cpu_s(pid, with_reaped_children=True) + sum(_cpu_s(c) for c in _children(pid))
+
+
+def _deployment_cpu_s(
+    worker_pid: int, beat_pid: int, redis_pid: int, postgres_pid: int | None = None
+) -> dict[str, float]:
     """CPU seconds of each part of the deployment, so the overhead can be located.
 
     ``pool`` is every pool child, live or reaped (recycled by
     ``worker_max_tasks_per_child``): reaped children's CPU is in the main
-    process's ``cutime``/``cstime``.
+    process's ``cutime``/``cstime``. With PostgreSQL, the server (postmaster and
+    its backends) is part of the deployment too; SQLite runs inside the pool.
     """
     main = _cpu_s(worker_pid)
-    pool = _cpu_s(worker_pid, with_reaped_children=True) - main
-    pool += sum(_cpu_s(child) for child in _children(worker_pid))
-    return {
+    parts = {
         "worker_main": main,
-        "pool": pool,
+        "pool": _tree_cpu_s(worker_pid) - main,
         "beat": _cpu_s(beat_pid, with_reaped_children=True),
         "redis": _cpu_s(redis_pid),
     }
+    if postgres_pid is not None:
+        parts["postgres"] = _tree_cpu_s(postgres_pid)
+    return parts
+
+
+def _postmaster_pid(pg: Any) -> int | None:
+    try:
+        return int((pg.datadir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class RssSampler(threading.Thread):
@@ -460,7 +476,12 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
                 _wait(lambda: "Starting" in beat.log(), timeout=60, what="beat started")
                 time.sleep(2)  # beat's first ticks: nothing is due yet
                 sampler.start()
-                pids = (worker.process.pid, beat.process.pid, redis.process.pid)
+                pids = (
+                    worker.process.pid,
+                    beat.process.pid,
+                    redis.process.pid,
+                    _postmaster_pid(pg) if pg is not None else None,
+                )
                 parts0 = _deployment_cpu_s(*pids)
                 cpu0 = os.times()
                 t0 = time.monotonic()
@@ -497,7 +518,7 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
                     "bench_process_cpu_s": round(
                         (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system), 1
                     ),
-                    # worker (main + pool), beat and redis; not the news web
+                    # worker (main + pool), beat, redis, PostgreSQL; not the news web
                     "deployment_cpu_s": round(tree_cpu, 1),
                     "cpu_ms_per_article": round(tree_cpu / max(done, 1) * 1000, 1),
                     "cpu_ms_per_article_by_process": {

@@ -64,3 +64,14 @@ def rss(items: list[dict[str, str]], *, title: str = "Local test feed") -> str:
 def serve_seed(web: LocalWeb) -> None:
     for name in ("seed-article.html", "seed-feed.xml"):
         web.add_page(name, (SEEDS / name).read_bytes())
+
+
+def detached(model: type[T], row_id: int) -> T:
+    """The row as it is now, detached from its session so a test can read it later."""
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        row = session.get(model, row_id)
+        assert row is not None, f"no {model.__name__} {row_id}"
+        session.expunge(row)
+        return row

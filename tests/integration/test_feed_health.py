@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from tests.integration.helpers import rss
+from tests.integration.helpers import detached, rss
 from worker import pipeline, store
 from worker.db import session_scope
 from worker.fetch import Fetcher
@@ -102,11 +102,7 @@ def _add_feed(url: str, name: str = "f") -> int:
 
 
 def _feed(feed_id: int) -> Feed:
-    with session_scope() as session:
-        feed = session.get(Feed, feed_id)
-        assert feed is not None
-        session.expunge(feed)
-        return feed
+    return detached(Feed, feed_id)
 
 
 def _poll(feed_id: int, fetcher: Fetcher, settings: Settings) -> pipeline.PollOutcome:

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from tests.integration.helpers import SEEDS, rss
+from tests.integration.helpers import SEEDS, detached, rss
 from worker import pipeline, store
 from worker.db import session_scope
 from worker.fetch import Fetcher
@@ -78,11 +78,7 @@ def _process(
 
 
 def _entry(entry_id: int) -> Entry:
-    with session_scope() as session:
-        entry = session.get(Entry, entry_id)
-        assert entry is not None
-        session.expunge(entry)
-        return entry
+    return detached(Entry, entry_id)
 
 
 def test_second_feed_linking_a_fresh_url_is_linked_without_a_fetch(
