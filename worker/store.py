@@ -422,8 +422,18 @@ def _match_columns() -> Any:
     A wire story has tens of copies, each a candidate of the next; loading
     their bodies and evidence would cost far more than comparing signatures.
     """
-    names = ("id", "story_id", "duplicate_of_id", "content_hash", "minhash", "title")
-    return load_only(*(getattr(Article, name) for name in (*names, "published_at")))
+    return load_only(*(getattr(Article, name) for name in _MATCH_COLUMNS))
+
+
+_MATCH_COLUMNS = (
+    "id",
+    "story_id",
+    "duplicate_of_id",
+    "content_hash",
+    "minhash",
+    "title",
+    "published_at",
+)
 
 
 def _find_story_match(

@@ -226,18 +226,14 @@ def process_entry(self: Task, entry_id: int, force: bool = False) -> dict[str, A
             final_attempt=self.request.retries >= MAX_RETRIES,
             count_attempt=not counted,
         )
-    except TransientError as exc:
+    except RETRYABLE as exc:
         if not counted:
             _count_attempt(entry_id)
-        if exc.retry_after:
+        if isinstance(exc, TransientError) and exc.retry_after:
             # The server (or our per-host limiter) said when to come back:
             # wait that long rather than the generic exponential backoff.
             countdown = min(exc.retry_after, 3600.0) + random.uniform(0, 5)
             raise self.retry(exc=exc, countdown=countdown) from exc
-        raise
-    except sqlalchemy.exc.OperationalError:
-        if not counted:
-            _count_attempt(entry_id)
         raise
     except SoftTimeLimitExceeded:
         return _give_up(
