@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Give up on an entry after this many started attempts (crash loops).",
     )
+    entry_batch_size: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Entries of one poll processed per task (one message); 1 = one task per entry.",
+    )
     min_body_chars: int = Field(default=200, ge=0)
     dedup_window_days: float = Field(default=3.0, gt=0)
     refetch_after_seconds: int = Field(

@@ -8,6 +8,7 @@ permanent errors are recorded by the pipeline and never retried.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ import sqlalchemy.exc
 import structlog
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.utils.time import get_exponential_backoff_interval
 
 from . import pipeline, store
 from .celery_app import app
@@ -45,25 +47,36 @@ def get_fetcher() -> Fetcher:
 
 
 def enqueue_entries(entry_ids: Sequence[int], *, force: bool = False) -> None:
-    """Publish one ``process_entry`` task per entry, in one round trip to Redis.
+    """Publish the entries as ``process_entries`` batches, in one round trip to Redis.
 
-    A poll finds tens of new items at once. Sent one by one, each message costs
-    a Redis round trip and kombu's client setup; kombu's publish batch sends
-    them as one pipeline, at half the publisher's CPU per message (1.0-1.2 ms
-    one by one, 0.5-0.6 ms in batches of 25: ``bench/publish_batch.py``). On a
-    transport without batching it publishes one by one. If
-    the broker fails mid-way, the entries stay ``pending`` in the database and
-    beat re-enqueues them after ``stale_pending_seconds``.
+    A poll finds tens of new items at once. Each batch of
+    ``entry_batch_size`` entries is one message (a lone entry is a plain
+    ``process_entry``): every message costs the worker's main process a
+    receive, a hand-off to a child and an acknowledgement, and the child sits
+    idle while that happens (see :func:`process_entries`). All messages go out
+    through kombu's publish batch, one Redis pipeline, at half the publisher's
+    CPU per message (1.0-1.2 ms one by one, 0.5-0.6 ms in batches of 25:
+    ``bench/publish_batch.py``). If the broker fails mid-way, the entries stay
+    ``pending`` in the database and beat re-enqueues them after
+    ``stale_pending_seconds``.
     """
-    _send_batch(process_entry, [((entry_id,), {"force": force}) for entry_id in entry_ids])
+    size = get_settings().entry_batch_size
+    calls: list[tuple[Task, tuple[Any, ...], dict[str, Any]]] = []
+    for start in range(0, len(entry_ids), size):
+        chunk = [int(entry_id) for entry_id in entry_ids[start : start + size]]
+        if len(chunk) == 1:
+            calls.append((process_entry, (chunk[0],), {"force": force}))
+        else:
+            calls.append((process_entries, (chunk,), {"force": force}))
+    _send_batch(calls)
 
 
-def _send_batch(task: Task, calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
-    """Send ``task`` once per ``(args, kwargs)`` through one kombu publish batch."""
+def _send_batch(calls: Sequence[tuple[Task, tuple[Any, ...], dict[str, Any]]]) -> None:
+    """Send each ``(task, args, kwargs)`` through one kombu publish batch."""
     if not calls:
         return
     with app.producer_or_acquire() as producer, producer.batch():
-        for args, kwargs in calls:
+        for task, args, kwargs in calls:
             task.apply_async(args, kwargs, producer=producer)
 
 
@@ -91,7 +104,7 @@ def poll_due_feeds(self: Task) -> int:
             limit=settings.due_batch_size,
         )
         store.touch_entries(session, stale)
-    _send_batch(poll_feed, [((feed_id,), {}) for feed_id in feed_ids])
+    _send_batch([(poll_feed, (feed_id,), {}) for feed_id in feed_ids])
     enqueue_entries(stale)
     log.info("due_feeds_enqueued", feeds=len(feed_ids), stale_entries=len(stale))
     return len(feed_ids)
@@ -184,6 +197,79 @@ class EntryTask(Task):  # type: ignore[misc]
             )
 
 
+class _GaveUpError(Exception):
+    """The attempts cap was reached before the entry was processed."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result.get("status"))
+        self.result = result
+
+
+class _TimedOutError(Exception):
+    """The soft time limit struck while processing the entry."""
+
+    def __init__(self, *, counted: bool) -> None:
+        super().__init__("soft time limit exceeded")
+        self.counted = counted
+
+
+def _run_entry(
+    entry_id: int, *, force: bool, repeat: bool, final_attempt: bool, settings: Settings
+) -> tuple[dict[str, Any], bool]:
+    """One attempt at one entry, shared by ``process_entry`` and ``process_entries``.
+
+    Returns the task-level result and whether this attempt was counted when
+    it started; raises what the caller must handle (``RETRYABLE``,
+    :class:`_TimedOutError`) and :class:`_GaveUpError` past the attempts cap.
+    """
+    counted = force or repeat or not _broker_marks_redelivery(settings)
+    if counted:
+        with session_scope() as session:
+            attempts = store.begin_entry_attempt(
+                session, entry_id=entry_id, at_least=2 if repeat else 1
+            )
+        if attempts is not None and attempts > settings.max_entry_attempts and not force:
+            raise _GaveUpError(
+                _give_up(
+                    entry_id,
+                    error=f"gave up after {attempts - 1} attempts",
+                    error_class="attempts_exhausted",
+                )
+            )
+    try:
+        outcome = pipeline.process_entry(
+            entry_id=entry_id,
+            fetcher=get_fetcher(),
+            settings=settings,
+            force=force,
+            final_attempt=final_attempt,
+            count_attempt=not counted,
+        )
+    except RETRYABLE:
+        if not counted:
+            _count_attempt(entry_id)
+        raise
+    except SoftTimeLimitExceeded as exc:
+        raise _TimedOutError(counted=counted) from exc
+    result = {
+        "entry_id": entry_id,
+        "status": outcome.status,
+        "article_id": outcome.article_id,
+        "action": outcome.action,
+        "is_ukraine_security": outcome.is_ukraine_security,
+    }
+    return result, counted
+
+
+def _timed_out(entry_id: int, exc: _TimedOutError, limit: Any) -> dict[str, Any]:
+    return _give_up(
+        entry_id,
+        error=f"processing exceeded the soft time limit ({limit})",
+        error_class="timeout",
+        count_attempt=not exc.counted,
+    )
+
+
 @app.task(
     bind=True,
     base=EntryTask,
@@ -195,59 +281,126 @@ class EntryTask(Task):  # type: ignore[misc]
     retry_jitter=True,
     max_retries=MAX_RETRIES,
 )
-def process_entry(self: Task, entry_id: int, force: bool = False) -> dict[str, Any]:
+def process_entry(
+    self: Task, entry_id: int, force: bool = False, repeat: bool = False
+) -> dict[str, Any]:
     """Process one entry within the time limit and a cap on started attempts.
 
     A page that outlives the soft time limit is recorded as failed (``timeout``)
     and acknowledged; the attempts cap ends crash loops (a page that gets the
     process killed is redelivered, and would otherwise be forever).
+    ``repeat``: the entry was already attempted in a run that died (sent by
+    :func:`process_entries` for a redelivered batch), so this run counts.
     """
     _bind(self, entry_id=entry_id)
-    settings = get_settings()
-    repeat = _is_repeat(self)
-    counted = force or repeat or not _broker_marks_redelivery(settings)
-    if counted:
-        with session_scope() as session:
-            attempts = store.begin_entry_attempt(
-                session, entry_id=entry_id, at_least=2 if repeat else 1
-            )
-        if attempts is not None and attempts > settings.max_entry_attempts and not force:
-            return _give_up(
-                entry_id,
-                error=f"gave up after {attempts - 1} attempts",
-                error_class="attempts_exhausted",
-            )
     try:
-        outcome = pipeline.process_entry(
-            entry_id=entry_id,
-            fetcher=get_fetcher(),
-            settings=settings,
+        result, _counted = _run_entry(
+            entry_id,
             force=force,
+            repeat=repeat or _is_repeat(self),
             final_attempt=self.request.retries >= MAX_RETRIES,
-            count_attempt=not counted,
+            settings=get_settings(),
         )
-    except RETRYABLE as exc:
-        if not counted:
-            _count_attempt(entry_id)
-        if isinstance(exc, TransientError) and exc.retry_after:
+    except _GaveUpError as gave_up:
+        return gave_up.result
+    except TransientError as exc:
+        if exc.retry_after:
             # The server (or our per-host limiter) said when to come back:
             # wait that long rather than the generic exponential backoff.
-            countdown = min(exc.retry_after, 3600.0) + random.uniform(0, 5)
-            raise self.retry(exc=exc, countdown=countdown) from exc
+            raise self.retry(exc=exc, countdown=_retry_after_countdown(exc.retry_after)) from exc
         raise
-    except SoftTimeLimitExceeded:
-        return _give_up(
-            entry_id,
-            error=f"processing exceeded the soft time limit ({self.request.timelimit})",
-            error_class="timeout",
-            count_attempt=not counted,
+    except _TimedOutError as exc:
+        return _timed_out(entry_id, exc, self.request.timelimit)
+    return result
+
+
+def _retry_after_countdown(retry_after: float) -> float:
+    return min(retry_after, 3600.0) + random.uniform(0, 5)
+
+
+class EntryBatchTask(Task):  # type: ignore[misc]
+    """After a hard time-limit kill, the batch's entries go on alone (in the parent)."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if isinstance(exc, TimeLimitExceeded) and args:
+            # Which entry hung is unknown here; alone, each gets its own limit
+            # and the one that hangs again is recorded as timed out.
+            force = bool((kwargs or {}).get("force", False))
+            _send_alone([int(i) for i in args[0]], force=force, repeat=True)
+
+
+def _send_alone(entry_ids: Sequence[int], *, force: bool, repeat: bool) -> None:
+    _send_batch(
+        [(process_entry, (entry_id,), {"force": force, "repeat": repeat}) for entry_id in entry_ids]
+    )
+
+
+@app.task(bind=True, base=EntryBatchTask, name="worker.tasks.process_entries", acks_late=True)
+def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> dict[str, Any]:
+    """Process several entries of one poll, one after another, in one task.
+
+    Why batch: each Celery message costs the worker's main process ~1.5 ms of
+    CPU (receive, hand the task to a child, acknowledge) and leaves the child
+    idle while that happens; with ~40-90 ms of work per page that was 8-11 %
+    of throughput (``bench/run.py``). Nothing else is shared: each entry has
+    its own transaction, outcome and attempts count, and whatever needs
+    another attempt leaves the batch as its own ``process_entry`` task, so
+    retries, time limits and the crash-loop cap still act per entry:
+
+    - a retryable error (timeout, 5xx, 429, database away) sends that entry
+      alone with the backoff of a first retry (or the server's Retry-After);
+    - the soft time limit gives up on the entry that used up the time (more
+      than half of it) and sends the rest on, as a new batch;
+    - a redelivered batch (its worker died) splits into single entries that
+      count the lost attempt, so a page that kills its process is capped by
+      attempts alone, without taking its neighbours with it.
+    """
+    _bind(self, batch=len(entry_ids))
+    if _is_repeat(self):
+        _send_alone(entry_ids, force=force, repeat=True)
+        log.warning("entry_batch_split", entries=len(entry_ids), reason="redelivered")
+        return {"status": "split", "entries": []}
+    settings = get_settings()
+    soft_limit = (self.request.timelimit or (None, None))[1] or app.conf.task_soft_time_limit
+    results: list[dict[str, Any]] = []
+    for index, entry_id in enumerate(entry_ids):
+        structlog.contextvars.bind_contextvars(entry_id=entry_id)
+        started = time.monotonic()
+        try:
+            result, _counted = _run_entry(
+                entry_id, force=force, repeat=False, final_attempt=False, settings=settings
+            )
+        except _GaveUpError as gave_up:
+            result = gave_up.result
+        except RETRYABLE as exc:
+            _retry_alone(entry_id, exc, force=force)
+            continue
+        except _TimedOutError as exc:
+            rest = list(entry_ids[index + 1 :])
+            if not soft_limit or time.monotonic() - started >= float(soft_limit) / 2:
+                results.append({"entry_id": entry_id, **_timed_out(entry_id, exc, soft_limit)})
+            else:  # earlier entries used the time: this one gets its own
+                rest.insert(0, entry_id)
+            enqueue_entries(rest, force=force)
+            break
+        results.append(result)
+    return {"status": "done", "entries": results}
+
+
+def _retry_alone(entry_id: int, exc: Exception, *, force: bool) -> None:
+    """Send one entry of a batch on as a first retry of ``process_entry``."""
+    if isinstance(exc, TransientError) and exc.retry_after:
+        countdown = _retry_after_countdown(exc.retry_after)
+    else:  # what autoretry's backoff gives a first retry (retry_backoff, jitter)
+        countdown = get_exponential_backoff_interval(
+            factor=1, retries=0, maximum=600, full_jitter=True
         )
-    return {
-        "status": outcome.status,
-        "article_id": outcome.article_id,
-        "action": outcome.action,
-        "is_ukraine_security": outcome.is_ukraine_security,
-    }
+    process_entry.apply_async((entry_id,), {"force": force}, countdown=countdown, retries=1)
+    log.info(
+        "entry_retry_scheduled", entry_id=entry_id, countdown=round(countdown, 1), error=str(exc)
+    )
 
 
 @app.task(
@@ -418,10 +571,17 @@ def _count_outcome(
     if task.name == poll_feed.name:
         _metrics().record_poll(str(retval.get("status")), retval.get("http_status"))
     elif task.name == process_entry.name:
-        # The label travels in the task's return value: no extra query per entry.
-        status, action = str(retval.get("status")), retval.get("action")
-        positive = retval.get("is_ukraine_security") if action != "updated" else None
-        _metrics().record_entry(status, action, positive=bool(positive))
+        _count_entry(retval)
+    elif task.name == process_entries.name:
+        for result in retval.get("entries") or []:
+            _count_entry(result)
+
+
+def _count_entry(result: dict[str, Any]) -> None:
+    # The label travels in the task's return value: no extra query per entry.
+    status, action = str(result.get("status")), result.get("action")
+    positive = result.get("is_ukraine_security") if action != "updated" else None
+    _metrics().record_entry(status, action, positive=bool(positive))
 
 
 def _connect_metrics() -> None:

@@ -246,7 +246,11 @@ def test_sigkill_mid_processing_stores_each_article_once(
             worker.stop()
             if replacement is not None:
                 replacement.stop()
+        logs = worker.log() + (replacement.log() if replacement is not None else "")
     assert_stored_exactly_once(len(KEYS))
+    # The poll's ten entries went out as batches; a batch that came back after
+    # its run died was split into single entries, each counting the lost run.
+    assert '"entry_batch_split"' in logs
     with session_scope() as session:
         attempts = session.exec(select(Entry.attempts)).all()
     assert max(attempts) >= 2  # killed runs were redelivered, not lost

@@ -127,3 +127,8 @@ def test_transient_retried_permanent_recorded(
     assert entries["gone-2"].error_class == "http_4xx"
     assert entries["gone-2"].http_status == 404
     assert "gone-2" not in articles
+    # The four items went out as one batch; each retried entry left it on its
+    # own, and every attempt is counted once per entry.
+    assert entries["flaky"].attempts == 3
+    assert entries["limited"].attempts == 2
+    assert entries["gone-1"].attempts == entries["gone-2"].attempts == 1
