@@ -107,7 +107,16 @@ def _warm_up_before_fork(**_kwargs: Any) -> None:
     imports). Done here, every pool child, including the ones recycled by
     ``worker_max_tasks_per_child``, starts warm and shares those pages
     copy-on-write instead of loading its own copy.
+
+    Then everything loaded so far (Celery, SQLAlchemy, trafilatura, the
+    classifier's tables: ~145,000 objects) is moved out of the garbage
+    collector's reach with :func:`gc.freeze`. Those objects live as long as
+    the process, yet every full collection in every child would walk them
+    (and, touching their headers, copy their pages): measured over 300 page
+    extractions, collection time fell from 1.6 % to 0.5 % of CPU.
     """
+    import gc
+
     import structlog
 
     try:
@@ -118,3 +127,5 @@ def _warm_up_before_fork(**_kwargs: Any) -> None:
         classify(title="Warm-up", body=extracted.body if extracted else "", language=None)
     except Exception as exc:  # a failed warm-up must never stop the worker
         structlog.get_logger(__name__).warning("warm_up_failed", error=str(exc))
+    gc.collect()  # what is garbage now must not be frozen with the rest
+    gc.freeze()

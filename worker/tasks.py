@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -214,13 +215,21 @@ class _TimedOutError(Exception):
 
 
 def _run_entry(
-    entry_id: int, *, force: bool, repeat: bool, final_attempt: bool, settings: Settings
+    entry_id: int,
+    *,
+    force: bool,
+    repeat: bool,
+    final_attempt: bool,
+    settings: Settings,
+    ahead: _Ahead | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """One attempt at one entry, shared by ``process_entry`` and ``process_entries``.
 
     Returns the task-level result and whether this attempt was counted when
     it started; raises what the caller must handle (``RETRYABLE``,
     :class:`_TimedOutError`) and :class:`_GaveUpError` past the attempts cap.
+    ``ahead``: the entry was loaded, and its page fetch started, while the
+    previous entry of its batch was processed.
     """
     counted = force or repeat or not _broker_marks_redelivery(settings)
     if counted:
@@ -244,6 +253,8 @@ def _run_entry(
             force=force,
             final_attempt=final_attempt,
             count_attempt=not counted,
+            begun=ahead.begun if ahead is not None else None,
+            page=ahead.page if ahead is not None else None,
         )
     except RETRYABLE:
         if not counted:
@@ -364,29 +375,80 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
         return {"status": "split", "entries": []}
     settings = get_settings()
     soft_limit = (self.request.timelimit or (None, None))[1] or app.conf.task_soft_time_limit
+    counted = force or not _broker_marks_redelivery(settings)
     results: list[dict[str, Any]] = []
-    for index, entry_id in enumerate(entry_ids):
-        structlog.contextvars.bind_contextvars(entry_id=entry_id)
-        started = time.monotonic()
-        try:
-            result, _counted = _run_entry(
-                entry_id, force=force, repeat=False, final_attempt=False, settings=settings
-            )
-        except _GaveUpError as gave_up:
-            result = gave_up.result
-        except RETRYABLE as exc:
-            _retry_alone(entry_id, exc, force=force)
-            continue
-        except _TimedOutError as exc:
-            rest = list(entry_ids[index + 1 :])
-            if not soft_limit or time.monotonic() - started >= float(soft_limit) / 2:
-                results.append({"entry_id": entry_id, **_timed_out(entry_id, exc, soft_limit)})
-            else:  # earlier entries used the time: this one gets its own
-                rest.insert(0, entry_id)
-            enqueue_entries(rest, force=force)
-            break
-        results.append(result)
+    with pipeline.PagePrefetcher(get_fetcher(), settings) as prefetcher:
+        upcoming = _begin_ahead(
+            entry_ids[0], force=force, counted=counted, settings=settings, prefetcher=prefetcher
+        )
+        for index, entry_id in enumerate(entry_ids):
+            structlog.contextvars.bind_contextvars(entry_id=entry_id)
+            started = time.monotonic()
+            ahead, upcoming = upcoming, None
+            try:
+                if index + 1 < len(entry_ids):
+                    # Load the next entry and start fetching its page now: the
+                    # fetch waits on the network while this entry is extracted.
+                    upcoming = _begin_ahead(
+                        entry_ids[index + 1],
+                        force=force,
+                        counted=counted,
+                        settings=settings,
+                        prefetcher=prefetcher,
+                    )
+                result, _counted = _run_entry(
+                    entry_id,
+                    force=force,
+                    repeat=False,
+                    final_attempt=False,
+                    settings=settings,
+                    ahead=ahead,
+                )
+            except _GaveUpError as gave_up:
+                result = gave_up.result
+            except RETRYABLE as exc:
+                _retry_alone(entry_id, exc, force=force)
+                continue
+            except (_TimedOutError, SoftTimeLimitExceeded) as exc:
+                rest = list(entry_ids[index + 1 :])
+                if isinstance(exc, _TimedOutError) and (
+                    not soft_limit or time.monotonic() - started >= float(soft_limit) / 2
+                ):
+                    results.append({"entry_id": entry_id, **_timed_out(entry_id, exc, soft_limit)})
+                else:  # earlier entries used the time: this one gets its own
+                    rest.insert(0, entry_id)
+                enqueue_entries(rest, force=force)
+                break
+            results.append(result)
     return {"status": "done", "entries": results}
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """An entry loaded ahead of its turn, and its page fetch if it needs one."""
+
+    begun: pipeline.EntryJob | pipeline.EntryOutcome | None
+    page: pipeline.PageFuture | None
+
+
+def _begin_ahead(
+    entry_id: int,
+    *,
+    force: bool,
+    counted: bool,
+    settings: Settings,
+    prefetcher: pipeline.PagePrefetcher,
+) -> _Ahead | None:
+    """Load ``entry_id`` and start its fetch; on a database error, leave both to its turn
+    (where the error is met again and handled like any other)."""
+    try:
+        begun = pipeline.begin_entry(
+            entry_id=entry_id, settings=settings, force=force, count_attempt=not counted
+        )
+    except RETRYABLE:
+        return None
+    page = prefetcher.submit(begun) if isinstance(begun, pipeline.EntryJob) else None
+    return _Ahead(begun=begun, page=page)
 
 
 def _retry_alone(entry_id: int, exc: Exception, *, force: bool) -> None:

@@ -1,4 +1,5 @@
-"""How entries are grouped into messages, read back from a real Redis queue."""
+"""Entries in batches: how they are grouped into messages (read back from a real
+Redis queue), and how a batch overlaps the next fetch with the current extraction."""
 
 from __future__ import annotations
 
@@ -7,11 +8,22 @@ import json
 import os
 import subprocess
 import sys
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from sqlmodel import select
 
+from tests.integration.helpers import fundus_page, rss, wait_until
 from tests.support import services
+from worker import store
+from worker.db import session_scope
+from worker.localweb import LocalWeb
+from worker.models import Entry
+from worker.store import as_utc
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +63,121 @@ def test_a_polls_entries_go_out_in_batches(redis_server: services.RedisServer) -
         ("worker.tasks.process_entry", [9]),
     ]
     assert _enqueue_and_read(broker, []) == []
+
+
+def _timed_page(body: bytes, seen: dict[str, float], path: str) -> Any:
+    """Serve ``body`` and note (wall clock, as the database's timestamps) when it was asked for."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        seen[path] = time.time()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return route
+
+
+def test_a_batch_fetches_the_next_page_while_this_one_is_extracted(
+    redis_server: services.RedisServer, sqlite_url: str, shared_data: Path, tmp_path: Path
+) -> None:
+    """Within a batch, page n+1 is requested before entry n is stored: the fetch
+    overlaps the extraction instead of leaving the process idle."""
+    broker = redis_server.url.replace("/0", "/4")
+    redis.Redis.from_url(broker).flushdb()
+    keys = ["uk/BBC_2024_08_01", "uk/DailyMail_2024_04_27", "uk/TheGuardian_2024_02_24"]
+    requested: dict[str, float] = {}
+    with LocalWeb() as web:
+        items = []
+        for n, key in enumerate(keys):
+            html, record = fundus_page(shared_data, key)
+            path = f"/p/{n}.html"
+            web.routes[path] = _timed_page(html, requested, path)
+            items.append({"title": record["title"], "link": web.url(path), "guid": path})
+        web.add_page("feed.xml", rss(items))
+        with session_scope() as session:
+            store.upsert_feed(session, name="local", url=web.url("feed.xml"))
+        env = {
+            "INGEST_DATABASE_URL": sqlite_url,
+            "INGEST_BROKER_URL": broker,
+            "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "INGEST_BEAT_INTERVAL_SECONDS": "1",
+            # One local host: the per-host politeness pacing would space the
+            # requests by a second and hide the overlap.
+            "INGEST_PER_HOST_RATE": "1000",
+            "INGEST_PER_HOST_BURST": "1000",
+        }
+        worker = services.start_celery("worker", env, workdir=tmp_path)
+        beat = services.start_celery("beat", env, workdir=tmp_path)
+        try:
+
+            def stored() -> list[Entry]:
+                with session_scope() as session:
+                    entries = list(session.exec(select(Entry)).all())
+                done = len(entries) == len(keys) and all(e.status == "stored" for e in entries)
+                return entries if done else []
+
+            entries = wait_until(stored, timeout=90, what="entries stored")
+            log = worker.log()
+        finally:
+            beat.stop()
+            worker.stop()
+    assert '"worker.tasks.process_entries"' in log  # the three went out as one batch
+    stored_at = {e.guid: as_utc(e.updated_at).timestamp() for e in entries}
+    for n in range(len(keys) - 1):
+        this, following = f"/p/{n}.html", f"/p/{n + 1}.html"
+        assert requested[following] < stored_at[this], (n, requested, stored_at)
+
+
+def test_closing_the_prefetcher_does_not_wait_for_a_page_that_never_ends(
+    sqlite_url: str, shared_data: Path
+) -> None:
+    """A batch cut short (soft time limit) must not hang on its prefetch thread."""
+    from worker import pipeline
+    from worker.fetch import Fetcher
+    from worker.settings import get_settings
+
+    html, _record = fundus_page(shared_data, "uk/BBC_2024_08_01")
+    with LocalWeb() as web:
+        web.add_page("/fine.html", html, "text/html; charset=utf-8")
+
+        def endless(handler: BaseHTTPRequestHandler) -> None:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html; charset=utf-8")
+            handler.send_header("Content-Length", str(len(html)))
+            handler.end_headers()
+            try:
+                for start in range(0, len(html), 16):
+                    handler.wfile.write(html[start : start + 16])
+                    handler.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                return
+
+        web.routes["/endless.html"] = endless
+        settings = get_settings()
+
+        def job(path: str) -> pipeline.EntryJob:
+            return pipeline.EntryJob(
+                entry_id=1,
+                url=web.url(path),
+                title=None,
+                summary=None,
+                published_at=None,
+                author=None,
+                feed_id=None,
+                guid=None,
+            )
+
+        with Fetcher(pipeline.fetch_policy(settings)) as fetcher:
+            with pipeline.PagePrefetcher(fetcher, settings) as prefetcher:
+                fine = prefetcher.submit(job("/fine.html"))
+                assert fine.result(timeout=30).body == html
+                endless_page = prefetcher.submit(job("/endless.html"))
+                queued = prefetcher.submit(job("/fine.html"))
+                time.sleep(0.3)  # the endless fetch is under way
+                closing = time.monotonic()
+            assert time.monotonic() - closing < 1.0
+            assert not endless_page.done()
+            assert queued.cancelled()  # never sent: the batch's rest goes on elsewhere
