@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from . import dedup
@@ -318,17 +317,31 @@ def mark_entry_stored(
     ``note_class`` in ``error_class`` so operators can filter on it.
     """
     session.execute(
-        sa.update(Entry)
-        .where(col(Entry.id) == entry_id)
-        .values(
-            status="stored",
-            article_id=article_id,
-            error=note,
-            error_class=None if note is None else note_class,
-            attempts=col(Entry.attempts) + int(count_attempt),
-            updated_at=utcnow(),
-        )
+        _MARK_STORED,
+        {
+            "entry": entry_id,
+            "article_id": article_id,
+            "error": note,
+            "error_class": None if note is None else note_class,
+            "counted": int(count_attempt),
+            "updated_at": utcnow(),
+        },
     )
+
+
+# Runs once per entry: built once, with bound parameters.
+_MARK_STORED = (
+    sa.update(Entry)
+    .where(col(Entry.id) == sa.bindparam("entry"))
+    .values(
+        status="stored",
+        article_id=sa.bindparam("article_id"),
+        error=sa.bindparam("error"),
+        error_class=sa.bindparam("error_class"),
+        attempts=col(Entry.attempts) + sa.bindparam("counted"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
 
 
 # --- articles and stories ------------------------------------------------------
@@ -343,11 +356,16 @@ def recently_fetched_article(
     a second feed) be linked to it without fetching and extracting it again.
     """
     row = session.execute(
-        sa.select(col(Article.id), col(Article.is_ukraine_security))
-        .where(col(Article.canonical_url) == canonical_url)
-        .where(col(Article.fetched_at) >= since)
+        _RECENTLY_FETCHED, {"canonical_url": canonical_url, "since": since}
     ).first()
     return None if row is None else (int(row[0]), bool(row[1]))
+
+
+_RECENTLY_FETCHED = (
+    sa.select(col(Article.id), col(Article.is_ukraine_security))
+    .where(col(Article.canonical_url) == sa.bindparam("canonical_url"))
+    .where(col(Article.fetched_at) >= sa.bindparam("since"))
+)
 
 
 @dataclass(frozen=True)
@@ -385,28 +403,50 @@ def _domain(url: str) -> str | None:
     return host[4:] if host.startswith("www.") else host
 
 
+def _classification_values(classification: Classification) -> dict[str, Any]:
+    return {
+        "is_ukraine_security": classification.is_ukraine_security,
+        "security_score": round(float(classification.score), 4),
+        "topics": list(classification.topics),
+        "evidence": {k: list(v) for k, v in classification.evidence.items()},
+        "classifier_version": classification.version,
+    }
+
+
 def _apply_classification(article: Article, classification: Classification) -> None:
-    article.is_ukraine_security = classification.is_ukraine_security
-    article.security_score = round(float(classification.score), 4)
-    article.topics = list(classification.topics)
-    article.evidence = {k: list(v) for k, v in classification.evidence.items()}
-    article.classifier_version = classification.version
+    for name, value in _classification_values(classification).items():
+        setattr(article, name, value)
+
+
+# Statements run for every stored article, built once with bound parameters:
+# building a select and its cache key per call cost more than running it.
+_ARTICLE_BY_URL = sa.select(col(Article.id)).where(
+    col(Article.canonical_url) == sa.bindparam("canonical_url")
+)
+_ARTICLE_BY_GUID = (
+    sa.select(col(Article.id))
+    .where(col(Article.feed_id) == sa.bindparam("feed_id"))
+    .where(col(Article.guid) == sa.bindparam("guid"))
+)
+_SAME_SOURCE_IN_STORY = (
+    sa.select(sa.literal(1))
+    .where(col(Article.story_id) == sa.bindparam("story_id"))
+    .where(col(Article.id) != sa.bindparam("article_id"))
+    .where(sa.func.coalesce(Article.source_domain, Article.canonical_url) == sa.bindparam("source"))
+    .limit(1)
+)
 
 
 def _existing_article(session: Session, record: ArticleRecord) -> Article | None:
-    found = session.exec(
-        select(Article).where(col(Article.canonical_url) == record.canonical_url)
-    ).first()
+    found = session.execute(_ARTICLE_BY_URL, {"canonical_url": record.canonical_url}).scalar()
     if found is None and record.guid and record.feed_id is not None:
-        found = session.exec(
-            select(Article)
-            .where(col(Article.feed_id) == record.feed_id)
-            .where(col(Article.guid) == record.guid)
-        ).first()
-    return found
+        found = session.execute(
+            _ARTICLE_BY_GUID, {"feed_id": record.feed_id, "guid": record.guid}
+        ).scalar()
+    return None if found is None else session.get(Article, found)
 
 
-def _stored_fingerprint(article: Article) -> dedup.Fingerprint:
+def _stored_fingerprint(article: Any) -> dedup.Fingerprint:
     signature = dedup.decode_signature(article.minhash) if article.minhash else ()
     return dedup.Fingerprint(
         content_hash=article.content_hash,
@@ -416,15 +456,10 @@ def _stored_fingerprint(article: Article) -> dedup.Fingerprint:
     )
 
 
-def _match_columns() -> Any:
-    """Only what matching and joining a story read from a candidate: not its body.
-
-    A wire story has tens of copies, each a candidate of the next; loading
-    their bodies and evidence would cost far more than comparing signatures.
-    """
-    return load_only(*(getattr(Article, name) for name in _MATCH_COLUMNS))
-
-
+# Only what matching and joining a story read from a candidate, not its body:
+# a wire story has tens of copies, each a candidate of the next, and loading
+# their bodies and evidence would cost far more than comparing signatures.
+# Plain rows, not ORM objects: nothing here is modified.
 _MATCH_COLUMNS = (
     "id",
     "story_id",
@@ -434,41 +469,44 @@ _MATCH_COLUMNS = (
     "title",
     "published_at",
 )
+_MATCH_SELECT = sa.select(*(getattr(Article, name) for name in _MATCH_COLUMNS))
+_EXACT_MATCH = (
+    _MATCH_SELECT.where(col(Article.content_hash) == sa.bindparam("content_hash"))
+    .order_by(col(Article.id))
+    .limit(1)
+)
+# Most shared keys first, then the most recent: the cap keeps a lookup's cost
+# bounded however many stored articles share a popular key.
+_CANDIDATE_IDS = (
+    sa.select(col(ArticleBand.article_id))
+    .where(col(ArticleBand.band_key).in_(sa.bindparam("keys", expanding=True)))
+    .group_by(col(ArticleBand.article_id))
+    .order_by(sa.func.count().desc(), col(ArticleBand.article_id).desc())
+    .limit(MAX_NEAR_DUP_CANDIDATES)
+)
+_CANDIDATES = _MATCH_SELECT.where(col(Article.id).in_(sa.bindparam("ids", expanding=True)))
 
 
 def _find_story_match(
     session: Session, record: ArticleRecord, *, window: timedelta
-) -> tuple[Article, dedup.Match] | None:
-    """Exact (same body hash) first, then near-duplicates via the LSH band index."""
+) -> tuple[Any, dedup.Match] | None:
+    """Exact (same body hash) first, then near-duplicates via the LSH band index.
+
+    Returns the matching article as a row of ``_MATCH_COLUMNS`` and the verdict.
+    """
     fp = record.fingerprint
     if fp.content_hash:
-        exact = session.exec(
-            select(Article)
-            .options(_match_columns())
-            .where(col(Article.content_hash) == fp.content_hash)
-            .order_by(col(Article.id))
-        ).first()
+        exact = session.execute(_EXACT_MATCH, {"content_hash": fp.content_hash}).first()
         if exact is not None:
             return exact, dedup.match(fp, _stored_fingerprint(exact), window=window)
     keys = sorted(set(dedup.query_keys(fp, window=window)))
     if not keys:
         return None
-    # Most shared keys first, then the most recent: the cap keeps a lookup's
-    # cost bounded however many stored articles share a popular key.
-    candidate_ids = session.exec(
-        select(ArticleBand.article_id)
-        .where(col(ArticleBand.band_key).in_(keys))
-        .group_by(col(ArticleBand.article_id))
-        .order_by(sa.func.count().desc(), col(ArticleBand.article_id).desc())
-        .limit(MAX_NEAR_DUP_CANDIDATES)
-    ).all()
+    candidate_ids = session.execute(_CANDIDATE_IDS, {"keys": keys}).scalars().all()
     if not candidate_ids:
         return None
-    candidates = session.exec(
-        select(Article).options(_match_columns()).where(col(Article.id).in_(candidate_ids))
-    ).all()
-    best: tuple[Article, dedup.Match] | None = None
-    for candidate in candidates:
+    best: tuple[Any, dedup.Match] | None = None
+    for candidate in session.execute(_CANDIDATES, {"ids": list(candidate_ids)}):
         verdict = dedup.match(fp, _stored_fingerprint(candidate), window=window)
         if not verdict.same_story:
             continue
@@ -520,7 +558,19 @@ def refresh_story(session: Session, story_id: int) -> None:
     session.add(story)
 
 
-def _join_story(session: Session, story: Story, article: Article) -> None:
+@dataclass(frozen=True)
+class _NewArticle:
+    """What joining a story needs of an article just inserted (no ORM object is made)."""
+
+    id: int
+    source: str
+    created_at: datetime
+    is_ukraine_security: bool
+    security_score: float
+    topics: list[str]
+
+
+def _join_story(session: Session, story: Story, article: _NewArticle) -> None:
     """Add a newly inserted article to its story's counters: O(1) in the story's size.
 
     Equivalent to :func:`refresh_story` for an insert (the new article has the
@@ -529,15 +579,11 @@ def _join_story(session: Session, story: Story, article: Article) -> None:
     copy the same as the second, and a new story (created empty) costs no
     query at all. Runs under the dedup lock, like the insert.
     """
-    source = article.source_domain or article.canonical_url
     source_seen = (
         story.article_count > 0
         and session.execute(
-            sa.select(sa.literal(1))
-            .where(col(Article.story_id) == story.id)
-            .where(col(Article.id) != article.id)
-            .where(sa.func.coalesce(Article.source_domain, Article.canonical_url) == source)
-            .limit(1)
+            _SAME_SOURCE_IN_STORY,
+            {"story_id": story.id, "article_id": article.id, "source": article.source},
         ).first()
     )
     if story.first_article_id is None:
@@ -549,7 +595,7 @@ def _join_story(session: Session, story: Story, article: Article) -> None:
     story.is_ukraine_security = bool(story.is_ukraine_security or article.is_ukraine_security)
     story.security_score = max(float(story.security_score or 0.0), article.security_score)
     topics = list(story.topics or [])
-    story.topics = topics + [t for t in article.topics or [] if t not in topics]
+    story.topics = topics + [t for t in article.topics if t not in topics]
     story.updated_at = utcnow()
     session.add(story)
 
@@ -597,42 +643,45 @@ def save_article(
         )
 
     found = _find_story_match(session, record, window=window)
-    article = Article(
-        url=record.url,
-        canonical_url=record.canonical_url,
-        feed_id=record.feed_id,
-        guid=record.guid,
-        source_domain=_domain(record.canonical_url),
-        title=record.title,
-        body=record.body,
-        summary=record.summary,
-        author=record.author,
-        published_at=record.published_at,
-        fetched_at=now,
-        language=record.language,
-        extraction_method=record.extraction_method,
-        content_hash=fp.content_hash,
-        minhash=dedup.encode_signature(fp.signature) if fp.signature else None,
-        classifier_version=record.classification.version,
-        created_at=now,
-        updated_at=now,
-    )
-    _apply_classification(article, record.classification)
+    source_domain = _domain(record.canonical_url)
+    values: dict[str, Any] = {
+        "url": record.url,
+        "canonical_url": record.canonical_url,
+        "feed_id": record.feed_id,
+        "guid": record.guid,
+        "source_domain": source_domain,
+        "title": record.title,
+        "title_history": [],
+        "body": record.body,
+        "summary": record.summary,
+        "author": record.author,
+        "published_at": record.published_at,
+        "fetched_at": now,
+        "language": record.language,
+        "extraction_method": record.extraction_method,
+        "content_hash": fp.content_hash,
+        "minhash": dedup.encode_signature(fp.signature) if fp.signature else None,
+        "story_id": None,
+        "duplicate_of_id": None,
+        "dedup_reason": None,
+        **_classification_values(record.classification),
+        "created_at": now,
+        "updated_at": now,
+    }
     action = "created"
     duplicate_of: int | None = None
     reason: str | None = None
     if found is not None:
         match_article, verdict = found
-        article.story_id = match_article.story_id
-        reason = verdict.reason
-        article.dedup_reason = reason
+        values["story_id"] = match_article.story_id
+        reason = values["dedup_reason"] = verdict.reason
         if verdict.exact:
             action = "duplicate"
             duplicate_of = match_article.duplicate_of_id or match_article.id
-            article.duplicate_of_id = duplicate_of
+            values["duplicate_of_id"] = duplicate_of
         else:
             action = "near_duplicate"
-    story = session.get(Story, article.story_id) if article.story_id is not None else None
+    story = session.get(Story, values["story_id"]) if values["story_id"] is not None else None
     if story is None:
         # Created empty: _join_story below counts the first article like any other.
         story = Story(
@@ -644,20 +693,33 @@ def save_article(
         )
         session.add(story)
         session.flush()
-        article.story_id = story.id
-    session.add(article)
-    session.flush()
-    assert article.id is not None
-    assert article.story_id is not None
-    _replace_bands(session, article.id, fp, duplicate=duplicate_of is not None)
-    _join_story(session, story, article)
+        values["story_id"] = story.id
+    # A Core insert: an ORM object would cost its construction and a flush,
+    # and nothing in this transaction reads the article back through the ORM.
+    article_id = int(session.execute(_INSERT_ARTICLE, values).scalar_one())
+    _replace_bands(session, article_id, fp, duplicate=duplicate_of is not None)
+    _join_story(
+        session,
+        story,
+        _NewArticle(
+            id=article_id,
+            source=source_domain or record.canonical_url,
+            created_at=now,
+            is_ukraine_security=values["is_ukraine_security"],
+            security_score=values["security_score"],
+            topics=values["topics"],
+        ),
+    )
     return SaveOutcome(
-        article_id=article.id,
-        story_id=article.story_id,
+        article_id=article_id,
+        story_id=int(values["story_id"]),
         action=action,
         duplicate_of_id=duplicate_of,
         reason=reason,
     )
+
+
+_INSERT_ARTICLE = sa.insert(Article).returning(col(Article.id))
 
 
 def _replace_bands(
