@@ -27,6 +27,11 @@ from celery.signals import worker_init, worker_process_init
 from .logging import configure_logging
 from .settings import Settings, get_settings
 
+# Pool children are replaced after about this many entries: trafilatura and
+# lxml hold on to some memory per page parsed, and a fresh child (forked from
+# the warmed-up parent) costs a few milliseconds.
+ENTRIES_PER_CHILD = 500
+
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
@@ -42,7 +47,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "task_soft_time_limit": max(
             settings.task_time_limit - 10, settings.task_time_limit * 3 // 4
         ),
-        "worker_max_tasks_per_child": 500,
+        # About 500 entries per child whatever the batch size (a task is a batch).
+        "worker_max_tasks_per_child": max(1, ENTRIES_PER_CHILD // settings.entry_batch_size),
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",

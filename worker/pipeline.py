@@ -33,7 +33,7 @@ from .fetch import (
     parse_retry_after,
 )
 from .fetch import decode_body as decode_html
-from .models import Entry, Feed, FeedPoll, utcnow
+from .models import Feed, FeedPoll, utcnow
 from .politeness import is_throttle
 from .settings import Settings
 from .urls import InvalidURLError, canonicalize_url
@@ -400,7 +400,7 @@ def begin_entry(
     otherwise the :class:`EntryJob` to fetch and extract.
     """
     with session_scope() as session:
-        entry = session.get(Entry, entry_id)
+        entry = store.entry_to_process(session, entry_id)
         if entry is None:
             return EntryOutcome(entry_id=entry_id, status="skipped", error="no such entry")
         if entry.status == "stored" and not force:

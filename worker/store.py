@@ -301,6 +301,30 @@ def mark_entry_failed(
     )
 
 
+def entry_to_process(session: Session, entry_id: int) -> Any:
+    """The entry's columns that processing reads, as a row (no ORM object), or None."""
+    return session.execute(_ENTRY_TO_PROCESS, {"entry": entry_id}).first()
+
+
+_ENTRY_TO_PROCESS = sa.select(
+    *(
+        getattr(Entry, name)
+        for name in (
+            "id",
+            "status",
+            "article_id",
+            "url",
+            "title",
+            "summary",
+            "published_at",
+            "author",
+            "feed_id",
+            "guid",
+        )
+    )
+).where(col(Entry.id) == sa.bindparam("entry"))
+
+
 def mark_entry_stored(
     session: Session,
     *,

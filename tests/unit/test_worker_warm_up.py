@@ -1,4 +1,5 @@
-"""The worker's pre-fork warm-up: models loaded, long-lived objects frozen for the GC."""
+"""Worker process set-up: the pre-fork warm-up (models loaded, long-lived objects
+frozen for the GC) and the recycling of pool children."""
 
 from __future__ import annotations
 
@@ -36,3 +37,16 @@ def test_warm_up_freezes_the_preloaded_heap_and_collection_still_works() -> None
     assert result["before"] == 0
     assert result["frozen"] > 50_000  # Celery, SQLAlchemy, trafilatura, the classifier
     assert result["collected"] >= 2  # the new reference cycle
+
+
+def test_children_are_recycled_after_about_500_entries_whatever_the_batch_size() -> None:
+    from worker.celery_app import make_celery
+    from worker.settings import Settings
+
+    def per_child(batch: int) -> int:
+        app = make_celery(Settings(entry_batch_size=batch, broker_url="redis://127.0.0.1:1/0"))
+        return int(app.conf.worker_max_tasks_per_child)
+
+    assert per_child(1) == 500
+    assert per_child(4) == 125
+    assert per_child(100) == 5
