@@ -86,9 +86,11 @@ def run_baseline(pages: list[Page], articles: list[int], processes: int) -> dict
         pool.map(_bare_one, articles[: processes * 2])  # warm up imports and caches
         workers = [p.pid for p in pool._pool if p.pid]  # type: ignore[attr-defined]
         cpu_before = sum(_cpu_s(pid) for pid in workers)
+        host_before = _host_ticks()
         started = time.perf_counter()
         sizes = pool.map(_bare_one, articles, chunksize=4)
         elapsed = time.perf_counter() - started
+        host = _host_usage(host_before, _host_ticks())
         cpu = sum(_cpu_s(pid) for pid in workers) - cpu_before
     return {
         "processes": processes,
@@ -98,6 +100,7 @@ def run_baseline(pages: list[Page], articles: list[int], processes: int) -> dict
         "cpu_s": round(cpu, 1),
         "cpu_ms_per_page": round(cpu / len(articles) * 1000, 1),
         "empty": sum(1 for s in sizes if not s),
+        "host": host,
     }
 
 
@@ -121,6 +124,10 @@ def _combine_baselines(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_s": round(cpu, 1),
         "cpu_ms_per_page": round(cpu / pages * 1000, 1),
         "empty": sum(r["empty"] for r in runs),
+        "host": {
+            key: round(sum(r["host"][key] * r["seconds"] for r in runs) / seconds, 3)
+            for key in runs[0]["host"]
+        },
         "before_after_pages_per_s": rates,
         "drift": round(abs(rates[-1] - rates[0]) / (sum(rates) / len(rates)), 3),
         "runs": runs,
@@ -165,6 +172,30 @@ def _cpu_s(pid: int, *, with_reaped_children: bool = False) -> float:
     if with_reaped_children:
         ticks += int(fields[13]) + int(fields[14])
     return ticks / _CLK_TCK
+
+
+def _host_ticks() -> dict[str, int]:
+    """Host-wide CPU ticks from /proc/stat: where the cores' time went, idle included."""
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
+    return dict(zip(names, (int(f) for f in fields), strict=True))
+
+
+def _host_usage(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """Shares of the host's core time between two readings: busy, idle, iowait, steal.
+
+    ``idle`` is what the run left unused: processes waiting (on the network, a
+    lock, the next task) while no other process had work for that core.
+    """
+    delta = {k: after[k] - before[k] for k in before}
+    total = sum(delta.values()) or 1
+    busy = total - delta["idle"] - delta["iowait"] - delta["steal"]
+    return {
+        "busy": round(busy / total, 3),
+        "idle": round(delta["idle"] / total, 3),
+        "iowait": round(delta["iowait"] / total, 3),
+        "steal": round(delta["steal"] / total, 3),
+    }
 
 
 def _tree_cpu_s(pid: int) -> float:
@@ -484,6 +515,7 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
                 )
                 parts0 = _deployment_cpu_s(*pids)
                 cpu0 = os.times()
+                host0 = _host_ticks()
                 t0 = time.monotonic()
                 _make_due(burst_ids)
                 expected = plan.fetches
@@ -499,6 +531,7 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
 
                 _wait(burst_done, timeout=args.timeout, what="all entries processed", every=1)
                 t1 = time.monotonic()
+                host = _host_usage(host0, _host_ticks())
                 cpu1 = os.times()
                 parts1 = _deployment_cpu_s(*pids)
                 cpu_parts = {k: parts1[k] - parts0[k] for k in parts1}
@@ -521,6 +554,7 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
                     # worker (main + pool), beat, redis, PostgreSQL; not the news web
                     "deployment_cpu_s": round(tree_cpu, 1),
                     "cpu_ms_per_article": round(tree_cpu / max(done, 1) * 1000, 1),
+                    "host": host,
                     "cpu_ms_per_article_by_process": {
                         k: round(v / max(done, 1) * 1000, 1) for k, v in cpu_parts.items()
                     },
@@ -612,6 +646,12 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
 # --- report -----------------------------------------------------------------------
 
 
+def _shares(host: dict[str, float] | None) -> str:
+    if not host:
+        return "-"
+    return " / ".join(f"{100 * host[k]:.0f} %" for k in ("busy", "idle", "iowait"))
+
+
 def print_table(result: dict[str, Any]) -> None:
     e2e, base, mem = result["end_to_end"], result["baseline"], result["memory"]
     steady, poll = result["steady"], result["poll_only"]
@@ -632,6 +672,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("CPU per article by process", " ".join(
             f"{k} {v}" for k, v in e2e.get("cpu_ms_per_article_by_process", {}).items()
         ) + f"; bench+news web {e2e['bench_process_cpu_s']} s"),
+        ("host cores: busy/idle/iowait", f"bare {_shares(base.get('host'))}, "
+                                         f"end-to-end {_shares(e2e.get('host'))}"),
         ("entry statuses", json.dumps(e2e["statuses"])),
         ("stored", f"{result['store']['articles']} articles, {result['store']['stories']} "
                    f"stories, {result['store']['exact_duplicates']} exact duplicates"),
