@@ -27,11 +27,6 @@ from celery.signals import worker_init, worker_process_init
 from .logging import configure_logging
 from .settings import Settings, get_settings
 
-# Pool children are replaced after about this many entries: trafilatura and
-# lxml hold on to some memory per page parsed, and a fresh child (forked from
-# the warmed-up parent) costs a few milliseconds.
-ENTRIES_PER_CHILD = 500
-
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
@@ -47,8 +42,17 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "task_soft_time_limit": max(
             settings.task_time_limit - 10, settings.task_time_limit * 3 // 4
         ),
-        # About 500 entries per child whatever the batch size (a task is a batch).
-        "worker_max_tasks_per_child": max(1, ENTRIES_PER_CHILD // settings.entry_batch_size),
+        # Pool children are replaced when their memory grows (trafilatura and
+        # lxml may keep what a huge page made them allocate), and after many
+        # entries as a backstop, not every few hundred: each replacement leaves
+        # its slot empty for about a second (billiard's exiting child sleeps
+        # until it is reaped), which cost ~4 % of throughput at 500 entries per
+        # child (see README, Benchmark). A task is a batch of entries.
+        "worker_max_tasks_per_child": max(
+            1, settings.child_max_entries // settings.entry_batch_size
+        ),
+        # billiard reads the child's peak RSS (getrusage) after each task, in KiB.
+        "worker_max_memory_per_child": settings.child_max_memory_mb * 1024,
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",

@@ -125,6 +125,18 @@ class Settings(BaseSettings):
         le=100,
         description="Entries of one poll processed per task (one message); 1 = one task per entry.",
     )
+    child_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        description="A pool child is replaced after about this many entries (a backstop against "
+        "slow leaks; each replacement leaves its slot empty for about a second).",
+    )
+    child_max_memory_mb: int = Field(
+        default=600,
+        ge=1,
+        description="A pool child whose peak resident memory passes this many MiB is replaced "
+        "after its current task (a steady child holds ~270 MiB).",
+    )
     min_body_chars: int = Field(default=200, ge=0)
     dedup_window_days: float = Field(default=3.0, gt=0)
     refetch_after_seconds: int = Field(

@@ -39,14 +39,18 @@ def test_warm_up_freezes_the_preloaded_heap_and_collection_still_works() -> None
     assert result["collected"] >= 2  # the new reference cycle
 
 
-def test_children_are_recycled_after_about_500_entries_whatever_the_batch_size() -> None:
+def test_children_are_recycled_by_memory_and_after_many_entries_whatever_the_batch() -> None:
     from worker.celery_app import make_celery
     from worker.settings import Settings
 
-    def per_child(batch: int) -> int:
-        app = make_celery(Settings(entry_batch_size=batch, broker_url="redis://127.0.0.1:1/0"))
-        return int(app.conf.worker_max_tasks_per_child)
+    def conf(**values: int) -> tuple[int, int]:
+        app = make_celery(Settings(broker_url="redis://127.0.0.1:1/0", **values))  # type: ignore[arg-type]
+        return int(app.conf.worker_max_tasks_per_child), int(app.conf.worker_max_memory_per_child)
 
-    assert per_child(1) == 500
-    assert per_child(4) == 125
-    assert per_child(100) == 5
+    assert conf() == (2_500, 600 * 1024)  # 10,000 entries in batches of 4; 600 MiB in KiB
+    assert conf(entry_batch_size=1, child_max_entries=500) == (500, 600 * 1024)
+    assert conf(entry_batch_size=100, child_max_entries=500, child_max_memory_mb=64) == (
+        5,
+        64 * 1024,
+    )
+    assert conf(entry_batch_size=100, child_max_entries=1) == (1, 600 * 1024)

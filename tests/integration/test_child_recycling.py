@@ -1,0 +1,86 @@
+"""Pool children are replaced when their memory passes the limit, and no work is
+lost in the replacement (a real worker, Redis, SQLite and local pages)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import redis
+from sqlmodel import select
+
+from tests.integration.helpers import fundus_page, rss, wait_until
+from tests.support import services
+from worker import store
+from worker.db import session_scope
+from worker.localweb import LocalWeb
+from worker.models import Entry
+
+pytestmark = pytest.mark.integration
+
+
+def _watch_children(pid: int, seen: set[int], stop: threading.Event) -> None:
+    """Record every pool child the worker process has, every 20 ms."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    while not stop.wait(0.02):
+        try:
+            seen.update(int(child) for child in path.read_text().split())
+        except OSError:
+            return
+
+
+def test_a_child_over_its_memory_limit_is_replaced_and_every_entry_is_stored(
+    redis_server: services.RedisServer, sqlite_url: str, shared_data: Path, tmp_path: Path
+) -> None:
+    broker = redis_server.url.replace("/0", "/5")
+    redis.Redis.from_url(broker).flushdb()
+    keys = ["uk/BBC_2024_08_01", "uk/DailyMail_2024_04_27", "uk/TheGuardian_2024_02_24"]
+    with LocalWeb() as web:
+        items = []
+        for n, key in enumerate(keys):
+            html, record = fundus_page(shared_data, key)
+            web.add_page(f"p/{n}.html", html)
+            items.append(
+                {"title": record["title"], "link": web.url(f"p/{n}.html"), "guid": f"g{n}"}
+            )
+        web.add_page("feed.xml", rss(items))
+        with session_scope() as session:
+            store.upsert_feed(session, name="local", url=web.url("feed.xml"))
+        env = {
+            "INGEST_DATABASE_URL": sqlite_url,
+            "INGEST_BROKER_URL": broker,
+            "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "INGEST_BEAT_INTERVAL_SECONDS": "1",
+            "INGEST_PER_HOST_RATE": "1000",
+            "INGEST_PER_HOST_BURST": "1000",
+            "INGEST_ENTRY_BATCH_SIZE": "1",
+            # Below what any child holds: every child is replaced after one task.
+            "INGEST_CHILD_MAX_MEMORY_MB": "16",
+        }
+        worker = services.start_celery("worker", env, workdir=tmp_path, concurrency=1)
+        beat = services.start_celery("beat", env, workdir=tmp_path)
+        children: set[int] = set()
+        watching = threading.Event()
+        watcher = threading.Thread(
+            target=_watch_children, args=(worker.process.pid, children, watching), daemon=True
+        )
+        watcher.start()
+        try:
+
+            def stored() -> list[Entry]:
+                with session_scope() as session:
+                    entries = list(session.exec(select(Entry)).all())
+                done = len(entries) == len(keys) and all(e.status == "stored" for e in entries)
+                return entries if done else []
+
+            entries = wait_until(stored, timeout=120, what="entries stored")
+            log = worker.log()
+        finally:
+            watching.set()
+            watcher.join(5)
+            beat.stop()
+            worker.stop()
+    # One poll and three entries (and beat's ticks), each in a child replaced after it.
+    assert len(children) >= 4, (children, log[-3000:])
+    assert sorted(e.attempts for e in entries) == [1, 1, 1]
