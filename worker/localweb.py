@@ -42,6 +42,10 @@ class LocalWeb:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY, as real web servers set it: http.server writes the
+            # headers and the body separately, and with Nagle's algorithm the
+            # body then waits for the client's delayed ACK, ~40 ms per response.
+            disable_nagle_algorithm = True
 
             def log_message(self, *_args: Any) -> None:
                 return
