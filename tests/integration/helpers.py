@@ -12,7 +12,11 @@ from html import escape
 from pathlib import Path
 from typing import TypeVar
 
+from sqlmodel import select
+
+from worker.db import session_scope
 from worker.localweb import LocalWeb
+from worker.models import Entry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEEDS = REPO_ROOT / "seeds"
@@ -31,6 +35,31 @@ def wait_until(
             return last
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def worker_env(database_url: str, broker_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a worker/beat under test: local pages allowed, no pacing."""
+    env = {
+        "INGEST_DATABASE_URL": database_url,
+        "INGEST_BROKER_URL": broker_url,
+        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+        "INGEST_BEAT_INTERVAL_SECONDS": "1",
+        # If a per-host politeness limiter is active, it must not pace the test.
+        "INGEST_PER_HOST_RATE": "1000",
+        "INGEST_PER_HOST_BURST": "1000",
+        "INGEST_LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    return env
+
+
+def stored_entries(expected: int) -> list[Entry]:
+    """All entries, once there are ``expected`` and every one is stored; else ``[]``
+    (a predicate for :func:`wait_until`)."""
+    with session_scope() as session:
+        entries = list(session.exec(select(Entry)).all())
+    done = len(entries) == expected and all(e.status == "stored" for e in entries)
+    return entries if done else []
 
 
 def fundus_page(shared_data: Path, key: str) -> tuple[bytes, dict[str, str]]:

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlmodel import select
 
-from tests.integration.helpers import fundus_page, rss, wait_until
+from tests.integration.helpers import fundus_page, rss, stored_entries, wait_until, worker_env
 from tests.support import services
 from worker import store
 from worker.db import session_scope
 from worker.localweb import LocalWeb
-from worker.models import Entry
 
 pytestmark = pytest.mark.integration
 
@@ -47,17 +45,13 @@ def test_a_child_over_its_memory_limit_is_replaced_and_every_entry_is_stored(
         web.add_page("feed.xml", rss(items))
         with session_scope() as session:
             store.upsert_feed(session, name="local", url=web.url("feed.xml"))
-        env = {
-            "INGEST_DATABASE_URL": sqlite_url,
-            "INGEST_BROKER_URL": broker,
-            "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-            "INGEST_BEAT_INTERVAL_SECONDS": "1",
-            "INGEST_PER_HOST_RATE": "1000",
-            "INGEST_PER_HOST_BURST": "1000",
-            "INGEST_ENTRY_BATCH_SIZE": "1",
+        env = worker_env(
+            sqlite_url,
+            broker,
+            INGEST_ENTRY_BATCH_SIZE="1",
             # Below what any child holds: every child is replaced after one task.
-            "INGEST_CHILD_MAX_MEMORY_MB": "16",
-        }
+            INGEST_CHILD_MAX_MEMORY_MB="16",
+        )
         worker = services.start_celery("worker", env, workdir=tmp_path, concurrency=1)
         beat = services.start_celery("beat", env, workdir=tmp_path)
         children: set[int] = set()
@@ -67,14 +61,9 @@ def test_a_child_over_its_memory_limit_is_replaced_and_every_entry_is_stored(
         )
         watcher.start()
         try:
-
-            def stored() -> list[Entry]:
-                with session_scope() as session:
-                    entries = list(session.exec(select(Entry)).all())
-                done = len(entries) == len(keys) and all(e.status == "stored" for e in entries)
-                return entries if done else []
-
-            entries = wait_until(stored, timeout=120, what="entries stored")
+            entries = wait_until(
+                lambda: stored_entries(len(keys)), timeout=120, what="entries stored"
+            )
             log = worker.log()
         finally:
             watching.set()

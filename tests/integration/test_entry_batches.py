@@ -15,14 +15,12 @@ from typing import Any
 
 import pytest
 import redis
-from sqlmodel import select
 
-from tests.integration.helpers import fundus_page, rss, wait_until
+from tests.integration.helpers import fundus_page, rss, stored_entries, wait_until, worker_env
 from tests.support import services
 from worker import store
 from worker.db import session_scope
 from worker.localweb import LocalWeb
-from worker.models import Entry
 from worker.store import as_utc
 
 pytestmark = pytest.mark.integration
@@ -98,27 +96,13 @@ def test_a_batch_fetches_the_next_page_while_this_one_is_extracted(
         web.add_page("feed.xml", rss(items))
         with session_scope() as session:
             store.upsert_feed(session, name="local", url=web.url("feed.xml"))
-        env = {
-            "INGEST_DATABASE_URL": sqlite_url,
-            "INGEST_BROKER_URL": broker,
-            "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-            "INGEST_BEAT_INTERVAL_SECONDS": "1",
-            # One local host: the per-host politeness pacing would space the
-            # requests by a second and hide the overlap.
-            "INGEST_PER_HOST_RATE": "1000",
-            "INGEST_PER_HOST_BURST": "1000",
-        }
+        env = worker_env(sqlite_url, broker)
         worker = services.start_celery("worker", env, workdir=tmp_path)
         beat = services.start_celery("beat", env, workdir=tmp_path)
         try:
-
-            def stored() -> list[Entry]:
-                with session_scope() as session:
-                    entries = list(session.exec(select(Entry)).all())
-                done = len(entries) == len(keys) and all(e.status == "stored" for e in entries)
-                return entries if done else []
-
-            entries = wait_until(stored, timeout=90, what="entries stored")
+            entries = wait_until(
+                lambda: stored_entries(len(keys)), timeout=90, what="entries stored"
+            )
             log = worker.log()
         finally:
             beat.stop()

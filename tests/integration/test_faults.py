@@ -24,7 +24,7 @@ import sqlalchemy.exc
 from celery import Celery
 from sqlmodel import col, select
 
-from tests.integration.helpers import fundus_page, rss, wait_until
+from tests.integration.helpers import fundus_page, rss, wait_until, worker_env
 from tests.support import services
 from worker import migrate, store
 from worker.db import dispose_engines, session_scope
@@ -118,21 +118,6 @@ class NewsSite:
 
     def page_requests(self) -> int:
         return sum(1 for path, _ in list(self.web.requests) if path.startswith("/p/"))
-
-
-def worker_env(database_url: str, broker_url: str, **overrides: str) -> dict[str, str]:
-    env = {
-        "INGEST_DATABASE_URL": database_url,
-        "INGEST_BROKER_URL": broker_url,
-        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-        "INGEST_BEAT_INTERVAL_SECONDS": "1",
-        # If a per-host politeness limiter is active, it must not pace the test.
-        "INGEST_PER_HOST_RATE": "1000",
-        "INGEST_PER_HOST_BURST": "1000",
-        "INGEST_LOG_LEVEL": "INFO",
-    }
-    env.update(overrides)
-    return env
 
 
 def send(broker_url: str, task: str, *args: Any) -> None:
