@@ -114,9 +114,9 @@ def _warm_up_before_fork(**_kwargs: Any) -> None:
     """Load the extraction and classification models once, before the pool forks.
 
     The first extraction in a process costs ~1.3 s (language model, lazy
-    imports). Done here, every pool child, including the ones recycled by
-    ``worker_max_tasks_per_child``, starts warm and shares those pages
-    copy-on-write instead of loading its own copy.
+    imports). Done here, every pool child, including the ones replaced under
+    ``worker_max_tasks_per_child`` or ``worker_max_memory_per_child``, starts
+    warm and shares those pages copy-on-write instead of loading its own copy.
 
     Then everything loaded so far (Celery, SQLAlchemy, trafilatura, the
     classifier's tables: ~145,000 objects) is moved out of the garbage

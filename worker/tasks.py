@@ -32,6 +32,8 @@ from .settings import Settings, get_settings
 log = structlog.get_logger(__name__)
 
 MAX_RETRIES = 5
+RETRY_BACKOFF_MAX = 600
+"""Seconds: the longest backoff of an entry's retry (the task's and a batch's alike)."""
 RETRYABLE = (TransientError, sqlalchemy.exc.OperationalError)
 
 _fetcher: Fetcher | None = None
@@ -222,11 +224,10 @@ def _run_entry(
     final_attempt: bool,
     settings: Settings,
     ahead: _Ahead | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> dict[str, Any]:
     """One attempt at one entry, shared by ``process_entry`` and ``process_entries``.
 
-    Returns the task-level result and whether this attempt was counted when
-    it started; raises what the caller must handle (``RETRYABLE``,
+    Returns the task-level result; raises what the caller must handle (``RETRYABLE``,
     :class:`_TimedOutError`) and :class:`_GaveUpError` past the attempts cap.
     ``ahead``: the entry was loaded, and its page fetch started, while the
     previous entry of its batch was processed.
@@ -269,7 +270,7 @@ def _run_entry(
         "action": outcome.action,
         "is_ukraine_security": outcome.is_ukraine_security,
     }
-    return result, counted
+    return result
 
 
 def _timed_out(entry_id: int, exc: _TimedOutError, limit: Any) -> dict[str, Any]:
@@ -288,7 +289,7 @@ def _timed_out(entry_id: int, exc: _TimedOutError, limit: Any) -> dict[str, Any]
     acks_late=True,
     autoretry_for=RETRYABLE,
     retry_backoff=True,
-    retry_backoff_max=600,
+    retry_backoff_max=RETRY_BACKOFF_MAX,
     retry_jitter=True,
     max_retries=MAX_RETRIES,
 )
@@ -305,7 +306,7 @@ def process_entry(
     """
     _bind(self, entry_id=entry_id)
     try:
-        result, _counted = _run_entry(
+        result = _run_entry(
             entry_id,
             force=force,
             repeat=repeat or _is_repeat(self),
@@ -396,7 +397,7 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
                         settings=settings,
                         prefetcher=prefetcher,
                     )
-                result, _counted = _run_entry(
+                result = _run_entry(
                     entry_id,
                     force=force,
                     repeat=False,
@@ -457,7 +458,7 @@ def _retry_alone(entry_id: int, exc: Exception, *, force: bool) -> None:
         countdown = _retry_after_countdown(exc.retry_after)
     else:  # what autoretry's backoff gives a first retry (retry_backoff, jitter)
         countdown = get_exponential_backoff_interval(
-            factor=1, retries=0, maximum=600, full_jitter=True
+            factor=1, retries=0, maximum=RETRY_BACKOFF_MAX, full_jitter=True
         )
     process_entry.apply_async((entry_id,), {"force": force}, countdown=countdown, retries=1)
     log.info(
