@@ -40,9 +40,16 @@ from worker.classify import (  # noqa: E402
 
 LABELS_DIR = REPO_ROOT / "eval" / "labels"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-SOURCES = ("rss_link_db_2023", "rss_link_db_2023_extra", "ag_news", "ukraine_news_bias_2014")
-EXTRA_SOURCE = "rss_link_db_2023_extra"
-"""600 further feed items of the same 2023 feed dump, labelled later; ``dev`` split only."""
+SOURCES = (
+    "rss_link_db_2023",
+    "rss_link_db_2023_extra",
+    "rss_link_db_2023_extra2",
+    "ag_news",
+    "ukraine_news_bias_2014",
+)
+EXTRA_SOURCES = ("rss_link_db_2023_extra", "rss_link_db_2023_extra2")
+"""Further feed items of the same 2023 feed dump, labelled later (600, then 1,600 drawn by
+``eval/sample_extra.py``); ``dev`` split only."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,9 @@ def _read_labels(name: str) -> dict[str, tuple[int, str]]:
 
 
 def load_items(data_dir: Path) -> Iterator[Item]:
-    """Yield every labelled item from the four sources (raises if data are missing).
+    """Yield every labelled item from the five sources (raises if data are missing).
 
-    ``rss_link_db_2023_extra`` items are keyed by their link in
+    ``rss_link_db_2023_extra*`` items are keyed by their link in
     ``world_news_entries_2023.jsonl.gz`` and are all in the ``dev`` split, so the ``test``
     split is exactly the same 484 items as before they were added.
     """
@@ -87,24 +94,29 @@ def load_items(data_dir: Path) -> Iterator[Item]:
                     "rss_link_db_2023", str(i), split, label, row["title"], row["description"], "en"
                 )
 
-    labels = _read_labels(EXTRA_SOURCE)
-    bad = sorted(k for k, (_, split) in labels.items() if split != "dev")
-    if bad:  # the extra file must never move items into (or change) the test split
-        raise ValueError(f"{EXTRA_SOURCE}: rows not in the dev split: {bad[:3]}")
+    extra_labels = {source: _read_labels(source) for source in EXTRA_SOURCES}
+    owner: dict[str, str] = {}
+    for source, labels in extra_labels.items():
+        bad = sorted(k for k, (_, split) in labels.items() if split != "dev")
+        if bad:  # the extra files must never move items into (or change) the test split
+            raise ValueError(f"{source}: rows not in the dev split: {bad[:3]}")
+        for labelled in labels:
+            if labelled in owner:
+                raise ValueError(f"{labelled} is labelled in both {owner[labelled]} and {source}")
+            owner[labelled] = source
     path = data_dir / "rss_link_db_2023" / "world_news_entries_2023.jsonl.gz"
     found: set[str] = set()
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             doc = json.loads(line)
             link: str = doc["link"]
-            if link in labels and link not in found:
+            if link in owner and link not in found:
                 found.add(link)
-                label, split = labels[link]
-                yield Item(
-                    EXTRA_SOURCE, link, split, label, doc["title"], doc["description"] or "", "en"
-                )
-    if len(found) != len(labels):
-        raise ValueError(f"{EXTRA_SOURCE}: {len(labels) - len(found)} labelled links not found")
+                source = owner[link]
+                label, split = extra_labels[source][link]
+                yield Item(source, link, split, label, doc["title"], doc["description"] or "", "en")
+    if len(found) != len(owner):
+        raise ValueError(f"extra feed items: {len(owner) - len(found)} labelled links not found")
 
     labels = _read_labels("ag_news")
     with (data_dir / "ag_news" / "test.csv").open(newline="", encoding="utf-8") as fh:

@@ -1,0 +1,158 @@
+"""Draw a further sample of 2023 feed items to label for the classifier's dev split.
+
+Run from the repository root (standard library only)::
+
+    python -m eval.sample_extra --out DIR [--salt extra2-20261201] [--per-stratum 400,600,400,200]
+
+Why a script: the dev split needs more labelled feed items than the first 600 extras, and a
+reader must be able to re-draw exactly the same sample. Candidates are the items of
+``world_news_entries_2023.jsonl.gz`` that are not already labelled (neither by link nor by
+a casefolded title/description equal to a labelled item's - so no re-titled copy of a
+**test** item can enter dev) and that have a title. Items are stratified by the feed's own
+keyword flags (``ukr+sec``, ``ukr_only``, ``sec_only``, ``other``), which are used only for
+sampling, never as labels. Within a stratum, candidates are ordered by SHA-1 of
+``salt + link``; months are visited round-robin and in each month the candidate with the
+smallest (items already taken from its feed / sqrt(feed's items in the stratum), hash) is
+taken, so no single feed or month dominates.
+
+Writes ``DIR/sample.jsonl`` (one item per line: ``n``, ``link``, ``stratum``, title,
+description) and ``DIR/chunk_NN.txt`` files of 200 items in SHA-1-shuffled order that show
+only a running number, the title and the first 400 description characters - no flags,
+stratum, feed or classifier output - for labelling by reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from eval.classifier_eval import DEFAULT_DATA_DIR, load_items  # noqa: E402
+
+STRATA = ("ukr+sec", "ukr_only", "sec_only", "other")
+CHUNK = 200
+
+
+def _key(text: str | None) -> str:
+    return re.sub(r"\s+", " ", (text or "").casefold()).strip()
+
+
+def _stratum(doc: dict[str, object]) -> str:
+    ukr, sec = bool(doc["kw_ukraine"]), bool(doc["kw_security"])
+    return "ukr+sec" if ukr and sec else "ukr_only" if ukr else "sec_only" if sec else "other"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def draw(data_dir: Path, salt: str, per_stratum: dict[str, int]) -> list[dict[str, object]]:
+    """The deterministic sample, in stratum order."""
+    import csv
+
+    banned_links: set[str] = set()
+    banned_text: set[str] = set()
+    path800 = data_dir / "rss_link_db_2023" / "to_label_stratified_800.csv"
+    with path800.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            banned_links.add(row["link"])
+            banned_text.update((_key(row["title"]), _key(row["description"])))
+    for item in load_items(data_dir):
+        # Items this script drew itself stay candidates, so a re-run draws the same sample.
+        if item.source in ("rss_link_db_2023", "rss_link_db_2023_extra"):
+            banned_links.add(item.id)
+            banned_text.update((_key(item.title), _key(item.body)))
+    banned_text.discard("")
+
+    candidates: dict[str, list[dict[str, object]]] = defaultdict(list)
+    seen_links: set[str] = set()
+    feed_sizes: dict[tuple[str, str], int] = defaultdict(int)
+    path = data_dir / "rss_link_db_2023" / "world_news_entries_2023.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            link = doc["link"]
+            if not doc["title"] or link in banned_links or link in seen_links:
+                continue
+            seen_links.add(link)
+            stratum = _stratum(doc)
+            doc["stratum"] = stratum
+            doc["hash"] = _sha(salt + link)
+            candidates[stratum].append(doc)
+            feed_sizes[(stratum, doc["source_feed"])] += 1
+
+    picked_text = set(banned_text)
+    sample: list[dict[str, object]] = []
+    for stratum in STRATA:
+        by_month: dict[str, list[dict[str, object]]] = defaultdict(list)
+        for doc in sorted(candidates[stratum], key=lambda d: str(d["hash"])):
+            by_month[str(doc["date_published"])[:7]].append(doc)
+        taken_per_feed: dict[str, int] = defaultdict(int)
+        months = sorted(by_month)
+        taken = 0
+        while taken < per_stratum[stratum] and any(by_month.values()):
+            for month in months:
+                if taken >= per_stratum[stratum]:
+                    break
+                pool = by_month[month]
+                while pool:
+                    best = min(
+                        pool,
+                        key=lambda d: (
+                            taken_per_feed[str(d["source_feed"])]
+                            / math.sqrt(feed_sizes[(stratum, str(d["source_feed"]))]),
+                            str(d["hash"]),
+                        ),
+                    )
+                    pool.remove(best)
+                    texts = {_key(str(best["title"])), _key(str(best["description"] or ""))}
+                    texts.discard("")
+                    if texts & picked_text:
+                        continue  # a re-titled copy of a labelled or picked item
+                    picked_text |= texts
+                    taken_per_feed[str(best["source_feed"])] += 1
+                    sample.append(best)
+                    taken += 1
+                    break
+    return sample
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--salt", default="extra2-20261201")
+    parser.add_argument("--per-stratum", default="400,600,400,200")
+    args = parser.parse_args(argv)
+    counts = dict(zip(STRATA, (int(n) for n in args.per_stratum.split(",")), strict=True))
+    sample = draw(args.data_dir, args.salt, counts)
+    args.out.mkdir(parents=True, exist_ok=True)
+    shuffled = sorted(sample, key=lambda d: _sha("dump" + str(d["link"])))
+    with (args.out / "sample.jsonl").open("w", encoding="utf-8") as fh:
+        for n, doc in enumerate(shuffled):
+            record = {k: doc[k] for k in ("link", "stratum", "title", "description")}
+            fh.write(json.dumps({"n": n, **record}, ensure_ascii=False) + "\n")
+    for start in range(0, len(shuffled), CHUNK):
+        lines = []
+        for n in range(start, min(start + CHUNK, len(shuffled))):
+            doc = shuffled[n]
+            desc = re.sub(r"\s+", " ", str(doc["description"] or ""))[:400]
+            lines.append(f"[{n}] {doc['title']}\n    {desc}\n")
+        (args.out / f"chunk_{start // CHUNK:02d}.txt").write_text("\n".join(lines), "utf-8")
+    by_stratum = {s: sum(1 for d in sample if d["stratum"] == s) for s in STRATA}
+    print(f"sampled {len(sample)} items: {by_stratum}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
