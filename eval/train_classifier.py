@@ -28,6 +28,7 @@ What it does, deterministically (fixed seeds, sorted output):
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from eval.classifier_eval import DEFAULT_DATA_DIR, Item, load_items  # noqa: E402
+from eval.classifier_eval import DEFAULT_DATA_DIR, LABELS_DIR, Item, load_items  # noqa: E402
 from worker.classify import analyse, model_features  # noqa: E402
 
 SEED = 20261102
@@ -173,25 +174,59 @@ class CvResult:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def pr_at(probs: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
-    """Mean precision and recall over repeats at one threshold."""
+def pr_at(
+    probs: np.ndarray, labels: np.ndarray, threshold: float, weights: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Mean (weighted) precision and recall over repeats at one threshold."""
+    w = np.ones(len(labels)) if weights is None else weights
     ps, rs = [], []
     for row in probs:
         pred = row >= threshold
-        tp = int(np.sum(pred & (labels == 1)))
-        fp = int(np.sum(pred & (labels == 0)))
-        fn = int(np.sum(~pred & (labels == 1)))
+        tp = float(np.sum(w[pred & (labels == 1)]))
+        fp = float(np.sum(w[pred & (labels == 0)]))
+        fn = float(np.sum(w[~pred & (labels == 1)]))
         ps.append(tp / (tp + fp) if tp + fp else 1.0)
         rs.append(tp / (tp + fn) if tp + fn else 1.0)
     return float(np.mean(ps)), float(np.mean(rs))
 
 
-def choose_threshold(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+def design_weights(items: Sequence[Item], labels_dir: Path = LABELS_DIR) -> np.ndarray:
+    """Item weights that give every feed-flag stratum of a sampled file the same total weight.
+
+    Why: the test split's feed items are the 800-item file's four equal strata (``ukr+sec``,
+    ``ukr_only``, ``sec_only``, ``other``), and so are the first 600 extras, but the 1,600
+    items of ``rss_link_db_2023_extra2`` were drawn 400/600/400/200 to get more positives
+    and hard negatives. Unweighted, they would tilt the precision that chooses the threshold
+    towards the hard ``ukr_only`` stratum. Weights come from the sampling design, never from
+    labels or the test split.
+    """
+    strata: dict[str, str] = {}
+    with (labels_dir / "rss_link_db_2023_extra2.csv").open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            strata[row["id"]] = row["stratum"]
+    counts: dict[str, int] = {}
+    for item in items:
+        if item.source == "rss_link_db_2023_extra2":
+            counts[strata[item.id]] = counts.get(strata[item.id], 0) + 1
+    per_stratum = sum(counts.values()) / len(counts) if counts else 0.0
+    return np.array(
+        [
+            per_stratum / counts[strata[item.id]]
+            if item.source == "rss_link_db_2023_extra2"
+            else 1.0
+            for item in items
+        ]
+    )
+
+
+def choose_threshold(
+    probs: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, float, float]:
     """Threshold with mean OOF precision >= target and the best recall (else best precision)."""
     best: tuple[float, float, float] | None = None
     fallback: tuple[float, float, float] = (0.5, 0.0, 0.0)
     for t in np.round(np.arange(0.20, 0.951, 0.01), 2):
-        p, r = pr_at(probs, labels, float(t))
+        p, r = pr_at(probs, labels, float(t), weights)
         if p >= TARGET_PRECISION and (best is None or r > best[2]):
             best = (float(t), p, r)
         if p > fallback[1]:
@@ -200,7 +235,11 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray) -> tuple[float, floa
 
 
 def cross_validate(
-    rows: list[dict[str, float]], labels: np.ndarray, strata: list[str], config: Config
+    rows: list[dict[str, float]],
+    labels: np.ndarray,
+    strata: list[str],
+    config: Config,
+    weights: np.ndarray | None = None,
 ) -> CvResult:
     cv = RepeatedStratifiedKFold(n_splits=N_SPLITS, n_repeats=N_REPEATS, random_state=SEED)
     oof = np.zeros((N_REPEATS, len(rows)))
@@ -210,7 +249,7 @@ def cross_validate(
     result = CvResult(config, oof)
     result.a, result.b = platt(oof.ravel(), np.tile(labels, N_REPEATS))
     probs = sigmoid(result.a * oof + result.b)
-    result.threshold, result.precision, result.recall = choose_threshold(probs, labels)
+    result.threshold, result.precision, result.recall = choose_threshold(probs, labels, weights)
     result.ap = float(np.mean([average_precision_score(labels, row) for row in oof]))
     return result
 
@@ -265,13 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     labels = np.array([item.label for item in items])
     strata = [f"{item.source}:{item.label}" for item in items]
     rows = [model_features(analyse(item.title, item.body)) for item in items]
+    weights = design_weights(items)
     print(f"dev items: {len(items)} ({int(labels.sum())} positive)")
     p, r = rules_baseline(items, labels)
     print(f"rules only (dev, threshold fixed): P={p:.3f} R={r:.3f}")
 
     results: list[CvResult] = []
     for config in configs():
-        res = cross_validate(rows, labels, strata, config)
+        res = cross_validate(rows, labels, strata, config, weights)
         results.append(res)
         print(
             f"{config.describe():<45} t={res.threshold:.2f} "
@@ -287,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     probs = sigmoid(best.a * best.oof + best.b)
     for source in sorted({item.source for item in items}):
         mask = np.array([item.source == source for item in items])
-        sp, sr = pr_at(probs[:, mask], labels[mask], best.threshold)
+        sp, sr = pr_at(probs[:, mask], labels[mask], best.threshold, weights[mask])
         print(
             f"  out-of-fold {source:<24} n={int(mask.sum()):<5} "
             f"pos={int(labels[mask].sum()):<4} P={sp:.3f} R={sr:.3f}"
