@@ -53,7 +53,7 @@ from itertools import pairwise
 from . import classifier_lexicon as lex
 from . import classifier_model as _model
 
-CLASSIFIER_VERSION: str = "hybrid-2026.12.1"
+CLASSIFIER_VERSION: str = "hybrid-2026.12.2"
 """Bump whenever rules, weights or term tables change, then run ``ingest reclassify``."""
 
 TOPICS: tuple[str, ...] = (

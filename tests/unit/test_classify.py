@@ -23,13 +23,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "seed-article.txt"
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
-# Figures reached on the held-out test split by hybrid-2026.12.1 (rules + learned second
+# Figures reached on the held-out test split by hybrid-2026.12.2 (rules + learned second
 # stage with word features, trained on the 2,925-item dev split; docs/classifier.md):
-# P 0.953, R 0.836 (hybrid-2026.11.3: 0.919 / 0.849; rules alone: 0.904 / 0.836). The
+# P 0.953, R 0.842 (hybrid-2026.11.3: 0.919 / 0.849; rules alone: 0.904 / 0.836). The
 # targets are P >= 0.95 and R >= 0.90; these are what is actually achieved, rounded down,
 # kept as a regression floor.
 TEST_SPLIT_MIN_PRECISION = 0.95
-TEST_SPLIT_MIN_RECALL = 0.83
+TEST_SPLIT_MIN_RECALL = 0.84
 
 
 def _seed() -> tuple[str, str]:
