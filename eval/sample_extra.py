@@ -24,6 +24,7 @@ stratum, feed or classifier output - for labelling by reading.
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import hashlib
 import json
@@ -37,13 +38,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from eval.classifier_eval import DEFAULT_DATA_DIR, load_items  # noqa: E402
+from eval.classifier_eval import DEFAULT_DATA_DIR, LABELS_DIR  # noqa: E402
 
 STRATA = ("ukr+sec", "ukr_only", "sec_only", "other")
 CHUNK = 200
 
 
-def _key(text: str | None) -> str:
+def text_key(text: str | None) -> str:
+    """Casefolded, whitespace-normalised text: two items with equal keys are one text."""
     return re.sub(r"\s+", " ", (text or "").casefold()).strip()
 
 
@@ -57,22 +59,21 @@ def _sha(text: str) -> str:
 
 
 def draw(data_dir: Path, salt: str, per_stratum: dict[str, int]) -> list[dict[str, object]]:
-    """The deterministic sample, in stratum order."""
-    import csv
+    """The deterministic sample, in stratum order.
 
+    Already labelled are the 800-item file and the first 600 extras; the items this script
+    drew itself (``rss_link_db_2023_extra2``) stay candidates, so a re-run draws the same
+    sample.
+    """
     banned_links: set[str] = set()
     banned_text: set[str] = set()
     path800 = data_dir / "rss_link_db_2023" / "to_label_stratified_800.csv"
     with path800.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             banned_links.add(row["link"])
-            banned_text.update((_key(row["title"]), _key(row["description"])))
-    for item in load_items(data_dir):
-        # Items this script drew itself stay candidates, so a re-run draws the same sample.
-        if item.source in ("rss_link_db_2023", "rss_link_db_2023_extra"):
-            banned_links.add(item.id)
-            banned_text.update((_key(item.title), _key(item.body)))
-    banned_text.discard("")
+            banned_text.update((text_key(row["title"]), text_key(row["description"])))
+    with (LABELS_DIR / "rss_link_db_2023_extra.csv").open(newline="", encoding="utf-8") as fh:
+        first_extras = {row["id"] for row in csv.DictReader(fh)}
 
     candidates: dict[str, list[dict[str, object]]] = defaultdict(list)
     seen_links: set[str] = set()
@@ -82,6 +83,11 @@ def draw(data_dir: Path, salt: str, per_stratum: dict[str, int]) -> list[dict[st
         for line in fh:
             doc = json.loads(line)
             link = doc["link"]
+            if link in first_extras:
+                if link not in banned_links:  # its first occurrence is the labelled item
+                    banned_links.add(link)
+                    banned_text.update((text_key(doc["title"]), text_key(doc["description"])))
+                continue
             if not doc["title"] or link in banned_links or link in seen_links:
                 continue
             seen_links.add(link)
@@ -91,6 +97,7 @@ def draw(data_dir: Path, salt: str, per_stratum: dict[str, int]) -> list[dict[st
             candidates[stratum].append(doc)
             feed_sizes[(stratum, doc["source_feed"])] += 1
 
+    banned_text.discard("")
     picked_text = set(banned_text)
     sample: list[dict[str, object]] = []
     for stratum in STRATA:
@@ -115,7 +122,7 @@ def draw(data_dir: Path, salt: str, per_stratum: dict[str, int]) -> list[dict[st
                         ),
                     )
                     pool.remove(best)
-                    texts = {_key(str(best["title"])), _key(str(best["description"] or ""))}
+                    texts = {text_key(str(best["title"])), text_key(str(best["description"] or ""))}
                     texts.discard("")
                     if texts & picked_text:
                         continue  # a re-titled copy of a labelled or picked item

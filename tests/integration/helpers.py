@@ -9,8 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from html import escape
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import select
 
@@ -104,3 +105,23 @@ def detached(model: type[T], row_id: int) -> T:
         assert row is not None, f"no {model.__name__} {row_id}"
         session.expunge(row)
         return row
+
+
+def dripping_page(body: bytes, *, chunk: int = 64, every: float = 0.25) -> Any:
+    """A page whose body trickles in: every read succeeds well within the read
+    timeout, but the whole page takes minutes (a slowloris-like server)."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            for start in range(0, len(body), chunk):
+                handler.wfile.write(body[start : start + chunk])
+                handler.wfile.flush()
+                time.sleep(every)
+        except OSError:  # the client gave up: that is the point
+            return
+
+    return route

@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 import redis
 
-from tests.integration.helpers import fundus_page, rss, stored_entries, wait_until, worker_env
+from tests.integration.helpers import (
+    dripping_page,
+    fundus_page,
+    rss,
+    stored_entries,
+    wait_until,
+    worker_env,
+)
 from tests.support import services
 from worker import store
 from worker.db import session_scope
@@ -126,20 +133,7 @@ def test_closing_the_prefetcher_does_not_wait_for_a_page_that_never_ends(
     with LocalWeb() as web:
         web.add_page("/fine.html", html, "text/html; charset=utf-8")
 
-        def endless(handler: BaseHTTPRequestHandler) -> None:
-            handler.send_response(200)
-            handler.send_header("Content-Type", "text/html; charset=utf-8")
-            handler.send_header("Content-Length", str(len(html)))
-            handler.end_headers()
-            try:
-                for start in range(0, len(html), 16):
-                    handler.wfile.write(html[start : start + 16])
-                    handler.wfile.flush()
-                    time.sleep(0.2)
-            except OSError:
-                return
-
-        web.routes["/endless.html"] = endless
+        web.routes["/endless.html"] = dripping_page(html, chunk=16, every=0.2)
         settings = get_settings()
 
         def job(path: str) -> pipeline.EntryJob:

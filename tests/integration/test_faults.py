@@ -24,7 +24,7 @@ import sqlalchemy.exc
 from celery import Celery
 from sqlmodel import col, select
 
-from tests.integration.helpers import fundus_page, rss, wait_until, worker_env
+from tests.integration.helpers import dripping_page, fundus_page, rss, wait_until, worker_env
 from tests.support import services
 from worker import migrate, store
 from worker.db import dispose_engines, session_scope
@@ -63,26 +63,6 @@ def slow_page(body: bytes, delay: float) -> Callable[[BaseHTTPRequestHandler], N
     def route(handler: BaseHTTPRequestHandler) -> None:
         time.sleep(delay)
         _send(handler, body, "text/html; charset=utf-8")
-
-    return route
-
-
-def dripping_page(body: bytes, *, chunk: int = 64, every: float = 0.25) -> Any:
-    """A page whose body trickles in: every read succeeds well within the read
-    timeout, but the whole page takes minutes (a slowloris-like server)."""
-
-    def route(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/html; charset=utf-8")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        try:
-            for start in range(0, len(body), chunk):
-                handler.wfile.write(body[start : start + chunk])
-                handler.wfile.flush()
-                time.sleep(every)
-        except OSError:  # the client gave up: that is the point
-            return
 
     return route
 

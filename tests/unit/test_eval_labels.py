@@ -7,7 +7,6 @@ and the extra dev sample is the one the documented procedure draws.
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,6 @@ DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 LABELS = REPO_ROOT / "eval" / "labels"
 
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data not available")
-
-
-def _key(text: str) -> str:
-    return re.sub(r"\s+", " ", text.casefold()).strip()
 
 
 def test_extra2_labels_are_exactly_the_documented_draw(tmp_path: Path) -> None:
@@ -42,14 +37,17 @@ def test_extra2_labels_are_exactly_the_documented_draw(tmp_path: Path) -> None:
 
 def test_no_dev_item_repeats_a_test_item() -> None:
     from eval.classifier_eval import load_items
+    from eval.sample_extra import text_key
 
     items = list(load_items(DATA_DIR))
-    test_texts = {_key(t) for i in items if i.split == "test" for t in (i.title, i.body) if _key(t)}
+    test_texts = {
+        text_key(t) for i in items if i.split == "test" for t in (i.title, i.body) if text_key(t)
+    }
     test_ids = {(i.source, i.id) for i in items if i.split == "test"}
     for item in items:
         if item.split == "dev" and item.source.startswith("rss_link_db_2023"):
             assert (item.source, item.id) not in test_ids
-            assert _key(item.title) not in test_texts, item.title
+            assert text_key(item.title) not in test_texts, item.title
     splits = {i.split for i in items}
     assert splits == {"dev", "test", "external"}
     assert sum(1 for i in items if i.split == "test") == 484
