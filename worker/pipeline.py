@@ -35,7 +35,7 @@ from .fetch import (
 from .fetch import decode_body as decode_html
 from .models import Feed, FeedPoll, utcnow
 from .politeness import is_throttle
-from .settings import Settings
+from .settings import Settings, get_settings
 from .urls import InvalidURLError, canonicalize_url
 
 log = structlog.get_logger(__name__)
@@ -557,7 +557,9 @@ def process_entry(
         )
     title = (extracted.title or job.title or "").strip() or canonical
     published_at = extracted.published_at or job.published_at
-    classification = classify(title=title, body=extracted.body, language=extracted.language)
+    classification = classify(
+        title=title, body=extracted.body, language=extracted.language, method=settings.classifier
+    )
     # Undated items still get dated title keys (from the fetch time), so a
     # re-titled copy of an undated wire story can find them.
     fingerprint = dedup.fingerprint(
@@ -624,8 +626,12 @@ def _fail(entry_id: int, exc: IngestError, *, count_attempt: bool = False) -> En
     return EntryOutcome(entry_id=entry_id, status="failed", error=str(exc))
 
 
-def reclassify_articles(article_ids: list[int]) -> int:
-    """Re-run the classifier over stored articles; returns how many changed."""
+def reclassify_articles(article_ids: list[int], *, method: str | None = None) -> int:
+    """Re-run the classifier over stored articles; returns how many changed.
+
+    ``method`` defaults to the configured one (``INGEST_CLASSIFIER``).
+    """
+    method = method or get_settings().classifier
     changed = 0
     with session_scope() as session:
         from .models import Article
@@ -634,7 +640,9 @@ def reclassify_articles(article_ids: list[int]) -> int:
             article = session.get(Article, article_id)
             if article is None:
                 continue
-            result = classify(title=article.title, body=article.body, language=article.language)
+            result = classify(
+                title=article.title, body=article.body, language=article.language, method=method
+            )
             if store.update_classification(session, article_id=article_id, classification=result):
                 changed += 1
     return changed

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         return value
 
     # Pipeline.
+    classifier: Literal["hybrid", "neighbours"] = Field(
+        default="hybrid",
+        description="Classification method: 'hybrid' (rules + learned stage, pure Python) or "
+        "'neighbours' (adds nearest labelled neighbours in sentence-embedding space; needs the "
+        "optional 'neighbours' extra and torch). Changing it changes classifier_version: run "
+        "`ingest reclassify` afterwards.",
+    )
     task_time_limit: int = Field(default=120, ge=5)
     broker_visibility_timeout: int | None = Field(
         default=None,
