@@ -261,14 +261,33 @@ def rules_baseline(items: list[Item], labels: np.ndarray) -> tuple[float, float]
     return pr_at(scores, labels, THRESHOLD)
 
 
+def write_model_file(
+    path: Path, doc: list[str], constants: list[str], weights: dict[str, float]
+) -> None:
+    """Write a generated weights module: docstring ``doc``, ``constants`` lines, WEIGHTS."""
+    lines = [
+        "# ruff: noqa: E501",
+        '"""' + doc[0],
+        *doc[1:],
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        *constants,
+        "WEIGHTS: dict[str, float] = {",
+    ]
+    lines += [f"    {json.dumps(k, ensure_ascii=False)}: {w}," for k, w in weights.items()]
+    lines += ["}", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
 def write_model(path: Path, model: Linear, result: CvResult, n_items: int, n_pos: int) -> None:
     a, b = result.a, result.b
     weights = {k: round(a * w, 4) for k, w in model.weights.items()}
     weights = {k: w for k, w in sorted(weights.items()) if w != 0.0}
     bias = round(a * model.bias + b, 4)
-    lines = [
-        "# ruff: noqa: E501",
-        '"""Weights of the learned second stage of ``worker.classify`` - GENERATED, do not edit.',
+    doc = [
+        "Weights of the learned second stage of ``worker.classify`` - GENERATED, do not edit.",
         "",
         "Regenerate with ``python -m eval.train_classifier`` (dev split only; see",
         "docs/classifier.md). probability = sigmoid(BIAS + sum(WEIGHTS[f] * value of f)),",
@@ -278,17 +297,9 @@ def write_model(path: Path, model: Linear, result: CvResult, n_items: int, n_pos
         f"({n_pos} positive).",
         f"Cross-validated on dev ({N_REPEATS}x{N_SPLITS}-fold, out-of-fold): "
         f"precision {result.precision:.3f}, recall {result.recall:.3f} at this threshold.",
-        '"""',
-        "",
-        "from __future__ import annotations",
-        "",
-        f"THRESHOLD: float = {result.threshold}",
-        f"BIAS: float = {bias}",
-        "WEIGHTS: dict[str, float] = {",
     ]
-    lines += [f"    {json.dumps(k, ensure_ascii=False)}: {w}," for k, w in weights.items()]
-    lines += ["}", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    constants = [f"THRESHOLD: float = {result.threshold}", f"BIAS: float = {bias}"]
+    write_model_file(path, doc, constants, weights)
 
 
 def main(argv: list[str] | None = None) -> int:

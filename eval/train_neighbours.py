@@ -27,7 +27,6 @@ What it does, deterministically:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import eval.train_classifier as tc  # noqa: E402
 from eval.classifier_eval import DEFAULT_DATA_DIR, Item, load_items  # noqa: E402
-from eval.train_embed_classifier import EmbeddingCache  # noqa: E402
+from eval.train_embed_classifier import DEFAULT_CACHE, EmbeddingCache  # noqa: E402
 from worker import neighbours as nb  # noqa: E402
 from worker.classify import analyse, model_features  # noqa: E402
 
@@ -175,9 +174,9 @@ def load_dev(data_dir: Path, cache_path: Path) -> tuple[Dev, nb.Reference]:
 def write_model(
     path: Path, weights: dict[str, float], bias: float, result: Result, dev: Dev
 ) -> None:
-    lines = [
-        "# ruff: noqa: E501",
-        '"""Weights of the optional neighbour stage (``worker.neighbours``) - GENERATED.',
+    doc = [
+        "Weights of the optional neighbour stage (``worker.neighbours``) - "
+        "GENERATED, do not edit.",
         "",
         "Regenerate with ``python -m eval.train_neighbours`` (dev split only; see",
         "docs/classifier.md). probability = sigmoid(BIAS + sum(WEIGHTS[f] * value of f)) over the",
@@ -188,18 +187,13 @@ def write_model(
         f"({int(dev.labels.sum())} positive).",
         f"Grouped cross-validation on dev ({tc.N_REPEATS}x{tc.N_SPLITS}-fold, out-of-fold): "
         f"precision {result.precision:.3f}, recall {result.recall:.3f} at this threshold.",
-        '"""',
-        "",
-        "from __future__ import annotations",
-        "",
+    ]
+    constants = [
         f"K_NEIGHBOURS: int = {result.config.k}",
         f"THRESHOLD: float = {result.threshold}",
         f"BIAS: float = {bias}",
-        "WEIGHTS: dict[str, float] = {",
     ]
-    lines += [f"    {json.dumps(k, ensure_ascii=False)}: {w}," for k, w in weights.items()]
-    lines += ["}", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    tc.write_model_file(path, doc, constants, weights)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache",
         type=Path,
-        default=Path.home() / ".cache" / "ingest-eval" / "minilm-embeddings.npz",
+        default=DEFAULT_CACHE,
         help="embedding cache file (by text digest; never committed)",
     )
     parser.add_argument("--jobs", type=int, default=2)
