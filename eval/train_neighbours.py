@@ -175,8 +175,7 @@ def write_model(
     path: Path, weights: dict[str, float], bias: float, result: Result, dev: Dev
 ) -> None:
     doc = [
-        "Weights of the optional neighbour stage (``worker.neighbours``) - "
-        "GENERATED, do not edit.",
+        "Weights of the optional neighbour stage (``worker.neighbours``) - GENERATED, do not edit.",
         "",
         "Regenerate with ``python -m eval.train_neighbours`` (dev split only; see",
         "docs/classifier.md). probability = sigmoid(BIAS + sum(WEIGHTS[f] * value of f)) over the",
