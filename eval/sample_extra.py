@@ -3,6 +3,11 @@
 Run from the repository root (standard library only)::
 
     python -m eval.sample_extra --out DIR [--salt extra2-20261201] [--per-stratum 400,600,400,200]
+                                [--labelled rss_link_db_2023_extra]
+
+    # the third draw (rss_link_db_2023_extra3):
+    python -m eval.sample_extra --out DIR --salt extra3-20261201 \
+        --labelled rss_link_db_2023_extra,rss_link_db_2023_extra2
 
 Why a script: the dev split needs more labelled feed items than the first 600 extras, and a
 reader must be able to re-draw exactly the same sample. Candidates are the items of
@@ -58,12 +63,18 @@ def _sha(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def draw(data_dir: Path, salt: str, per_stratum: dict[str, int]) -> list[dict[str, object]]:
+def draw(
+    data_dir: Path,
+    salt: str,
+    per_stratum: dict[str, int],
+    labelled: tuple[str, ...] = ("rss_link_db_2023_extra",),
+) -> list[dict[str, object]]:
     """The deterministic sample, in stratum order.
 
-    Already labelled are the 800-item file and the first 600 extras; the items this script
-    drew itself (``rss_link_db_2023_extra2``) stay candidates, so a re-run draws the same
-    sample.
+    Already labelled are the 800-item file and the label files named in ``labelled``
+    (``eval/labels/<name>.csv``). Each draw names the files that existed before it: the
+    ``extra2`` draw only the first 600 extras (its own items stay candidates, so a re-run
+    draws the same sample), the ``extra3`` draw the first extras and ``extra2``.
     """
     banned_links: set[str] = set()
     banned_text: set[str] = set()
@@ -72,8 +83,10 @@ def draw(data_dir: Path, salt: str, per_stratum: dict[str, int]) -> list[dict[st
         for row in csv.DictReader(fh):
             banned_links.add(row["link"])
             banned_text.update((text_key(row["title"]), text_key(row["description"])))
-    with (LABELS_DIR / "rss_link_db_2023_extra.csv").open(newline="", encoding="utf-8") as fh:
-        first_extras = {row["id"] for row in csv.DictReader(fh)}
+    first_extras: set[str] = set()
+    for name in labelled:
+        with (LABELS_DIR / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
+            first_extras |= {row["id"] for row in csv.DictReader(fh)}
 
     candidates: dict[str, list[dict[str, object]]] = defaultdict(list)
     seen_links: set[str] = set()
@@ -140,9 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--salt", default="extra2-20261201")
     parser.add_argument("--per-stratum", default="400,600,400,200")
+    parser.add_argument(
+        "--labelled",
+        default="rss_link_db_2023_extra",
+        help="comma-separated label files (eval/labels/NAME.csv) already labelled before "
+        "this draw; extra3: rss_link_db_2023_extra,rss_link_db_2023_extra2",
+    )
     args = parser.parse_args(argv)
     counts = dict(zip(STRATA, (int(n) for n in args.per_stratum.split(",")), strict=True))
-    sample = draw(args.data_dir, args.salt, counts)
+    sample = draw(args.data_dir, args.salt, counts, tuple(args.labelled.split(",")))
     args.out.mkdir(parents=True, exist_ok=True)
     shuffled = sorted(sample, key=lambda d: _sha("dump" + str(d["link"])))
     with (args.out / "sample.jsonl").open("w", encoding="utf-8") as fh:
