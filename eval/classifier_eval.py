@@ -53,9 +53,9 @@ SOURCES = (
     "ukraine_news_bias_2014",
     "fundus",
 )
-EXTRA_SOURCES = ("rss_link_db_2023_extra", "rss_link_db_2023_extra2")
-"""Further feed items of the same 2023 feed dump, labelled later (600, then 1,600 drawn by
-``eval/sample_extra.py``); ``dev`` split only."""
+EXTRA_SOURCES = ("rss_link_db_2023_extra", "rss_link_db_2023_extra2", "rss_link_db_2023_extra3")
+"""Further feed items of the same 2023 feed dump, labelled later (600, then twice 1,600
+drawn by ``eval/sample_extra.py``); ``dev`` split only."""
 
 
 @dataclass(frozen=True)

@@ -190,33 +190,43 @@ def pr_at(
     return float(np.mean(ps)), float(np.mean(rs))
 
 
+STRATIFIED_SOURCES = ("rss_link_db_2023_extra2", "rss_link_db_2023_extra3")
+"""Label files drawn 400/600/400/200 from the feed-flag strata (``eval/sample_extra.py``)."""
+
+
 def design_weights(items: Sequence[Item], labels_dir: Path = LABELS_DIR) -> np.ndarray:
     """Item weights that give every feed-flag stratum of a sampled file the same total weight.
 
     Why: the test split's feed items are the 800-item file's four equal strata (``ukr+sec``,
     ``ukr_only``, ``sec_only``, ``other``), and so are the first 600 extras, but the 1,600
-    items of ``rss_link_db_2023_extra2`` were drawn 400/600/400/200 to get more positives
-    and hard negatives. Unweighted, they would tilt the precision that chooses the threshold
-    towards the hard ``ukr_only`` stratum. Weights come from the sampling design, never from
-    labels or the test split.
+    items of ``rss_link_db_2023_extra2`` (and of ``extra3``) were drawn 400/600/400/200 to
+    get more positives and hard negatives. Unweighted, they would tilt the precision that
+    chooses the threshold towards the hard ``ukr_only`` stratum. Weights come from the
+    sampling design, never from labels or the test split; each file is weighted on its own.
     """
-    strata: dict[str, str] = {}
-    with (labels_dir / "rss_link_db_2023_extra2.csv").open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            strata[row["id"]] = row["stratum"]
-    counts: dict[str, int] = {}
+    strata: dict[tuple[str, str], str] = {}
+    for source in STRATIFIED_SOURCES:
+        path = labels_dir / f"{source}.csv"
+        if not path.exists():
+            continue
+        with path.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                strata[(source, row["id"])] = row["stratum"]
+    counts: dict[tuple[str, str], int] = {}
     for item in items:
-        if item.source == "rss_link_db_2023_extra2":
-            counts[strata[item.id]] = counts.get(strata[item.id], 0) + 1
-    per_stratum = sum(counts.values()) / len(counts) if counts else 0.0
-    return np.array(
-        [
-            per_stratum / counts[strata[item.id]]
-            if item.source == "rss_link_db_2023_extra2"
-            else 1.0
-            for item in items
-        ]
-    )
+        key = (item.source, item.id)
+        if key in strata:
+            counts[(item.source, strata[key])] = counts.get((item.source, strata[key]), 0) + 1
+    out = np.ones(len(items))
+    for source in STRATIFIED_SOURCES:
+        per_file = {k: n for k, n in counts.items() if k[0] == source}
+        if not per_file:
+            continue
+        per_stratum = sum(per_file.values()) / len(per_file)
+        for i, item in enumerate(items):
+            if item.source == source:
+                out[i] = per_stratum / per_file[(source, strata[(source, item.id)])]
+    return out
 
 
 def choose_threshold(

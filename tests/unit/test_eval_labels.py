@@ -18,19 +18,34 @@ LABELS = REPO_ROOT / "eval" / "labels"
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data not available")
 
 
-def test_extra2_labels_are_exactly_the_documented_draw(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "salt", "labelled_before"),
+    [
+        ("rss_link_db_2023_extra2", "extra2-20261201", ("rss_link_db_2023_extra",)),
+        (
+            "rss_link_db_2023_extra3",
+            "extra3-20261201",
+            ("rss_link_db_2023_extra", "rss_link_db_2023_extra2"),
+        ),
+    ],
+)
+def test_extra_labels_are_exactly_the_documented_draw(
+    name: str, salt: str, labelled_before: tuple[str, ...]
+) -> None:
     from eval.sample_extra import draw
 
-    with (LABELS / "rss_link_db_2023_extra2.csv").open(newline="", encoding="utf-8") as fh:
+    with (LABELS / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     sample = draw(
         DATA_DIR,
-        "extra2-20261201",
+        salt,
         {"ukr+sec": 400, "ukr_only": 600, "sec_only": 400, "other": 200},
+        labelled_before,
     )
     assert {(str(d["link"]), str(d["stratum"])) for d in sample} == {
         (r["id"], r["stratum"]) for r in rows
     }
+    assert len(rows) == 1600
     assert {r["split"] for r in rows} == {"dev"}
     assert {r["label"] for r in rows} == {"0", "1"}
 
