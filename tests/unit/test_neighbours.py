@@ -31,10 +31,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "seed-article.txt"
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
-# Held-out test split, neighbours-2026.12.4 (docs/classifier.md, scored once): P 0.916,
-# R 0.897 (131 TP / 12 FP / 15 FN). Rounded down and kept as a regression floor.
-NEIGHBOURS_MIN_PRECISION = 0.91
-NEIGHBOURS_MIN_RECALL = 0.89
+# Held-out test split, neighbours-2026.12.3 (docs/classifier.md, scored once): P 0.935,
+# R 0.884 (129 TP / 9 FP / 17 FN), against hybrid-2026.12.2's 0.953 / 0.842. Rounded
+# down and kept as a regression floor (a retrained candidate must pass it to ship).
+NEIGHBOURS_MIN_PRECISION = 0.93
+NEIGHBOURS_MIN_RECALL = 0.88
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +104,9 @@ def test_reference_round_trips(tmp_path: Path) -> None:
 
 def test_shipped_reference_is_the_labelled_dev_split() -> None:
     ref = nb.Reference.load()
-    assert ref.vectors.shape == (4525, 384)
-    assert int(ref.labels.sum()) == 2081  # the dev split's positives
-    assert len(ref.titles) == 4525
+    assert ref.vectors.shape == (2925, 384)
+    assert int(ref.labels.sum()) == 1288  # the training part of dev (without extra3)
+    assert len(ref.titles) == 2925
     norms = np.linalg.norm(ref.vectors, axis=1)
     assert np.all(np.abs(norms - 1.0) < 0.01)
     assert {name for name in nm.WEIGHTS if name.startswith("nn:")} == {
