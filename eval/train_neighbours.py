@@ -149,7 +149,7 @@ def load_dev(
 ) -> tuple[Dev, nb.Reference]:
     items = tc.training_items(data_dir, with_held_back=with_held_back)
     analyses = [analyse(item.title, item.body) for item in items]
-    cache = EmbeddingCache(cache_path, nb.Encoder(), "int8")  # type: ignore[arg-type]
+    cache = EmbeddingCache(cache_path, nb.Encoder(), "int8")
     raw = cache.embed([nb.embedding_text(a.title, a.body) for a in analyses])
     cache.save()
     labels = np.array([item.label for item in items])

@@ -661,8 +661,7 @@ def classify(
     sentence-embedding space instead; it raises
     :class:`worker.neighbours.NeighboursUnavailableError` when the extra is not installed.
     """
-    version = classifier_version(method)
-    return _classify(title, body, language, allow_model=True, method=method, version=version)
+    return _classify(title, body, language, allow_model=True, method=method)
 
 
 def classify_rules_only(*, title: str, body: str) -> Classification:
@@ -677,28 +676,27 @@ def _classify(
     *,
     allow_model: bool,
     method: str = "hybrid",
-    version: str = CLASSIFIER_VERSION,
 ) -> Classification:
+    version = classifier_version(method)  # also rejects an unknown method before any work
     a = analyse(title, body)
     use_model = allow_model and bool(_model.WEIGHTS) and _model_applies(language, a)
     model_evidence: list[str] = []
     neighbour_evidence: list[str] = []
-    if use_model and method == "neighbours":
-        from . import classifier_neighbours_model as nm
-        from . import neighbours
+    if use_model:
+        features = model_features(a)
+        weights, bias, threshold = _model.WEIGHTS, _model.BIAS, _model.THRESHOLD
+        if method == "neighbours":
+            from . import classifier_neighbours_model as nm
+            from . import neighbours
 
-        features, neighbour_evidence = neighbours.stage().features(
-            a.title, a.body, k=nm.K_NEIGHBOURS
-        )
-        z, contributions = _model_logit(model_features(a) | features, nm.WEIGHTS, nm.BIAS)
+            nn_features, neighbour_evidence = neighbours.stage().features(
+                a.title, a.body, k=nm.K_NEIGHBOURS
+            )
+            features |= nn_features
+            weights, bias, threshold = nm.WEIGHTS, nm.BIAS, nm.THRESHOLD
+        z, contributions = _model_logit(features, weights, bias)
         score = round(_sigmoid(z), 4)
-        is_security = score >= nm.THRESHOLD
-        top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
-        model_evidence = [f"rule_score={a.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
-    elif use_model:
-        z, contributions = _model_logit(model_features(a), _model.WEIGHTS, _model.BIAS)
-        score = round(_sigmoid(z), 4)
-        is_security = score >= _model.THRESHOLD
+        is_security = score >= threshold
         top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
         model_evidence = [f"rule_score={a.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
     else:

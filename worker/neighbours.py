@@ -136,7 +136,7 @@ class Encoder:
     cosine 0.94+ to the fp32 vectors); the reference set was embedded the same way.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, quantize: bool = True) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
@@ -155,11 +155,12 @@ class Encoder:
             str(package.get_model_path()), device="cpu", local_files_only=True
         )
         model.eval()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # eager-mode quantization is deprecated, not gone
-            model = torch.ao.quantization.quantize_dynamic(
-                model, {torch.nn.Linear}, dtype=torch.qint8
-            )
+        if quantize:  # off only for the fp32 comparison in eval/train_embed_classifier.py
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # eager-mode quantization is deprecated, not gone
+                model = torch.ao.quantization.quantize_dynamic(
+                    model, {torch.nn.Linear}, dtype=torch.qint8
+                )
         self.model = model
 
     def embed(self, texts: list[str]) -> np.ndarray:
