@@ -43,20 +43,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from eval.classifier_eval import DEFAULT_DATA_DIR, LABELS_DIR  # noqa: E402
+from eval.classifier_eval import DEFAULT_DATA_DIR, LABELS_DIR, STRATA  # noqa: E402
+from eval.classifier_eval import feed_stratum as _stratum  # noqa: E402
 
-STRATA = ("ukr+sec", "ukr_only", "sec_only", "other")
 CHUNK = 200
 
 
 def text_key(text: str | None) -> str:
     """Casefolded, whitespace-normalised text: two items with equal keys are one text."""
     return re.sub(r"\s+", " ", (text or "").casefold()).strip()
-
-
-def _stratum(doc: dict[str, object]) -> str:
-    ukr, sec = bool(doc["kw_ukraine"]), bool(doc["kw_security"])
-    return "ukr+sec" if ukr and sec else "ukr_only" if ukr else "sec_only" if sec else "other"
 
 
 def _sha(text: str) -> str:

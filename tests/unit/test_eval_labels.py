@@ -18,51 +18,71 @@ LABELS = REPO_ROOT / "eval" / "labels"
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data not available")
 
 
+EXTRA_STRATA = {"ukr+sec": 400, "ukr_only": 600, "sec_only": 400, "other": 200}
+
+
 @pytest.mark.parametrize(
-    ("name", "salt", "labelled_before"),
+    ("name", "salt", "labelled_before", "per_stratum", "split"),
     [
-        ("rss_link_db_2023_extra2", "extra2-20261201", ("rss_link_db_2023_extra",)),
+        (
+            "rss_link_db_2023_extra2",
+            "extra2-20261201",
+            ("rss_link_db_2023_extra",),
+            EXTRA_STRATA,
+            "dev",
+        ),
         (
             "rss_link_db_2023_extra3",
             "extra3-20261201",
             ("rss_link_db_2023_extra", "rss_link_db_2023_extra2"),
+            EXTRA_STRATA,
+            "dev",
+        ),
+        (
+            "rss_link_db_2023_test2",
+            "holdout2-20261201",
+            ("rss_link_db_2023_extra", "rss_link_db_2023_extra2", "rss_link_db_2023_extra3"),
+            {"ukr+sec": 300, "ukr_only": 450, "sec_only": 300, "other": 150},
+            "test2",
         ),
     ],
 )
-def test_extra_labels_are_exactly_the_documented_draw(
-    name: str, salt: str, labelled_before: tuple[str, ...]
+def test_sampled_labels_are_exactly_the_documented_draw(
+    name: str,
+    salt: str,
+    labelled_before: tuple[str, ...],
+    per_stratum: dict[str, int],
+    split: str,
 ) -> None:
     from eval.sample_extra import draw
 
     with (LABELS / f"{name}.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    sample = draw(
-        DATA_DIR,
-        salt,
-        {"ukr+sec": 400, "ukr_only": 600, "sec_only": 400, "other": 200},
-        labelled_before,
-    )
+    sample = draw(DATA_DIR, salt, per_stratum, labelled_before)
     assert {(str(d["link"]), str(d["stratum"])) for d in sample} == {
         (r["id"], r["stratum"]) for r in rows
     }
-    assert len(rows) == 1600
-    assert {r["split"] for r in rows} == {"dev"}
+    assert len(rows) == sum(per_stratum.values())
+    assert {r["split"] for r in rows} == {split}
     assert {r["label"] for r in rows} == {"0", "1"}
 
 
-def test_no_dev_item_repeats_a_test_item() -> None:
+def test_no_dev_item_repeats_a_held_out_item() -> None:
     from eval.classifier_eval import load_items
     from eval.sample_extra import text_key
 
     items = list(load_items(DATA_DIR))
-    test_texts = {
-        text_key(t) for i in items if i.split == "test" for t in (i.title, i.body) if text_key(t)
-    }
-    test_ids = {(i.source, i.id) for i in items if i.split == "test"}
+    held_out = [i for i in items if i.split in ("test", "test2")]
+    held_texts = {text_key(t) for i in held_out for t in (i.title, i.body) if text_key(t)}
+    held_ids = {i.id for i in held_out if i.source.startswith("rss_link_db_2023_")}
     for item in items:
         if item.split == "dev" and item.source.startswith("rss_link_db_2023"):
-            assert (item.source, item.id) not in test_ids
-            assert text_key(item.title) not in test_texts, item.title
+            assert item.id not in held_ids
+            assert text_key(item.title) not in held_texts, item.title
+            assert text_key(item.body) not in held_texts or not text_key(item.body), item.title
     splits = {i.split for i in items}
-    assert splits == {"dev", "test", "external"}
+    assert splits == {"dev", "test", "test2", "external"}
     assert sum(1 for i in items if i.split == "test") == 484
+    test2 = [i for i in items if i.split == "test2"]
+    assert len(test2) == 1200
+    assert {i.stratum for i in test2} == {"ukr+sec", "ukr_only", "sec_only", "other"}
