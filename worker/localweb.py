@@ -29,6 +29,22 @@ CONTENT_TYPES = {
 }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A threaded server that does not print a traceback when a client hangs up.
+
+    Why: an HTTP client closing an idle keep-alive connection (or resetting it at exit) is
+    normal, but ``socketserver`` prints every such ``ConnectionResetError`` as a traceback,
+    which made ``ingest demo`` output look like a failure. Other errors still print.
+    """
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class LocalWeb:
     """Serve ``root`` (and optional in-memory pages) until :meth:`stop`."""
 
@@ -74,7 +90,7 @@ class LocalWeb:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _QuietServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
