@@ -148,3 +148,27 @@ def test_docker_compose_config_validates() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_build_context_is_only_the_package_for_every_builder() -> None:
+    """The root .dockerignore (read by BuildKit, the classic builder and compose v1 alike;
+    a per-Dockerfile ignore file is BuildKit-only) keeps .venv, tests and data out."""
+    lines = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "**"
+    assert set(lines[1:]) == {"!pyproject.toml", "!README.md", "!worker/**", "**/__pycache__"}
+    assert not (DEPLOY / "Dockerfile.dockerignore").exists()
+
+
+def test_dockerfile_needs_no_frontend_image() -> None:
+    """A `# syntax=` line makes BuildKit pull a frontend image first: offline builds fail."""
+    assert not re.search(r"^#\s*syntax\s*=", DOCKERFILE.read_text(), re.MULTILINE)
+
+
+def test_flower_is_published_on_loopback_by_default() -> None:
+    """Flower has no login, so the host port must not be open to the network by default."""
+    (mapping,) = compose()["services"]["flower"]["ports"]
+    assert mapping.startswith("${FLOWER_BIND:-127.0.0.1}:")
