@@ -57,20 +57,11 @@ MAX_FEATURES = 5_000
 MIN_DF = 2
 """Word/lexicon features must occur in at least this many training items."""
 OUTPUT = REPO_ROOT / "worker" / "classifier_model.py"
-HELD_BACK = ("rss_link_db_2023_extra3",)
-"""Dev label files the shipped models are not trained on. Models retrained with them
-(hybrid-2026.12.3, neighbours-2026.12.4 candidates) fell below the held-out regression floor
-on precision; the extra labels look more inclusive than the test labels. Kept for
-evaluation and for ``--with-held-back``; see docs/classifier.md, "Third extra dev sample"."""
 
 
-def training_items(data_dir: Path, *, with_held_back: bool = False) -> list[Item]:
-    """The dev items a model is trained on (never a test or external item)."""
-    return [
-        item
-        for item in load_items(data_dir)
-        if item.split == "dev" and (with_held_back or item.source not in HELD_BACK)
-    ]
+def training_items(data_dir: Path) -> list[Item]:
+    """The dev items a model is trained on (never a ``test``, ``test2`` or external item)."""
+    return [item for item in load_items(data_dir) if item.split == "dev"]
 
 
 GROUPS = {
@@ -334,12 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="print the CV table, write nothing"
     )
-    parser.add_argument(
-        "--with-held-back", action="store_true", help=f"also train on {', '.join(HELD_BACK)}"
-    )
     args = parser.parse_args(argv)
 
-    items = training_items(args.data_dir, with_held_back=args.with_held_back)
+    items = training_items(args.data_dir)
     labels = np.array([item.label for item in items])
     strata = [f"{item.source}:{item.label}" for item in items]
     rows = [model_features(analyse(item.title, item.body)) for item in items]

@@ -144,10 +144,8 @@ def cross_validate(config: Config) -> Result:
     return result
 
 
-def load_dev(
-    data_dir: Path, cache_path: Path, *, with_held_back: bool = False
-) -> tuple[Dev, nb.Reference]:
-    items = tc.training_items(data_dir, with_held_back=with_held_back)
+def load_dev(data_dir: Path, cache_path: Path) -> tuple[Dev, nb.Reference]:
+    items = tc.training_items(data_dir)
     analyses = [analyse(item.title, item.body) for item in items]
     cache = EmbeddingCache(cache_path, nb.Encoder(), "int8")
     raw = cache.embed([nb.embedding_text(a.title, a.body) for a in analyses])
@@ -208,13 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         help="embedding cache file (by text digest; never committed)",
     )
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--with-held-back", action="store_true", help=f"also train on {', '.join(tc.HELD_BACK)}"
-    )
     args = parser.parse_args(argv)
 
     global _DEV
-    dev, reference = load_dev(args.data_dir, args.cache, with_held_back=args.with_held_back)
+    dev, reference = load_dev(args.data_dir, args.cache)
     _DEV = dev
     print(
         f"dev items: {len(dev.labels)} ({int(dev.labels.sum())} positive), "

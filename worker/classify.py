@@ -53,9 +53,9 @@ from itertools import pairwise
 from . import classifier_lexicon as lex
 from . import classifier_model as _model
 
-CLASSIFIER_VERSION: str = "hybrid-2026.12.2"
+CLASSIFIER_VERSION: str = "hybrid-2026.12.3"
 """Bump whenever rules, weights or term tables change, then run ``ingest reclassify``."""
-NEIGHBOURS_VERSION: str = "neighbours-2026.12.3"
+NEIGHBOURS_VERSION: str = "neighbours-2026.12.5"
 """Version of the optional neighbour method (``INGEST_CLASSIFIER=neighbours``): the hybrid
 rule layer and lexicon plus the nearest labelled neighbours in sentence-embedding space
 (``worker.neighbours``). Bump with its weights or reference set."""

