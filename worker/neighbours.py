@@ -4,10 +4,10 @@ Why it exists: the hybrid model (rules + lexicon + words) reads *which words* oc
 misses stories whose wording is new to it but whose subject is one it has seen labelled -
 "Dueling tours for influence as Ukraine war scrambles alliances", a terse strike report.
 A sentence embedding (all-MiniLM-L6-v2, 384-d) places such stories next to labelled ones
-with the same subject. The ``k`` most similar of the 2,925 labelled training items vote, and
+with the same subject. The ``k`` most similar of the 4,525 labelled dev items vote, and
 three summaries of that vote join the rule and lexicon features in one logistic regression
 (``worker.classifier_neighbours_model``, trained by ``eval/train_neighbours.py`` on the dev
-split only). Cross-validated on dev this adds ~6 recall points at the same precision;
+split only). Cross-validated on dev this adds ~4-5 recall points at the same precision;
 docs/classifier.md has the held-out figures.
 
 It is an *optional extra* (``pip install 'ukraine-security-ingest[neighbours]'`` plus the CPU
