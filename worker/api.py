@@ -168,6 +168,8 @@ class CrawlRequestOut(BaseModel):
     done: int
     failed: int
     finished_at: datetime | None
+    error: str | None = None
+    """Why the request failed (status ``failed``); null otherwise."""
 
 
 class Health(BaseModel):

@@ -33,6 +33,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(help="Ukraine-security news ingestion worker.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -369,6 +370,7 @@ def _crawl_row(request: Any) -> dict[str, Any]:
         "done": request.done,
         "failed": request.failed,
         "finished_at": request.finished_at,
+        "error": request.error,
     }
 
 
@@ -438,6 +440,8 @@ def recrawl(
             console.print(
                 f"crawl request {request_id}: {row['status']}, {row['done']} stored, "
                 f"{row['failed']} failed of {row['total']}"
+                + (f": {row['error']}" if row["error"] else ""),
+                markup=False,
             )
         if not finished:
             fail(f"still running after {timeout:.0f}s; see `ingest crawl-requests {request_id}`",
@@ -471,12 +475,14 @@ def crawl_requests(
     if as_json:
         _emit_json(rows if request_id is None else rows[0])
         return
-    table = Table("id", "by", "at", "kind", "target", "force", "status", "done/failed/total")
+    table = Table(
+        "id", "by", "at", "kind", "target", "force", "status", "done/failed/total", "error"
+    )  # fmt: skip
     for r in rows:
         table.add_row(
             str(r["id"]), r["requested_by"], str(r["requested_at"])[:19], r["kind"],
             str(r["target"])[:60], "yes" if r["force"] else "", r["status"],
-            f"{r['done']}/{r['failed']}/{r['total']}",
+            f"{r['done']}/{r['failed']}/{r['total']}", Text(str(r["error"] or "")[:120]),
         )  # fmt: skip
     console.print(table)
 

@@ -260,6 +260,9 @@ class CrawlRequest(SQLModel, table=True):
     done: int = Field(default=0, nullable=False)
     failed: int = Field(default=0, nullable=False)
     finished_at: datetime | None = _ts()
+    error: str | None = Field(default=None)
+    """Why a ``failed`` request failed (no such feed, the poll's error); NULL otherwise.
+    Per-entry errors stay on ``entries.error``."""
 
 
 class Lock(SQLModel, table=True):

@@ -37,6 +37,7 @@ from .models import (
 
 DEDUP_LOCK = "dedup"
 MAX_NEAR_DUP_CANDIDATES = 50
+CRAWL_ERROR_MAX_CHARS = 4000  # as entries.error: enough for a chained exception message
 
 
 def _table(model: type[Any]) -> sa.Table:
@@ -1157,10 +1158,12 @@ def start_crawl_request(session: Session, *, request_id: int, entry_ids: Sequenc
 
 
 def fail_crawl_request(session: Session, *, request_id: int, reason: str) -> None:
+    """Mark a request failed *with its reason*: an operator polling
+    ``GET /crawl-requests/N`` or ``ingest crawl-requests N`` must see why, not only that."""
     session.execute(
         sa.update(CrawlRequest)
         .where(col(CrawlRequest.id) == request_id)
-        .values(status="failed", finished_at=utcnow())
+        .values(status="failed", finished_at=utcnow(), error=reason[:CRAWL_ERROR_MAX_CHARS])
     )
     import structlog
 

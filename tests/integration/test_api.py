@@ -279,7 +279,14 @@ def test_recrawl_health_and_metrics(
     assert client.post("/recrawl", json={"feed": "nope"}, headers=AUTH).status_code == 404
     assert client.post("/recrawl", json={"url": "not a url"}, headers=AUTH).status_code == 422
     assert client.post("/recrawl", json={}, headers=AUTH).status_code == 422
-    assert client.get(f"/crawl-requests/{request['id']}").json()["status"] == "queued"
+    queued = client.get(f"/crawl-requests/{request['id']}").json()
+    assert (queued["status"], queued["error"]) == ("queued", None)
+    # A request that fails says why (the worker records the reason on the row).
+    with session_scope() as session:
+        store.fail_crawl_request(session, request_id=request["id"], reason="HTTP 500 [server]")
+    failed = client.get(f"/crawl-requests/{request['id']}").json()
+    assert (failed["status"], failed["error"]) == ("failed", "HTTP 500 [server]")
+    assert failed["finished_at"] is not None
 
     metrics = client.get("/metrics")
     assert metrics.status_code == 200

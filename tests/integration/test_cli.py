@@ -211,6 +211,48 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def test_failed_recrawl_says_why(
+    database_url: str, redis_server: services.RedisServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A re-crawl whose feed poll fails ends `failed` with the poll's error on the row,
+    in `recrawl`'s exit code and output and in `crawl-requests` (not only in the logs)."""
+    import redis
+
+    from worker.settings import reset_settings
+
+    broker = redis_server.url.replace("/0", "/6")
+    redis.Redis.from_url(broker).flushdb()
+    monkeypatch.setenv("INGEST_BROKER_URL", broker)
+    reset_settings()
+    env = {
+        "INGEST_DATABASE_URL": database_url,
+        "INGEST_BROKER_URL": broker,
+        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+    }
+    with LocalWeb() as web:
+        ingest_json("feeds", "add", "gone", web.url("no-such-feed.xml"))  # answers 404
+        worker = services.start_celery("worker", env, workdir=tmp_path)
+        try:
+            result = ingest("recrawl", "--feed", "gone", "--json")
+            assert result.exit_code == 1, (result.stdout, result.stderr)
+            row = json.loads(result.stdout)
+            assert row["status"] == "failed"
+            assert "404" in row["error"], row
+            shown = ingest_json("crawl-requests", str(row["id"]))
+            assert (shown["status"], shown["error"]) == ("failed", row["error"])
+            table = ingest("crawl-requests")
+            assert table.exit_code == 0
+            assert "404" in table.stdout
+        finally:
+            worker.stop()
+    with session_scope() as session:
+        stored = session.get(CrawlRequest, row["id"])
+        assert stored is not None
+        assert stored.error == row["error"]
+        assert stored.finished_at is not None
+
+
 def test_recrawl_reclassify_and_worker_metrics(
     database_url: str,
     redis_server: services.RedisServer,

@@ -29,6 +29,41 @@ def test_migrated_schema_matches_models(database_url: str) -> None:
     assert diff == [], f"models and migrations disagree; add a migration: {diff}"
 
 
+def test_migration_0002_keeps_crawl_requests_both_ways(database_url: str) -> None:
+    """0002 adds crawl_requests.error to a table that may already hold rows: upgrading
+    keeps them (error NULL), downgrading drops only the column, and head is reachable
+    again - on SQLite this goes through Alembic's batch (copy-table) mode."""
+    import sqlalchemy as sa
+
+    from worker import migrate
+    from worker.db import dispose_engines
+
+    migrate.downgrade(database_url, "0001")
+    dispose_engines()  # reflect the downgraded table, not a cached one
+    with get_engine(database_url).begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO crawl_requests (requested_by, requested_at, kind, target, force,"
+                " status, total, done, failed) VALUES ('alice', CURRENT_TIMESTAMP, 'feed',"
+                " 'kyiv', false, 'done', 2, 2, 0)"
+            )
+        )
+    migrate.upgrade(database_url)
+    assert migrate.current_heads(database_url) == ["0002"]
+    with get_engine(database_url).connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT requested_by, status, total, error FROM crawl_requests")
+        ).all()
+    assert [tuple(r) for r in rows] == [("alice", "done", 2, None)]
+    migrate.downgrade(database_url, "0001")
+    with get_engine(database_url).connect() as connection:
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("crawl_requests")}
+        count = connection.execute(sa.text("SELECT count(*) FROM crawl_requests")).scalar()
+    assert "error" not in columns
+    assert count == 1
+    migrate.upgrade(database_url)
+
+
 def documented_columns() -> dict[str, set[str]]:
     """``## table`` sections of docs/schema.md and the `column` names in their tables."""
     sections: dict[str, set[str]] = {}
