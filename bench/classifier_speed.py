@@ -29,11 +29,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from eval.classifier_eval import Item, load_items  # noqa: E402
+from eval.classifier_eval import Item, load_items, long_body  # noqa: E402
 from worker.classify import classify, classify_rules_only  # noqa: E402
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-LONG_BODY_CHARS = 20_000
 
 
 def _methods() -> dict[str, Callable[[str, str, str], object]]:
@@ -59,11 +58,10 @@ def _methods() -> dict[str, Callable[[str, str, str], object]]:
 def _workloads(items: list[Item]) -> dict[str, list[tuple[str, str, str]]]:
     snippets = [i for i in items if i.split == "test2"][:300]
     full = [i for i in items if i.source == "fundus"]
-    long_body = " ".join(items[i % len(items)].body for i in range(200))[:LONG_BODY_CHARS]
     return {
         "feed snippet (300 test2 items)": [(i.title, i.body, "en") for i in snippets],
         f"full article ({len(full)} fundus pages)": [(i.title, i.body, i.language) for i in full],
-        "20,000-character body (x20)": [("Long article", long_body, "en")] * 20,
+        "20,000-character body (x20)": [("Long article", long_body(items), "en")] * 20,
     }
 
 

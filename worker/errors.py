@@ -9,6 +9,11 @@ not HTML, a URL we refuse to fetch) and is recorded and dropped.
 
 from __future__ import annotations
 
+ERROR_TEXT_MAX_CHARS = 4000
+"""Cap on an error message stored in the database (``entries.error``, ``feeds.last_error``,
+``crawl_requests.error``): enough for a chained exception, bounded against a hostile
+server echoing a megabyte into its error page."""
+
 
 class IngestError(Exception):
     """Base class: carries a short machine-readable ``error_class`` and context."""

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from . import dedup, schedule, store
 from .classify import classify
 from .db import session_scope
-from .errors import IngestError, PermanentError, TransientError
+from .errors import ERROR_TEXT_MAX_CHARS, IngestError, PermanentError, TransientError
 from .extract import ExtractedArticle, extract_article, from_feed_summary
 from .feeds import body_hash, parse_feed, stale_validators
 from .fetch import (
@@ -307,7 +307,7 @@ def _record_failure(feed: Feed, exc: IngestError, *, settings: Settings, now: da
     """
     feed.error_count += 1
     feed.first_failure_at = feed.first_failure_at or now
-    feed.last_error = str(exc)[:4000]
+    feed.last_error = str(exc)[:ERROR_TEXT_MAX_CHARS]
     feed.last_error_class = exc.error_class
     feed.last_http_status = exc.status
     feed.last_polled_at = now

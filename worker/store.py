@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from . import dedup
 from .classify import Classification
+from .errors import ERROR_TEXT_MAX_CHARS
 from .feeds import FeedItem
 from .models import (
     Article,
@@ -37,7 +38,6 @@ from .models import (
 
 DEDUP_LOCK = "dedup"
 MAX_NEAR_DUP_CANDIDATES = 50
-CRAWL_ERROR_MAX_CHARS = 4000  # as entries.error: enough for a chained exception message
 
 
 def _table(model: type[Any]) -> sa.Table:
@@ -293,7 +293,7 @@ def mark_entry_failed(
         .where(col(Entry.id) == entry_id)
         .values(
             status="failed",
-            error=error[:4000],
+            error=error[:ERROR_TEXT_MAX_CHARS],
             error_class=error_class,
             http_status=http_status,
             attempts=col(Entry.attempts) + int(count_attempt),
@@ -1163,7 +1163,7 @@ def fail_crawl_request(session: Session, *, request_id: int, reason: str) -> Non
     session.execute(
         sa.update(CrawlRequest)
         .where(col(CrawlRequest.id) == request_id)
-        .values(status="failed", finished_at=utcnow(), error=reason[:CRAWL_ERROR_MAX_CHARS])
+        .values(status="failed", finished_at=utcnow(), error=reason[:ERROR_TEXT_MAX_CHARS])
     )
     import structlog
 
