@@ -149,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--salt", default="extra2-20261201")
     parser.add_argument("--per-stratum", default="400,600,400,200")
     parser.add_argument(
+        "--shuffle",
+        default="dump",
+        help="salt of the order in which items are numbered and chunked; a second blind "
+        "labelling pass uses another salt so that no two passes see the same order",
+    )
+    parser.add_argument("--chunk", type=int, default=CHUNK, help="items per chunk file")
+    parser.add_argument(
         "--labelled",
         default="rss_link_db_2023_extra",
         help="comma-separated label files (eval/labels/NAME.csv) already labelled before "
@@ -158,18 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     counts = dict(zip(STRATA, (int(n) for n in args.per_stratum.split(",")), strict=True))
     sample = draw(args.data_dir, args.salt, counts, tuple(args.labelled.split(",")))
     args.out.mkdir(parents=True, exist_ok=True)
-    shuffled = sorted(sample, key=lambda d: _sha("dump" + str(d["link"])))
+    shuffled = sorted(sample, key=lambda d: _sha(args.shuffle + str(d["link"])))
     with (args.out / "sample.jsonl").open("w", encoding="utf-8") as fh:
         for n, doc in enumerate(shuffled):
             record = {k: doc[k] for k in ("link", "stratum", "title", "description")}
             fh.write(json.dumps({"n": n, **record}, ensure_ascii=False) + "\n")
-    for start in range(0, len(shuffled), CHUNK):
+    for start in range(0, len(shuffled), args.chunk):
         lines = []
-        for n in range(start, min(start + CHUNK, len(shuffled))):
+        for n in range(start, min(start + args.chunk, len(shuffled))):
             doc = shuffled[n]
             desc = re.sub(r"\s+", " ", str(doc["description"] or ""))[:400]
             lines.append(f"[{n}] {doc['title']}\n    {desc}\n")
-        (args.out / f"chunk_{start // CHUNK:02d}.txt").write_text("\n".join(lines), "utf-8")
+        (args.out / f"chunk_{start // args.chunk:02d}.txt").write_text("\n".join(lines), "utf-8")
     by_stratum = {s: sum(1 for d in sample if d["stratum"] == s) for s in STRATA}
     print(f"sampled {len(sample)} items: {by_stratum}")
     return 0
