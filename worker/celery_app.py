@@ -126,15 +126,20 @@ def _warm_up_before_fork(**_kwargs: Any) -> None:
     extractions, collection time fell from 1.6 % to 0.5 % of CPU.
 
     With ``INGEST_CLASSIFIER=neighbours`` this also loads the sentence-embedding
-    model (~90 MB) once, shared by the children.
+    model (~90 MB) once, shared by the children. The Ukrainian/Russian stage's weights
+    are loaded and checksum-verified here too; a damaged file stops the worker at start.
     """
     import gc
 
     import structlog
 
+    from .cyrillic_model import ModelFileError
     from .neighbours import NeighboursUnavailableError
 
     try:
+        from .cyrillic_model import shipped
+
+        shipped()
         from .classify import classify
         from .extract import extract_article
         from .settings import get_settings
@@ -146,7 +151,7 @@ def _warm_up_before_fork(**_kwargs: Any) -> None:
             language="en",
             method=get_settings().classifier,
         )
-    except NeighboursUnavailableError:
+    except (NeighboursUnavailableError, ModelFileError):
         raise  # a configured method that cannot run: stop now, not on every article
     except Exception as exc:  # any other failed warm-up must never stop the worker
         structlog.get_logger(__name__).warning("warm_up_failed", error=str(exc))

@@ -39,6 +39,18 @@ EXTRA_STRATA = {"ukr+sec": 400, "ukr_only": 600, "sec_only": 400, "other": 200}
             "dev",
         ),
         (
+            "rss_link_db_2023_test3",
+            "holdout3-20261203",
+            (
+                "rss_link_db_2023_extra",
+                "rss_link_db_2023_extra2",
+                "rss_link_db_2023_extra3",
+                "rss_link_db_2023_test2",
+            ),
+            {"ukr+sec": 26, "ukr_only": 524, "sec_only": 300, "other": 150},
+            "test3",
+        ),
+        (
             "rss_link_db_2023_test2",
             "holdout2-20261201",
             ("rss_link_db_2023_extra", "rss_link_db_2023_extra2", "rss_link_db_2023_extra3"),
@@ -72,7 +84,7 @@ def test_no_dev_item_repeats_a_held_out_item() -> None:
     from eval.sample_extra import text_key
 
     items = list(load_items(DATA_DIR))
-    held_out = [i for i in items if i.split in ("test", "test2")]
+    held_out = [i for i in items if i.split in ("test", "test2", "test3")]
     held_texts = {text_key(t) for i in held_out for t in (i.title, i.body) if text_key(t)}
     held_ids = {i.id for i in held_out if i.source.startswith("rss_link_db_2023_")}
     for item in items:
@@ -81,8 +93,27 @@ def test_no_dev_item_repeats_a_held_out_item() -> None:
             assert text_key(item.title) not in held_texts, item.title
             assert text_key(item.body) not in held_texts or not text_key(item.body), item.title
     splits = {i.split for i in items}
-    assert splits == {"dev", "test", "test2", "external"}
+    assert splits == {"dev", "test", "test2", "test3", "external", "ml_dev", "ml_test"}
     assert sum(1 for i in items if i.split == "test") == 484
     test2 = [i for i in items if i.split == "test2"]
     assert len(test2) == 1200
     assert {i.stratum for i in test2} == {"ukr+sec", "ukr_only", "sec_only", "other"}
+    assert sum(1 for i in items if i.split == "test3") == 1000
+    ml_test = [i for i in items if i.split == "ml_test"]
+    assert sum(1 for i in ml_test if i.language == "uk") == 400
+    assert sum(1 for i in ml_test if i.language == "ru") == 600
+
+
+def test_multilingual_labels_are_exactly_the_documented_draw() -> None:
+    from eval.sample_multilingual import draw
+
+    with (LABELS / "multilingual.csv").open(newline="", encoding="utf-8") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    sample = draw(DATA_DIR)
+    # ml_dev2 items joined ml_dev (eval/labels/MULTILINGUAL_PLAN.md, addendum)
+    drawn = {
+        str(d["id"]): ("ml_dev" if d["split"] == "ml_dev2" else str(d["split"]), str(d["stratum"]))
+        for d in sample
+    }
+    assert {k: (r["split"], r["stratum"]) for k, r in rows.items()} == drawn
+    assert {r["label"] for r in rows.values()} == {"0", "1"}

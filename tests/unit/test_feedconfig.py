@@ -17,6 +17,13 @@ def test_shipped_feed_list_is_valid() -> None:
     names = {s.name for s in specs}
     assert {"kyiv-independent", "ukrainska-pravda-en", "bbc-world", "nato-news"} <= names
     assert all(s.url.startswith("https://") for s in specs)
+    # Every feed names its language, and the desk's Ukrainian- and Russian-language outlets
+    # are watched, not only English ones; the seed article's outlet too.
+    assert all(s.language for s in specs)
+    by_language = {lang: {s.name for s in specs if s.language == lang} for lang in ("uk", "ru")}
+    assert len(by_language["uk"]) >= 3
+    assert len(by_language["ru"]) >= 2
+    assert "caliber-az-en" in names
 
 
 @pytest.mark.parametrize(
