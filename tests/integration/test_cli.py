@@ -321,10 +321,15 @@ def test_recrawl_reclassify_and_worker_metrics(
             listing = ingest_json("crawl-requests")
             assert [r["kind"] for r in listing] == ["since", "url", "feed", "feed"]
 
-            text = wait_until(
-                lambda: httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text,
-                timeout=20,
-            )
+            def metrics_settled() -> str:
+                # A task's duration is recorded after its work has committed, so the
+                # database can show "done" a moment before the last count lands.
+                text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+                task = "worker.tasks.reclassify_batch"
+                settled = _metric(text, "ingest_task_duration_seconds_count", task=task) >= 2
+                return text if settled else ""
+
+            text = wait_until(metrics_settled, timeout=20, what="task metrics")
             # Counted in the pool's child processes, served merged by the main process.
             assert _metric(text, "ingest_feed_polls_total", status="ok") == 2
             assert _metric(text, "ingest_fetches_total", kind="feed", status="200") == 2
