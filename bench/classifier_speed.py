@@ -10,7 +10,8 @@ inputs and *interleaved* round by round (rules, hybrid, neighbours, rules, ...),
 slower or busier host moves every column alike; the ratios to the rule layer are the
 figures to compare across machines, the milliseconds are this machine's.
 
-Inputs: 300 feed snippets (``test2``, the common case), every fundus full article (the
+Inputs: 300 feed snippets (``test2``, the common case), 300 Ukrainian/Russian items
+(``ml_dev``: the Cyrillic learned stage), every fundus full article (the
 extracted-article case) and one 20,000-character body (the worst case the worker sees
 after extraction caps). Wall-clock per call, one process, the stage loaded beforehand
 (as a warmed-up worker has it). ``neighbours`` is skipped when its extra is not installed.
@@ -58,8 +59,10 @@ def _methods() -> dict[str, Callable[[str, str, str], object]]:
 def _workloads(items: list[Item]) -> dict[str, list[tuple[str, str, str]]]:
     snippets = [i for i in items if i.split == "test2"][:300]
     full = [i for i in items if i.source == "fundus"]
+    cyrillic = [i for i in items if i.split == "ml_dev"][:300]
     return {
         "feed snippet (300 test2 items)": [(i.title, i.body, "en") for i in snippets],
+        "Ukrainian/Russian item (300 ml_dev)": [(i.title, i.body, i.language) for i in cyrillic],
         f"full article ({len(full)} fundus pages)": [(i.title, i.body, i.language) for i in full],
         "20,000-character body (x20)": [("Long article", long_body(items), "en")] * 20,
     }
