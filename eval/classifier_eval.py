@@ -54,14 +54,20 @@ SOURCES = (
     "rss_link_db_2023_extra",
     "rss_link_db_2023_extra2",
     "rss_link_db_2023_extra3",
+    "rss_link_db_2023_extra4",
     "rss_link_db_2023_test2",
     "rss_link_db_2023_test3",
     "ag_news",
     "ukraine_news_bias_2014",
     "fundus",
 )
-EXTRA_SOURCES = ("rss_link_db_2023_extra", "rss_link_db_2023_extra2", "rss_link_db_2023_extra3")
-"""Further feed items of the same 2023 feed dump, labelled later (600, then twice 1,600
+EXTRA_SOURCES = (
+    "rss_link_db_2023_extra",
+    "rss_link_db_2023_extra2",
+    "rss_link_db_2023_extra3",
+    "rss_link_db_2023_extra4",
+)
+"""Further feed items of the same 2023 feed dump, labelled later (600, twice 1,600 and 2,000
 drawn by ``eval/sample_extra.py``); ``dev`` split only."""
 TEST2_SOURCE = "rss_link_db_2023_test2"
 """The second held-out split: 1,200 feed items of the same dump, split ``test2`` only."""

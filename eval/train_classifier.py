@@ -196,7 +196,11 @@ def pr_at(
     return float(np.mean(ps)), float(np.mean(rs))
 
 
-STRATIFIED_SOURCES = ("rss_link_db_2023_extra2", "rss_link_db_2023_extra3")
+STRATIFIED_SOURCES = (
+    "rss_link_db_2023_extra2",
+    "rss_link_db_2023_extra3",
+    "rss_link_db_2023_extra4",
+)
 """Label files drawn 400/600/400/200 from the feed-flag strata (``eval/sample_extra.py``)."""
 
 

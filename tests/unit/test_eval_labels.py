@@ -39,6 +39,19 @@ EXTRA_STRATA = {"ukr+sec": 400, "ukr_only": 600, "sec_only": 400, "other": 200}
             "dev",
         ),
         (
+            "rss_link_db_2023_extra4",
+            "extra4-20261203",
+            (
+                "rss_link_db_2023_extra",
+                "rss_link_db_2023_extra2",
+                "rss_link_db_2023_extra3",
+                "rss_link_db_2023_test2",
+                "rss_link_db_2023_test3",
+            ),
+            {"ukr+sec": 0, "ukr_only": 1200, "sec_only": 500, "other": 300},
+            "dev",
+        ),
+        (
             "rss_link_db_2023_test3",
             "holdout3-20261203",
             (
