@@ -110,7 +110,7 @@ def test_reference_round_trips(tmp_path: Path) -> None:
 def test_shipped_reference_is_the_labelled_dev_split() -> None:
     ref = nb.Reference.load()
     assert ref.vectors.shape == (4525, 384)
-    assert int(ref.labels.sum()) == 2081  # the 4,525 dev items it was trained on (extra4 came later)
+    assert int(ref.labels.sum()) == 2081  # its 4,525 dev items (before extra4)
     assert len(ref.titles) == 4525
     norms = np.linalg.norm(ref.vectors, axis=1)
     assert np.all(np.abs(norms - 1.0) < 0.01)
