@@ -37,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.run import _tree_cpu_s  # noqa: E402  (the end-to-end bench's CPU reading)
 from eval.classifier_eval import DEFAULT_DATA_DIR, load_items  # noqa: E402
 from worker.models import Article, Story  # noqa: E402
 
@@ -106,25 +107,6 @@ def seed(url: str, n: int, pool: tuple[list[Any], list[Any]], full_share: float)
                 )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live children (Linux /proc)."""
-    total = 0
-    ticks = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / ticks
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support import services
     from worker import migrate
@@ -159,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise RuntimeError("worker did not start:\n" + worker.log()[-2000:])
             time.sleep(0.5)
-        cpu0 = _cpu_seconds(worker.process.pid)
+        cpu0 = _tree_cpu_s(worker.process.pid)
         t0 = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "worker.cli", "reclassify", "--json",
@@ -168,7 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             check=False,
         )  # fmt: skip
         wall = time.monotonic() - t0
-        cpu = _cpu_seconds(worker.process.pid) - cpu0
+        cpu = _tree_cpu_s(worker.process.pid) - cpu0
         if done.returncode != 0:
             raise RuntimeError(f"ingest reclassify failed: {done.stdout}\n{done.stderr}")
         result = json.loads(done.stdout[done.stdout.index("{") :])

@@ -1,6 +1,6 @@
 """Draw the Ukrainian and Russian items to label from ``../shared/data/multilingual_news``.
 
-Run from the repository root (standard library only)::
+Run from the repository root (no extras needed)::
 
     python -m eval.sample_multilingual --out DIR
 
@@ -30,15 +30,20 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from eval.classifier_eval import DEFAULT_DATA_DIR  # noqa: E402
+from eval.sample_extra import _sha  # noqa: E402
+
 SALT = "multilingual-20261203"
 TEXT_CHARS = 700
 UK_TEST = 400
@@ -89,10 +94,6 @@ _UK_REGIONAL = frozenset(
     )
 )
 _RU_INCIDENTS = frozenset({"personal", "other", "moscow"})
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def uk_stratum(doc: dict[str, object]) -> str:

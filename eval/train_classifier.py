@@ -240,14 +240,17 @@ def design_weights(items: Sequence[Item], labels_dir: Path = LABELS_DIR) -> np.n
 
 
 def choose_threshold(
-    probs: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+    probs: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray | None = None,
+    target: float = TARGET_PRECISION,
 ) -> tuple[float, float, float]:
     """Threshold with mean OOF precision >= target and the best recall (else best precision)."""
     best: tuple[float, float, float] | None = None
     fallback: tuple[float, float, float] = (0.5, 0.0, 0.0)
     for t in np.round(np.arange(0.20, 0.951, 0.01), 2):
         p, r = pr_at(probs, labels, float(t), weights)
-        if p >= TARGET_PRECISION and (best is None or r > best[2]):
+        if p >= target and (best is None or r > best[2]):
             best = (float(t), p, r)
         if p > fallback[1]:
             fallback = (float(t), p, r)
@@ -260,6 +263,7 @@ def cross_validate(
     strata: list[str],
     config: Config,
     weights: np.ndarray | None = None,
+    target: float = TARGET_PRECISION,
 ) -> CvResult:
     cv = RepeatedStratifiedKFold(n_splits=N_SPLITS, n_repeats=N_REPEATS, random_state=SEED)
     oof = np.zeros((N_REPEATS, len(rows)))
@@ -269,7 +273,9 @@ def cross_validate(
     result = CvResult(config, oof)
     result.a, result.b = platt(oof.ravel(), np.tile(labels, N_REPEATS))
     probs = sigmoid(result.a * oof + result.b)
-    result.threshold, result.precision, result.recall = choose_threshold(probs, labels, weights)
+    result.threshold, result.precision, result.recall = choose_threshold(
+        probs, labels, weights, target
+    )
     result.ap = float(np.mean([average_precision_score(labels, row) for row in oof]))
     return result
 

@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tc.GROUPS.update(CYRILLIC_GROUPS)
-    tc.TARGET_PRECISION = TARGET_PRECISION
     items = [i for i in load_items(args.data_dir) if i.split == "ml_dev"]
     labels = np.array([i.label for i in items])
     rows = [cyrillic_features(analyse(i.title, i.body)) for i in items]
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     best: tc.CvResult | None = None
     for config in configs():
-        result = tc.cross_validate(rows, labels, strata, config)
+        result = tc.cross_validate(rows, labels, strata, config, target=TARGET_PRECISION)
         print(
             f"{config.describe():<40} t={result.threshold:.2f} P={result.precision:.3f} "
             f"R={result.recall:.3f} AP={result.ap:.3f}"

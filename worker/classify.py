@@ -540,6 +540,21 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
+def _lead_text(analysis: RuleAnalysis) -> str:
+    """Title and lead: what the learned stages read, and what decides their language."""
+    return analysis.title + " " + analysis.body[:MODEL_BODY_CHARS]
+
+
+def _language_code(language: str) -> str:
+    """``"en-GB"``, ``"uk_UA"``, ``" RU "`` -> ``"en"``, ``"uk"``, ``"ru"``."""
+    return language.strip().lower().replace("_", "-").split("-")[0]
+
+
+def _cyrillic_share(text: str) -> float:
+    letters = len(_LETTER.findall(text))
+    return len(_CYRILLIC.findall(text)) / letters if letters else 0.0
+
+
 def _model_applies(language: str | None, analysis: RuleAnalysis) -> bool:
     """The model's word features are English: other languages keep the rule decision.
 
@@ -547,13 +562,12 @@ def _model_applies(language: str | None, analysis: RuleAnalysis) -> bool:
     function words are mostly French/German is treated as non-English. Empty text keeps
     the rule score (0).
     """
-    text = analysis.title + " " + analysis.body[:MODEL_BODY_CHARS]
+    text = _lead_text(analysis)
     if not text.strip():
         return False  # nothing to read: the rule score (0) stands
     if language:
-        return language.strip().lower().replace("_", "-").split("-")[0] == "en"
-    letters = len(_LETTER.findall(text))
-    if letters and len(_CYRILLIC.findall(text)) > 0.3 * letters:
+        return _language_code(language) == "en"
+    if _cyrillic_share(text) > 0.3:
         return False
     words = _WORD.findall(text)
     english = sum(1 for w in words if w in _EN_FUNCTION_WORDS)
@@ -572,13 +586,12 @@ def _cyrillic_applies(language: str | None, analysis: RuleAnalysis) -> bool:
     rules: the stage has never seen them); without one, text whose letters are mostly
     Cyrillic is taken to be Ukrainian or Russian.
     """
-    text = analysis.title + " " + analysis.body[:MODEL_BODY_CHARS]
+    text = _lead_text(analysis)
     if not text.strip():
         return False
     if language:
-        return language.strip().lower().replace("_", "-").split("-")[0] in _CYRILLIC_LANGUAGES
-    letters = len(_LETTER.findall(text))
-    return bool(letters) and len(_CYRILLIC.findall(text)) > 0.5 * letters
+        return _language_code(language) in _CYRILLIC_LANGUAGES
+    return _cyrillic_share(text) > 0.5
 
 
 def model_features(analysis: RuleAnalysis) -> dict[str, float]:
@@ -591,6 +604,21 @@ def model_features(analysis: RuleAnalysis) -> dict[str, float]:
 
     Shared by the worker and ``eval/train_classifier.py`` so training and inference agree.
     """
+    f = _rule_lexicon_features(analysis)
+    title_words = _WORD.findall(analysis.title)
+    lead_words = _WORD.findall(analysis.body[:MODEL_BODY_CHARS])
+    for w in title_words:
+        f["t:" + w] = 1.0
+    for w in title_words + lead_words:
+        f["w:" + w] = 1.0
+    for seq in (title_words, lead_words):
+        for w1, w2 in pairwise(seq):
+            f["b2:" + w1 + " " + w2] = 1.0
+    return f
+
+
+def _rule_lexicon_features(analysis: RuleAnalysis) -> dict[str, float]:
+    """The ``r:`` and ``lx:`` features, common to both learned stages."""
     a = analysis
     f: dict[str, float] = {
         "r:score": a.score,
@@ -634,15 +662,6 @@ def model_features(analysis: RuleAnalysis) -> dict[str, float]:
             names[h.term] for h in hb if h.start < MODEL_BODY_CHARS
         }:
             f[f"lx:{category}:{term}"] = 1.0
-    title_words = _WORD.findall(a.title)
-    lead_words = _WORD.findall(lead)
-    for w in title_words:
-        f["t:" + w] = 1.0
-    for w in title_words + lead_words:
-        f["w:" + w] = 1.0
-    for seq in (title_words, lead_words):
-        for w1, w2 in pairwise(seq):
-            f["b2:" + w1 + " " + w2] = 1.0
     return f
 
 
@@ -664,7 +683,7 @@ def cyrillic_features(analysis: RuleAnalysis) -> dict[str, float]:
     """Features of the Ukrainian/Russian learned stage: the rule scores and lexicon matches
     of :func:`model_features` plus word stems of the title (``ts:``) and title + lead
     (``s:``). Shared by the worker and ``eval/train_cyrillic.py``."""
-    f = {k: v for k, v in model_features(analysis).items() if k.startswith(("r:", "lx:"))}
+    f = _rule_lexicon_features(analysis)
     title_stems = _stems(analysis.title)
     for stem in title_stems:
         f["ts:" + stem] = 1.0
@@ -694,6 +713,17 @@ def _sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+def _linear_verdict(
+    analysis: RuleAnalysis, features: dict[str, float], weights: dict[str, float], bias: float
+) -> tuple[float, list[str]]:
+    """A shipped linear stage's calibrated score (rounded as stored) and its evidence:
+    the rule score, then the features that moved the score most."""
+    z, contributions = _model_logit(features, weights, bias)
+    top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
+    evidence = [f"rule_score={analysis.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
+    return round(_sigmoid(z), 4), evidence
+
+
 BODY_WINDOWS = 5
 """Body windows after the lead that the learned stage also reads (full articles only)."""
 BODY_WINDOW_MIN_CHARS = 300
@@ -716,8 +746,7 @@ def _best_body_window(title: str, body: str, threshold: float) -> tuple[int, flo
         if len(segment) < BODY_WINDOW_MIN_CHARS:
             return None
         window = analyse(title, segment)
-        z, _ = _model_logit(model_features(window), _model.WEIGHTS, _model.BIAS)
-        score = round(_sigmoid(z), 4)
+        score, _ = _linear_verdict(window, model_features(window), _model.WEIGHTS, _model.BIAS)
         if score >= threshold:
             return index, score
     return None
@@ -766,11 +795,8 @@ def _classify(
     use_cyrillic = allow_model and not use_model and _cyrillic_applies(language, a)
     if use_cyrillic:
         cyr = _cyrillic.shipped()
-        z, contributions = _model_logit(cyrillic_features(a), cyr.weights, cyr.bias)
-        score = round(_sigmoid(z), 4)
+        score, model_evidence = _linear_verdict(a, cyrillic_features(a), cyr.weights, cyr.bias)
         is_security = score >= cyr.threshold
-        top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
-        model_evidence = [f"rule_score={a.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
     elif use_model:
         features = model_features(a)
         weights, bias, threshold = _model.WEIGHTS, _model.BIAS, _model.THRESHOLD
@@ -783,11 +809,8 @@ def _classify(
             )
             features |= nn_features
             weights, bias, threshold = nm.WEIGHTS, nm.BIAS, nm.THRESHOLD
-        z, contributions = _model_logit(features, weights, bias)
-        score = round(_sigmoid(z), 4)
+        score, model_evidence = _linear_verdict(a, features, weights, bias)
         is_security = score >= threshold
-        top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
-        model_evidence = [f"rule_score={a.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
         if not is_security and method == "hybrid":
             window = _best_body_window(title, body, threshold)
             if window is not None:
