@@ -13,6 +13,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 _MAX_AGE = re.compile(r"(?<![-\w])max-age\s*=\s*\"?(\d+)", re.I)
 
@@ -24,6 +28,19 @@ class PollBounds:
     max_seconds: float
     max_backoff_seconds: float
     jitter_fraction: float = 0.1
+
+
+def bounds_for(settings: Settings, poll_interval_seconds: int | None) -> PollBounds:
+    """The operator's bounds for a feed: its own interval if set, else the default,
+    with the global minimum and maximum widened to include it."""
+    base = float(poll_interval_seconds or settings.poll_interval_seconds)
+    return PollBounds(
+        base_seconds=base,
+        min_seconds=float(min(settings.min_poll_interval_seconds, base)),
+        max_seconds=float(max(settings.max_poll_interval_seconds, base)),
+        max_backoff_seconds=float(settings.max_backoff_seconds),
+        jitter_fraction=settings.poll_jitter_fraction,
+    )
 
 
 def publish_interval(published: Sequence[datetime]) -> float | None:

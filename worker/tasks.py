@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -223,7 +222,7 @@ def _run_entry(
     repeat: bool,
     final_attempt: bool,
     settings: Settings,
-    ahead: _Ahead | None = None,
+    ahead: pipeline.Prefetched | None = None,
 ) -> dict[str, Any]:
     """One attempt at one entry, shared by ``process_entry`` and ``process_entries``.
 
@@ -251,11 +250,10 @@ def _run_entry(
             entry_id=entry_id,
             fetcher=get_fetcher(),
             settings=settings,
-            force=force,
-            final_attempt=final_attempt,
-            count_attempt=not counted,
-            begun=ahead.begun if ahead is not None else None,
-            page=ahead.page if ahead is not None else None,
+            delivery=pipeline.Delivery(
+                force=force, final_attempt=final_attempt, count_attempt=not counted
+            ),
+            ahead=ahead,
         )
     except RETRYABLE:
         if not counted:
@@ -424,14 +422,6 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
     return {"status": "done", "entries": results}
 
 
-@dataclass(frozen=True)
-class _Ahead:
-    """An entry loaded ahead of its turn, and its page fetch if it needs one."""
-
-    begun: pipeline.EntryJob | pipeline.EntryOutcome | None
-    page: pipeline.PageFuture | None
-
-
 def _begin_ahead(
     entry_id: int,
     *,
@@ -439,17 +429,19 @@ def _begin_ahead(
     counted: bool,
     settings: Settings,
     prefetcher: pipeline.PagePrefetcher,
-) -> _Ahead | None:
+) -> pipeline.Prefetched | None:
     """Load ``entry_id`` and start its fetch; on a database error, leave both to its turn
     (where the error is met again and handled like any other)."""
     try:
         begun = pipeline.begin_entry(
-            entry_id=entry_id, settings=settings, force=force, count_attempt=not counted
+            entry_id=entry_id,
+            settings=settings,
+            delivery=pipeline.Delivery(force=force, count_attempt=not counted),
         )
     except RETRYABLE:
         return None
     page = prefetcher.submit(begun) if isinstance(begun, pipeline.EntryJob) else None
-    return _Ahead(begun=begun, page=page)
+    return pipeline.Prefetched(begun=begun, page=page)
 
 
 def _retry_alone(entry_id: int, exc: Exception, *, force: bool) -> None:

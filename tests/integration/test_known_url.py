@@ -74,7 +74,9 @@ def _entries_for_two_feeds(web: LocalWeb, settings: Settings, fetcher: Fetcher) 
 def _process(
     entry_id: int, fetcher: Fetcher, settings: Settings, **kw: bool
 ) -> pipeline.EntryOutcome:
-    return pipeline.process_entry(entry_id=entry_id, fetcher=fetcher, settings=settings, **kw)
+    return pipeline.process_entry(
+        entry_id=entry_id, fetcher=fetcher, settings=settings, delivery=pipeline.Delivery(**kw)
+    )
 
 
 def _entry(entry_id: int) -> Entry:

@@ -1,0 +1,46 @@
+"""Orchestration: one function per unit of work, joining the pure core to the edges.
+
+No Celery here: :mod:`worker.tasks` wraps these functions, and the demo, the
+benchmark and the tests call them directly. Each function loads what it needs,
+calls the pure stages (feeds, extract, urls, classify, dedup), and persists the
+outcome through :mod:`worker.store`, recording failures on the feed or entry row
+rather than losing them.
+
+- :mod:`.polling`: one feed poll (:func:`poll_feed`).
+- :mod:`.entries`: one entry to a stored article (:func:`process_entry`).
+- :mod:`.recrawl`: an operator's re-crawl request expanded into entries.
+- :mod:`.reclassify`: stored articles classified again.
+"""
+
+from .entries import (
+    KNOWN_URL_NOTE,
+    Delivery,
+    EntryJob,
+    EntryOutcome,
+    PageFuture,
+    PagePrefetcher,
+    Prefetched,
+    begin_entry,
+    fetch_page,
+    process_entry,
+)
+from .polling import FEED_LEASE_SECONDS, PollOutcome, fetch_policy, poll_feed
+from .reclassify import reclassify_articles
+
+__all__ = [
+    "FEED_LEASE_SECONDS",
+    "KNOWN_URL_NOTE",
+    "Delivery",
+    "EntryJob",
+    "EntryOutcome",
+    "PageFuture",
+    "PagePrefetcher",
+    "PollOutcome",
+    "Prefetched",
+    "begin_entry",
+    "fetch_page",
+    "fetch_policy",
+    "poll_feed",
+    "process_entry",
+    "reclassify_articles",
+]

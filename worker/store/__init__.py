@@ -1,0 +1,148 @@
+"""Data access: every SQL write happens in this package, one module per table.
+
+| module | writes | reads |
+|---|---|---|
+| :mod:`.feeds` | ``feeds`` (operator changes, beat claims, leases, the poll state machine) | |
+| :mod:`.polls` | ``feed_polls`` | a feed's fetch history |
+| :mod:`.entries` | ``entries`` | entries to process or re-crawl |
+| :mod:`.articles` | ``articles``, ``stories``, ``article_bands`` | dedup candidates |
+| :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
+| :mod:`.queries` | nothing | listings, stats, counts for the CLI, API and metrics |
+| :mod:`.sql` | ``locks`` (:func:`take_lock`) | dialect helpers shared by the writers |
+
+Every write is safe to repeat: rows are found by their natural keys (feed URL,
+entry key, canonical URL, feed+GUID) and updated instead of duplicated, and the
+database's unique constraints back that up when two workers race. A module may
+call another's functions (removing a feed removes its polls through
+:mod:`.polls`), never write another's table itself.
+
+Callers use the package's names (``store.save_article``); the modules are the
+place to read and change them.
+"""
+
+from .articles import (
+    ArticleRecord,
+    SaveOutcome,
+    recently_fetched_article,
+    refresh_story,
+    save_article,
+    update_classification,
+)
+from .crawl_requests import (
+    crawl_request_progress,
+    create_crawl_request,
+    fail_crawl_request,
+    list_crawl_requests,
+    start_crawl_request,
+)
+from .entries import (
+    add_entries,
+    add_url_entry,
+    begin_entry_attempt,
+    entry_ids_for_request,
+    entry_ids_since,
+    entry_to_process,
+    mark_entry_failed,
+    mark_entry_stored,
+    recent_feed_entry_ids,
+    stale_pending_entry_ids,
+    touch_entries,
+)
+from .feeds import (
+    PollTarget,
+    acquire_feed_lease,
+    disable_feed,
+    due_feed_ids,
+    enable_feed,
+    feed_url_taken,
+    get_feed_by_name,
+    list_feeds,
+    record_poll_failure,
+    record_poll_success,
+    release_feed_lease,
+    remove_feed,
+    reschedule_throttled,
+    start_poll,
+    upsert_feed,
+)
+from .polls import FetchHistory, add_poll, fetch_history
+from .queries import (
+    LABEL_NEGATIVE,
+    LABEL_POSITIVE,
+    ArticleFilter,
+    FeedStats,
+    article_ids_since,
+    article_sort_key,
+    count_outdated,
+    count_touched,
+    feed_health_counts,
+    feed_names,
+    feed_stats,
+    list_articles,
+    list_stories,
+    story_articles,
+    totals,
+)
+from .sql import as_utc, check_database, json_array_contains, take_lock
+
+__all__ = [
+    "LABEL_NEGATIVE",
+    "LABEL_POSITIVE",
+    "ArticleFilter",
+    "ArticleRecord",
+    "FeedStats",
+    "FetchHistory",
+    "PollTarget",
+    "SaveOutcome",
+    "acquire_feed_lease",
+    "add_entries",
+    "add_poll",
+    "add_url_entry",
+    "article_ids_since",
+    "article_sort_key",
+    "as_utc",
+    "begin_entry_attempt",
+    "check_database",
+    "count_outdated",
+    "count_touched",
+    "crawl_request_progress",
+    "create_crawl_request",
+    "disable_feed",
+    "due_feed_ids",
+    "enable_feed",
+    "entry_ids_for_request",
+    "entry_ids_since",
+    "entry_to_process",
+    "fail_crawl_request",
+    "feed_health_counts",
+    "feed_names",
+    "feed_stats",
+    "feed_url_taken",
+    "fetch_history",
+    "get_feed_by_name",
+    "json_array_contains",
+    "list_articles",
+    "list_crawl_requests",
+    "list_feeds",
+    "list_stories",
+    "mark_entry_failed",
+    "mark_entry_stored",
+    "recent_feed_entry_ids",
+    "recently_fetched_article",
+    "record_poll_failure",
+    "record_poll_success",
+    "refresh_story",
+    "release_feed_lease",
+    "remove_feed",
+    "reschedule_throttled",
+    "save_article",
+    "stale_pending_entry_ids",
+    "start_crawl_request",
+    "start_poll",
+    "story_articles",
+    "take_lock",
+    "totals",
+    "touch_entries",
+    "update_classification",
+    "upsert_feed",
+]

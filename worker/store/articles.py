@@ -1,0 +1,471 @@
+"""Writer of ``articles``, ``stories`` and ``article_bands``: storing one extracted,
+classified article, deduplicated, and joined to its story.
+
+An article is found by its canonical URL (then feed+GUID) and updated rather
+than duplicated; the unique constraints back that up when two workers race.
+Story assignment runs under a named lock (:func:`worker.store.sql.take_lock`),
+so two workers storing copies of one wire story at the same moment still end
+in one story, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from .. import dedup
+from ..classify import Classification
+from ..models import (
+    Article,
+    ArticleBand,
+    Story,
+    utcnow,
+)
+from .sql import as_utc, dialect_insert, table_of, take_lock
+
+DEDUP_LOCK = "dedup"
+
+
+MAX_NEAR_DUP_CANDIDATES = 50
+
+
+def recently_fetched_article(
+    session: Session, *, canonical_url: str, since: datetime
+) -> tuple[int, bool] | None:
+    """``(id, is_ukraine_security)`` of the article at ``canonical_url`` if fetched since ``since``.
+
+    Lets an entry that links to a page we stored moments ago (the same story in
+    a second feed) be linked to it without fetching and extracting it again.
+    """
+    row = session.execute(
+        _RECENTLY_FETCHED, {"canonical_url": canonical_url, "since": since}
+    ).first()
+    return None if row is None else (int(row[0]), bool(row[1]))
+
+
+_RECENTLY_FETCHED = (
+    sa.select(col(Article.id), col(Article.is_ukraine_security))
+    .where(col(Article.canonical_url) == sa.bindparam("canonical_url"))
+    .where(col(Article.fetched_at) >= sa.bindparam("since"))
+)
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """Everything the pipeline decided about one article, ready to persist."""
+
+    url: str
+    canonical_url: str
+    feed_id: int | None
+    guid: str | None
+    title: str
+    body: str
+    summary: str | None
+    author: str | None
+    published_at: datetime | None
+    language: str | None
+    extraction_method: str
+    fingerprint: dedup.Fingerprint
+    classification: Classification
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    article_id: int
+    story_id: int
+    action: str  # created | updated | duplicate | near_duplicate
+    duplicate_of_id: int | None = None
+    reason: str | None = None
+
+
+def _domain(url: str) -> str | None:
+    host = urlsplit(url).hostname
+    if not host:
+        return None
+    return host[4:] if host.startswith("www.") else host
+
+
+def _classification_values(classification: Classification) -> dict[str, Any]:
+    return {
+        "is_ukraine_security": classification.is_ukraine_security,
+        "security_score": round(float(classification.score), 4),
+        "topics": list(classification.topics),
+        "evidence": {k: list(v) for k, v in classification.evidence.items()},
+        "classifier_version": classification.version,
+    }
+
+
+def _apply_classification(article: Article, classification: Classification) -> None:
+    for name, value in _classification_values(classification).items():
+        setattr(article, name, value)
+
+
+# Statements run for every stored article, built once with bound parameters:
+# building a select and its cache key per call cost more than running it.
+_ARTICLE_BY_URL = sa.select(col(Article.id)).where(
+    col(Article.canonical_url) == sa.bindparam("canonical_url")
+)
+
+
+_ARTICLE_BY_GUID = (
+    sa.select(col(Article.id))
+    .where(col(Article.feed_id) == sa.bindparam("feed_id"))
+    .where(col(Article.guid) == sa.bindparam("guid"))
+)
+
+
+_SAME_SOURCE_IN_STORY = (
+    sa.select(sa.literal(1))
+    .where(col(Article.story_id) == sa.bindparam("story_id"))
+    .where(col(Article.id) != sa.bindparam("article_id"))
+    .where(sa.func.coalesce(Article.source_domain, Article.canonical_url) == sa.bindparam("source"))
+    .limit(1)
+)
+
+
+def _existing_article(session: Session, record: ArticleRecord) -> Article | None:
+    found = session.execute(_ARTICLE_BY_URL, {"canonical_url": record.canonical_url}).scalar()
+    if found is None and record.guid and record.feed_id is not None:
+        found = session.execute(
+            _ARTICLE_BY_GUID, {"feed_id": record.feed_id, "guid": record.guid}
+        ).scalar()
+    return None if found is None else session.get(Article, found)
+
+
+def _stored_fingerprint(article: Any) -> dedup.Fingerprint:
+    signature = dedup.decode_signature(article.minhash) if article.minhash else ()
+    return dedup.Fingerprint(
+        content_hash=article.content_hash,
+        signature=signature,
+        title=article.title,
+        published_at=article.published_at,
+    )
+
+
+# Only what matching and joining a story read from a candidate, not its body:
+# a wire story has tens of copies, each a candidate of the next, and loading
+# their bodies and evidence would cost far more than comparing signatures.
+# Plain rows, not ORM objects: nothing here is modified.
+_MATCH_COLUMNS = (
+    "id",
+    "story_id",
+    "duplicate_of_id",
+    "content_hash",
+    "minhash",
+    "title",
+    "published_at",
+)
+
+
+_MATCH_SELECT = sa.select(*(getattr(Article, name) for name in _MATCH_COLUMNS))
+
+
+_EXACT_MATCH = (
+    _MATCH_SELECT.where(col(Article.content_hash) == sa.bindparam("content_hash"))
+    .order_by(col(Article.id))
+    .limit(1)
+)
+
+
+# Most shared keys first, then the most recent: the cap keeps a lookup's cost
+# bounded however many stored articles share a popular key.
+_CANDIDATE_IDS = (
+    sa.select(col(ArticleBand.article_id))
+    .where(col(ArticleBand.band_key).in_(sa.bindparam("keys", expanding=True)))
+    .group_by(col(ArticleBand.article_id))
+    .order_by(sa.func.count().desc(), col(ArticleBand.article_id).desc())
+    .limit(MAX_NEAR_DUP_CANDIDATES)
+)
+
+
+_CANDIDATES = _MATCH_SELECT.where(col(Article.id).in_(sa.bindparam("ids", expanding=True)))
+
+
+def _find_story_match(
+    session: Session, record: ArticleRecord, *, window: timedelta
+) -> tuple[Any, dedup.Match] | None:
+    """Exact (same body hash) first, then near-duplicates via the LSH band index.
+
+    Returns the matching article as a row of ``_MATCH_COLUMNS`` and the verdict.
+    """
+    fp = record.fingerprint
+    if fp.content_hash:
+        exact = session.execute(_EXACT_MATCH, {"content_hash": fp.content_hash}).first()
+        if exact is not None:
+            return exact, dedup.match(fp, _stored_fingerprint(exact), window=window)
+    keys = sorted(set(dedup.query_keys(fp, window=window)))
+    if not keys:
+        return None
+    candidate_ids = session.execute(_CANDIDATE_IDS, {"keys": keys}).scalars().all()
+    if not candidate_ids:
+        return None
+    best: tuple[Any, dedup.Match] | None = None
+    for candidate in session.execute(_CANDIDATES, {"ids": list(candidate_ids)}):
+        verdict = dedup.match(fp, _stored_fingerprint(candidate), window=window)
+        if not verdict.same_story:
+            continue
+        if best is None or verdict.body_similarity > best[1].body_similarity:
+            best = (candidate, verdict)
+    return best
+
+
+def refresh_story(session: Session, story_id: int) -> None:
+    """Recompute a story's counters and label from its articles.
+
+    Aggregates run in SQL over the ``story_id`` index; only the small topics
+    lists are read back, so the cost stays low for stories with many copies.
+    """
+    story = session.get(Story, story_id)
+    if story is None:
+        return
+    in_story = col(Article.story_id) == story_id
+    row = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count(
+                sa.distinct(sa.func.coalesce(Article.source_domain, Article.canonical_url))
+            ),
+            sa.func.min(Article.created_at),
+            sa.func.max(Article.created_at),
+            sa.func.max(Article.security_score),
+            sa.func.max(sa.cast(Article.is_ukraine_security, sa.Integer)),
+            sa.func.min(Article.id),
+        ).where(in_story)
+    ).one()
+    count, sources, first_seen, last_seen, best_score, any_positive, first_id = row
+    if not count:
+        return
+    topics: list[str] = []
+    for article_topics in session.execute(
+        sa.select(col(Article.topics)).where(in_story).order_by(col(Article.id))
+    ).scalars():
+        topics.extend(t for t in article_topics or [] if t not in topics)
+    story.first_article_id = int(first_id)
+    story.article_count = int(count)
+    story.source_count = int(sources)
+    story.first_seen_at = first_seen
+    story.last_seen_at = last_seen
+    story.is_ukraine_security = bool(any_positive)
+    story.security_score = float(best_score or 0.0)
+    story.topics = topics
+    story.updated_at = utcnow()
+    session.add(story)
+
+
+@dataclass(frozen=True)
+class _NewArticle:
+    """What joining a story needs of an article just inserted (no ORM object is made)."""
+
+    id: int
+    source: str
+    created_at: datetime
+    is_ukraine_security: bool
+    security_score: float
+    topics: list[str]
+
+
+def _join_story(session: Session, story: Story, article: _NewArticle) -> None:
+    """Add a newly inserted article to its story's counters: O(1) in the story's size.
+
+    Equivalent to :func:`refresh_story` for an insert (the new article has the
+    highest id and the latest ``created_at``), without reading every copy's
+    topics back: a wire story syndicated by fifty outlets costs the fiftieth
+    copy the same as the second, and a new story (created empty) costs no
+    query at all. Runs under the dedup lock, like the insert.
+    """
+    source_seen = (
+        story.article_count > 0
+        and session.execute(
+            _SAME_SOURCE_IN_STORY,
+            {"story_id": story.id, "article_id": article.id, "source": article.source},
+        ).first()
+    )
+    if story.first_article_id is None:
+        story.first_article_id = article.id
+    story.article_count += 1
+    story.source_count += 0 if source_seen else 1
+    if as_utc(article.created_at) > as_utc(story.last_seen_at):
+        story.last_seen_at = article.created_at
+    story.is_ukraine_security = bool(story.is_ukraine_security or article.is_ukraine_security)
+    story.security_score = max(float(story.security_score or 0.0), article.security_score)
+    topics = list(story.topics or [])
+    story.topics = topics + [t for t in article.topics if t not in topics]
+    story.updated_at = utcnow()
+    session.add(story)
+
+
+def save_article(
+    session: Session, record: ArticleRecord, *, window: timedelta = timedelta(days=3)
+) -> SaveOutcome:
+    """Insert or update one article and place it in a story.
+
+    Runs under the dedup lock: the lookups (same URL, same GUID, same body,
+    similar body) and the insert happen as one serialised step, which is what
+    keeps racing workers from creating two stories for one event.
+    """
+    take_lock(session, DEDUP_LOCK)
+    now = utcnow()
+    fp = record.fingerprint
+    existing = _existing_article(session, record)
+    if existing is not None:
+        if record.title and record.title != existing.title:
+            existing.title_history = [
+                *existing.title_history,
+                {"title": existing.title, "replaced_at": now.isoformat()},
+            ]
+            existing.title = record.title
+        if record.body and len(record.body) >= len(existing.body) // 2:
+            existing.body = record.body
+            existing.content_hash = fp.content_hash
+            existing.minhash = dedup.encode_signature(fp.signature) if fp.signature else None
+            existing.extraction_method = record.extraction_method
+        existing.summary = record.summary or existing.summary
+        existing.author = record.author or existing.author
+        existing.published_at = existing.published_at or record.published_at
+        existing.language = record.language or existing.language
+        existing.fetched_at = now
+        existing.updated_at = now
+        _apply_classification(existing, record.classification)
+        session.add(existing)
+        session.flush()
+        assert existing.id is not None
+        _replace_bands(session, existing.id, fp, duplicate=existing.duplicate_of_id is not None)
+        if existing.story_id is not None:
+            refresh_story(session, existing.story_id)
+        return SaveOutcome(
+            article_id=existing.id, story_id=existing.story_id or 0, action="updated"
+        )
+
+    found = _find_story_match(session, record, window=window)
+    source_domain = _domain(record.canonical_url)
+    values: dict[str, Any] = {
+        "url": record.url,
+        "canonical_url": record.canonical_url,
+        "feed_id": record.feed_id,
+        "guid": record.guid,
+        "source_domain": source_domain,
+        "title": record.title,
+        "title_history": [],
+        "body": record.body,
+        "summary": record.summary,
+        "author": record.author,
+        "published_at": record.published_at,
+        "fetched_at": now,
+        "language": record.language,
+        "extraction_method": record.extraction_method,
+        "content_hash": fp.content_hash,
+        "minhash": dedup.encode_signature(fp.signature) if fp.signature else None,
+        "story_id": None,
+        "duplicate_of_id": None,
+        "dedup_reason": None,
+        **_classification_values(record.classification),
+        "created_at": now,
+        "updated_at": now,
+    }
+    action = "created"
+    duplicate_of: int | None = None
+    reason: str | None = None
+    if found is not None:
+        match_article, verdict = found
+        values["story_id"] = match_article.story_id
+        reason = values["dedup_reason"] = verdict.reason
+        if verdict.exact:
+            action = "duplicate"
+            duplicate_of = match_article.duplicate_of_id or match_article.id
+            values["duplicate_of_id"] = duplicate_of
+        else:
+            action = "near_duplicate"
+    story = session.get(Story, values["story_id"]) if values["story_id"] is not None else None
+    if story is None:
+        # Created empty: _join_story below counts the first article like any other.
+        story = Story(
+            title=record.title,
+            first_seen_at=now,
+            last_seen_at=now,
+            article_count=0,
+            source_count=0,
+        )
+        session.add(story)
+        session.flush()
+        values["story_id"] = story.id
+    # A Core insert: an ORM object would cost its construction and a flush,
+    # and nothing in this transaction reads the article back through the ORM.
+    article_id = int(session.execute(_INSERT_ARTICLE, values).scalar_one())
+    _replace_bands(session, article_id, fp, duplicate=duplicate_of is not None)
+    _join_story(
+        session,
+        story,
+        _NewArticle(
+            id=article_id,
+            source=source_domain or record.canonical_url,
+            created_at=now,
+            is_ukraine_security=values["is_ukraine_security"],
+            security_score=values["security_score"],
+            topics=values["topics"],
+        ),
+    )
+    return SaveOutcome(
+        article_id=article_id,
+        story_id=int(values["story_id"]),
+        action=action,
+        duplicate_of_id=duplicate_of,
+        reason=reason,
+    )
+
+
+_INSERT_ARTICLE = sa.insert(Article).returning(col(Article.id))
+
+
+def _replace_bands(
+    session: Session, article_id: int, fp: dedup.Fingerprint, *, duplicate: bool = False
+) -> None:
+    """Index ``fp`` under the article's band keys, replacing what it had.
+
+    An exact duplicate is not indexed: its original (``duplicate_of_id``) is,
+    and anything that matches the copy matches the original as well. So the
+    fiftieth copy of a wire story meets one candidate per story, not
+    forty-nine copies, and the band table grows with stories, not copies.
+    """
+    session.execute(sa.delete(ArticleBand).where(col(ArticleBand.article_id) == article_id))
+    if duplicate:
+        return
+    keys = sorted(set(dedup.index_keys(fp)))
+    if keys:
+        # executemany with one statement: compiled once and cached, unlike a
+        # multi-row VALUES whose SQL changes with the number of keys.
+        session.execute(
+            dialect_insert(session, table_of(ArticleBand)).on_conflict_do_nothing(),
+            [{"band_key": k, "article_id": article_id} for k in keys],
+        )
+
+
+def update_classification(
+    session: Session, *, article_id: int, classification: Classification
+) -> bool:
+    """Re-label one article (reclassify); returns True when anything changed."""
+    article = session.get(Article, article_id)
+    if article is None:
+        return False
+    before = (article.is_ukraine_security, article.security_score, article.classifier_version)
+    _apply_classification(article, classification)
+    article.updated_at = utcnow()
+    session.add(article)
+    if article.story_id is not None:
+        session.flush()
+        refresh_story(session, article.story_id)
+    after = (article.is_ukraine_security, article.security_score, article.classifier_version)
+    return before != after
+
+
+def detach_from_feed(session: Session, feed_id: int) -> None:
+    """A removed feed's articles stay, with ``feed_id`` NULL.
+
+    Explicit rather than ``ON DELETE SET NULL``, which SQLite honours only when
+    the connection enabled foreign keys.
+    """
+    session.execute(sa.update(Article).where(col(Article.feed_id) == feed_id).values(feed_id=None))
