@@ -32,8 +32,8 @@ STAGES = {
     "extract (trafilatura)": ("worker/extract.py", "extract_article"),
     "classify": ("worker/classify.py", "classify"),
     "dedup fingerprint": ("worker/dedup.py", "fingerprint"),
-    "store.save_article": ("worker/store.py", "save_article"),
-    "store.mark_entry_stored": ("worker/store.py", "mark_entry_stored"),
+    "store.save_article": ("worker/store/articles.py", "save_article"),
+    "store.mark_entry_stored": ("worker/store/entries.py", "mark_entry_stored"),
     "commit": ("sqlalchemy/orm/session.py", "commit"),
 }
 

@@ -46,8 +46,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # lxml may keep what a huge page made them allocate), and after many
         # entries as a backstop, not every few hundred: each replacement leaves
         # its slot empty for about a second (billiard's exiting child sleeps
-        # until it is reaped), which cost ~4 % of throughput at 500 entries per
-        # child (see README, Benchmark). A task is a batch of entries.
+        # until it is reaped), a measurable loss at 500 entries per child
+        # (docs/benchmark.md). A task is a batch of entries.
         "worker_max_tasks_per_child": max(
             1, settings.child_max_entries // settings.entry_batch_size
         ),

@@ -1,7 +1,7 @@
 """Article extraction: HTML in, body text and metadata out (no I/O).
 
-trafilatura does the heavy lifting (it scores best of the open extractors on
-the article-extraction benchmark, see README). This module pins down what we
+trafilatura does the heavy lifting (docs/benchmark.md measures what it costs
+and what cheaper modes would lose). This module pins down what we
 ask of it, fills the gaps it leaves (language, canonical URL) and decides when
 the result is too thin to trust, in which case the pipeline falls back to the
 feed's own summary and records that it did.
