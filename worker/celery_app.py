@@ -19,6 +19,7 @@ Reliability choices, each for a failure we expect:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from celery import Celery
@@ -89,7 +90,23 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-app = make_celery()
+@functools.cache
+def get_app() -> Celery:
+    """The process's Celery app, built on first use from the settings of that moment.
+
+    Not built at import: the CLI and the API import this package's modules
+    without wanting a broker connection, and tests set ``INGEST_*`` before the
+    first task is sent. :mod:`worker.tasks` registers its tasks on this app.
+    """
+    return make_celery()
+
+
+def __getattr__(name: str) -> Any:
+    """``worker.celery_app.app`` (what ``celery -A worker.celery_app`` looks for) is
+    :func:`get_app`, built when first asked for."""
+    if name == "app":
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @worker_process_init.connect

@@ -8,10 +8,18 @@ rather than losing them.
 
 - :mod:`.polling`: one feed poll (:func:`poll_feed`).
 - :mod:`.entries`: one entry to a stored article (:func:`process_entry`).
+- :mod:`.attempts`: the cap on started attempts that ends crash loops.
 - :mod:`.recrawl`: an operator's re-crawl request expanded into entries.
 - :mod:`.reclassify`: stored articles classified again.
 """
 
+from .attempts import (
+    broker_marks_redelivery,
+    count_failed_attempt,
+    counted_at_start,
+    give_up,
+    start_attempt,
+)
 from .entries import (
     KNOWN_URL_NOTE,
     Delivery,
@@ -26,6 +34,7 @@ from .entries import (
 )
 from .polling import FEED_LEASE_SECONDS, PollOutcome, fetch_policy, poll_feed
 from .reclassify import reclassify_articles
+from .recrawl import Expansion, expand_crawl_request
 
 __all__ = [
     "FEED_LEASE_SECONDS",
@@ -33,14 +42,21 @@ __all__ = [
     "Delivery",
     "EntryJob",
     "EntryOutcome",
+    "Expansion",
     "PageFuture",
     "PagePrefetcher",
     "PollOutcome",
     "Prefetched",
     "begin_entry",
+    "broker_marks_redelivery",
+    "count_failed_attempt",
+    "counted_at_start",
+    "expand_crawl_request",
     "fetch_page",
     "fetch_policy",
+    "give_up",
     "poll_feed",
     "process_entry",
     "reclassify_articles",
+    "start_attempt",
 ]
