@@ -71,8 +71,8 @@ if str(REPO_ROOT) not in sys.path:
 import eval.train_neighbours as tn  # noqa: E402
 from eval.classifier_eval import DEFAULT_DATA_DIR  # noqa: E402
 from eval.train_embed_classifier import DEFAULT_CACHE  # noqa: E402
-from worker import neighbours as nb  # noqa: E402
 from worker.classify import analyse  # noqa: E402
+from worker.classify import neighbours as nb  # noqa: E402
 
 DEFAULT_MODEL_DIR = Path("/work/labelling/static_model")
 PCA_DIMS = 256

@@ -45,8 +45,8 @@ if str(REPO_ROOT) not in sys.path:
 import eval.train_classifier as tc  # noqa: E402
 from eval.classifier_eval import DEFAULT_DATA_DIR, Item  # noqa: E402
 from eval.train_embed_classifier import DEFAULT_CACHE, EmbeddingCache  # noqa: E402
-from worker import neighbours as nb  # noqa: E402
 from worker.classify import analyse, model_features  # noqa: E402
+from worker.classify import neighbours as nb  # noqa: E402
 
 OUTPUT = REPO_ROOT / "worker" / "classifier_neighbours_model.py"
 REFERENCE = nb.REFERENCE_PATH

@@ -133,11 +133,11 @@ def _warm_up_before_fork(**_kwargs: Any) -> None:
 
     import structlog
 
-    from .cyrillic_model import ModelFileError
-    from .neighbours import NeighboursUnavailableError
+    from .classify.neighbours import NeighboursUnavailableError
+    from .classify.weights import ModelFileError
 
     try:
-        from .cyrillic_model import shipped
+        from .classify.weights import shipped
 
         shipped()
         from .classify import classify

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker import classifier_model, cyrillic_model
+from worker import classifier_model
 from worker.classify import (
     CLASSIFIER_VERSION,
     TOPICS,
@@ -18,6 +18,7 @@ from worker.classify import (
     classify,
     classify_rules_only,
 )
+from worker.classify import weights as cyrillic_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "seed-article.txt"

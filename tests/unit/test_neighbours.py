@@ -18,7 +18,6 @@ from hypothesis.extra.numpy import arrays
 
 from tests.conftest import REQUIRE_SERVICES
 from worker import classifier_neighbours_model as nm
-from worker import neighbours as nb
 from worker.classify import (
     CLASSIFIER_VERSION,
     METHODS,
@@ -26,6 +25,7 @@ from worker.classify import (
     classifier_version,
     classify,
 )
+from worker.classify import neighbours as nb
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "seed-article.txt"

