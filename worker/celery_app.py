@@ -137,9 +137,9 @@ def _warm_up_before_fork(**_kwargs: Any) -> None:
     from .classify.weights import ModelFileError
 
     try:
-        from .classify.weights import shipped
+        from .classify.weights import cyrillic_model
 
-        shipped()
+        cyrillic_model()
         from .classify import classify
         from .extract import extract_article
         from .settings import get_settings

@@ -12,24 +12,27 @@ Two stages, both pure Python and shipped in the package (offline, CPU):
    ``topics``; matched by ``matching``): auditable (every decision carries the terms that
    caused it) and working on both input shapes - feed items with a title and a one-line
    description, and full extracted bodies.
-2. A learned stage per script, trained on dev labels only and shipped as plain weights
-   (``learned``): for English, a logistic regression over the rule layer's internal
-   scores, which lexicon terms matched and words (``features.model_features``;
-   ``eval/train_classifier.py``, ``worker.classifier_model``); for Ukrainian and Russian,
-   one over the rule scores, lexicon matches and word stems
-   (``features.cyrillic_features``; ``eval/train_cyrillic.py``,
-   ``worker/data/classifier_cyrillic.json``, loaded by ``weights``). ``language`` decides
-   which stage reads an article; other languages keep the rule decision. The stage's
-   calibrated probability is the ``score``; topics still come from the rules;
+2. A learned stage per script, trained on labels of the development splits only and
+   shipped as weights (``learned``): for English, a logistic regression over the rule
+   layer's internal scores, which lexicon terms matched and words
+   (``features.model_features``; ``eval/train_classifier.py``,
+   ``worker/data/classifier_english.json``); for Ukrainian and Russian, one over the rule
+   scores, lexicon matches and word stems (``features.cyrillic_features``;
+   ``eval/train_cyrillic.py``, ``worker/data/classifier_cyrillic.json``). ``language``
+   decides which stage reads an article; other languages keep the rule decision. The
+   stage's calibrated probability is the ``score``; topics still come from the rules;
    ``evidence["model"]`` lists the top contributing features. A long English article whose
    lead the model rejects is also read in a few further body windows
    (``learned.best_body_window``).
 
 ``verdict`` puts the stages together into the public :func:`classify`. The optional
 ``neighbours`` stage (``INGEST_CLASSIFIER=neighbours``) replaces the English stage with one
-that also reads the article's nearest labelled stories in sentence-embedding space.
+that also reads the article's nearest labelled stories in sentence-embedding space
+(``eval/train_neighbours.py``, ``worker/data/classifier_neighbours.json`` and ``.npz``).
+Every weights file is checksummed and verified by ``weights`` when first loaded.
 
-Deterministic, and without I/O apart from reading the shipped weights once per process.
+Deterministic, and without I/O apart from loading the shipped weights (and the neighbour
+stage's model and reference set) once per process.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ from .verdict import (
     classify,
     classify_rules_only,
 )
+from .weights import ModelFileError
 
 __all__ = [
     "BODY_WINDOWS",
@@ -101,6 +105,7 @@ __all__ = [
     "TOPIC_RELATIVE_MIN",
     "UKRAINE_SCALE",
     "Classification",
+    "ModelFileError",
     "RuleAnalysis",
     "analyse",
     "classifier_version",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from .. import classifier_model as _model
 from .features import MODEL_BODY_CHARS, model_features
 from .rules import RuleAnalysis, analyse
+from .weights import LinearModel
 
 MAX_MODEL_EVIDENCE = 8
 """Top contributing model features listed in ``evidence["model"]``."""
@@ -40,11 +40,11 @@ def _sigmoid(z: float) -> float:
 
 
 def linear_verdict(
-    analysis: RuleAnalysis, features: dict[str, float], weights: dict[str, float], bias: float
+    analysis: RuleAnalysis, features: dict[str, float], model: LinearModel
 ) -> tuple[float, list[str]]:
     """A shipped linear stage's calibrated score (rounded as stored) and its evidence:
     the rule score, then the features that moved the score most."""
-    z, contributions = _model_logit(features, weights, bias)
+    z, contributions = _model_logit(features, model.weights, model.bias)
     top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
     evidence = [f"rule_score={analysis.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
     return round(_sigmoid(z), 4), evidence
@@ -56,7 +56,7 @@ BODY_WINDOW_MIN_CHARS = 300
 """A shorter last window is ignored: a few trailing words are no paragraph."""
 
 
-def best_body_window(title: str, body: str, threshold: float) -> tuple[int, float] | None:
+def best_body_window(title: str, body: str, model: LinearModel) -> tuple[int, float] | None:
     """The first body window (title + ``MODEL_BODY_CHARS`` characters after the lead) that
     the learned stage accepts, as ``(index, score)``; ``None`` when none does.
 
@@ -72,7 +72,7 @@ def best_body_window(title: str, body: str, threshold: float) -> tuple[int, floa
         if len(segment) < BODY_WINDOW_MIN_CHARS:
             return None
         window = analyse(title, segment)
-        score, _ = linear_verdict(window, model_features(window), _model.WEIGHTS, _model.BIAS)
-        if score >= threshold:
+        score, _ = linear_verdict(window, model_features(window), model)
+        if score >= model.threshold:
             return index, score
     return None

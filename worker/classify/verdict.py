@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import classifier_model as _model
-from . import weights as _cyrillic
 from .features import cyrillic_features, model_features
 from .language import cyrillic_applies, english_applies
 from .learned import best_body_window, linear_verdict
@@ -25,6 +23,7 @@ from .rules import (
     distinct_terms,
 )
 from .topics import TOPICS
+from .weights import cyrillic_model, english_model, neighbours_model
 
 CLASSIFIER_VERSION: str = "hybrid-2026.12.4"
 """Bump whenever rules, weights or term tables change, then run ``ingest reclassify``."""
@@ -92,30 +91,29 @@ def _classify(
 ) -> Classification:
     version = classifier_version(method)  # also rejects an unknown method before any work
     a = analyse(title, body)
-    use_model = allow_model and bool(_model.WEIGHTS) and english_applies(language, a)
+    use_model = allow_model and bool(english_model().weights) and english_applies(language, a)
     model_evidence: list[str] = []
     neighbour_evidence: list[str] = []
     use_cyrillic = allow_model and not use_model and cyrillic_applies(language, a)
     if use_cyrillic:
-        cyr = _cyrillic.shipped()
-        score, model_evidence = linear_verdict(a, cyrillic_features(a), cyr.weights, cyr.bias)
-        is_security = score >= cyr.threshold
+        model = cyrillic_model()
+        score, model_evidence = linear_verdict(a, cyrillic_features(a), model)
+        is_security = score >= model.threshold
     elif use_model:
         features = model_features(a)
-        weights, bias, threshold = _model.WEIGHTS, _model.BIAS, _model.THRESHOLD
+        model = english_model()
         if method == "neighbours":
-            from .. import classifier_neighbours_model as nm
             from . import neighbours
 
+            model = neighbours_model()
             nn_features, neighbour_evidence = neighbours.stage().features(
-                a.title, a.body, k=nm.K_NEIGHBOURS
+                a.title, a.body, k=model.params["k"]
             )
             features |= nn_features
-            weights, bias, threshold = nm.WEIGHTS, nm.BIAS, nm.THRESHOLD
-        score, model_evidence = linear_verdict(a, features, weights, bias)
-        is_security = score >= threshold
+        score, model_evidence = linear_verdict(a, features, model)
+        is_security = score >= model.threshold
         if not is_security and method == "hybrid":
-            window = best_body_window(title, body, threshold)
+            window = best_body_window(title, body, model)
             if window is not None:
                 index, score = window
                 is_security = True
