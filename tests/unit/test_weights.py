@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from worker.classify import load_models
 from worker.classify import weights as w
 
 SHIPPED = [
@@ -171,3 +172,14 @@ def test_the_shipped_cyrillic_file_is_exactly_what_the_writer_writes(tmp_path: P
         provenance={key: doc[key] for key in ("trained_on", "config", "cv")},
     )
     assert out.read_bytes() == w.CYRILLIC_PATH.read_bytes()
+
+
+def test_load_models_reads_the_neighbour_weights_only_for_that_method(
+    fresh_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(w, "NEIGHBOURS_PATH", tmp_path / "absent.json")
+    load_models("hybrid")
+    with pytest.raises(w.ModelFileError, match=r"absent\.json"):
+        load_models("neighbours")
+    with pytest.raises(ValueError, match="unknown classifier method"):
+        load_models("bert")

@@ -29,7 +29,8 @@ Two stages, both pure Python and shipped in the package (offline, CPU):
 ``neighbours`` stage (``INGEST_CLASSIFIER=neighbours``) replaces the English stage with one
 that also reads the article's nearest labelled stories in sentence-embedding space
 (``eval/train_neighbours.py``, ``worker/data/classifier_neighbours.json`` and ``.npz``).
-Every weights file is checksummed and verified by ``weights`` when first loaded.
+Every weights file is checksummed and verified by ``weights`` when first loaded;
+:func:`load_models` loads those a method reads (the worker does, before its pool forks).
 
 Deterministic, and without I/O apart from loading the shipped weights (and the neighbour
 stage's model and reference set) once per process.
@@ -72,6 +73,7 @@ from .verdict import (
     classifier_version,
     classify,
     classify_rules_only,
+    load_models,
 )
 from .weights import ModelFileError
 
@@ -112,5 +114,6 @@ __all__ = [
     "classify",
     "classify_rules_only",
     "cyrillic_features",
+    "load_models",
     "model_features",
 ]

@@ -42,6 +42,20 @@ def classifier_version(method: str = "hybrid") -> str:
     return NEIGHBOURS_VERSION if method == "neighbours" else CLASSIFIER_VERSION
 
 
+def load_models(method: str = "hybrid") -> None:
+    """Load and verify every weights file ``method`` reads, or raise
+    :class:`worker.classify.weights.ModelFileError`.
+
+    The worker's warm-up calls it before the pool forks: a damaged file then stops the
+    worker at start instead of failing every article, and the children share the weights.
+    """
+    classifier_version(method)  # rejects an unknown method
+    english_model()
+    cyrillic_model()
+    if method == "neighbours":
+        neighbours_model()
+
+
 @dataclass(frozen=True)
 class Classification:
     """The classifier's verdict for one article, as stored on the article row."""
