@@ -42,7 +42,7 @@ def _methods() -> dict[str, Callable[[str, str, str], object]]:
         "hybrid": lambda t, b, lang: classify(title=t, body=b, language=lang),
     }
     try:
-        from worker import neighbours
+        from worker.classify import neighbours
 
         neighbours.stage()  # load torch + model + reference before timing
     except ImportError as exc:  # numpy, the first import of the extra, is missing

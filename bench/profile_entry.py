@@ -30,7 +30,7 @@ STAGES = {
     "fetch (HTTP)": ("worker/fetch.py", "get"),
     "decode": ("worker/fetch.py", "decode_body"),
     "extract (trafilatura)": ("worker/extract.py", "extract_article"),
-    "classify": ("worker/classify.py", "classify"),
+    "classify": ("worker/classify/verdict.py", "classify"),
     "dedup fingerprint": ("worker/dedup.py", "fingerprint"),
     "store.save_article": ("worker/store/articles.py", "save_article"),
     "store.mark_entry_stored": ("worker/store/entries.py", "mark_entry_stored"),

@@ -413,7 +413,7 @@ def nearest_dev_similarity(targets: list[Item], dev: list[Item]) -> list[float]:
     import numpy as np
 
     from eval.train_embed_classifier import DEFAULT_CACHE, EmbeddingCache
-    from worker import neighbours as nb
+    from worker.classify import neighbours as nb
 
     cache = EmbeddingCache(DEFAULT_CACHE, nb.Encoder(), "int8")
     dev_vectors = cache.embed([nb.embedding_text(i.title, i.body) for i in dev])

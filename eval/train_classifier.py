@@ -1,9 +1,10 @@
-"""Train the learned second stage of ``worker.classify`` on the **dev** split only.
+"""Train the English learned stage of ``worker.classify`` on the **dev** split only.
 
 Run from the repository root (needs scikit-learn + numpy at dev time only; the worker
 itself never imports them)::
 
-    python -m eval.train_classifier [--data-dir PATH] [--output worker/classifier_model.py]
+    python -m eval.train_classifier [--data-dir PATH]
+                                    [--output worker/data/classifier_english.json]
                                     [--report-only]
 
 What it does, deterministically (fixed seeds, sorted output):
@@ -22,14 +23,14 @@ What it does, deterministically (fixed seeds, sorted output):
    refits the chosen configuration on all of dev, prunes it to at most ``MAX_FEATURES``
    non-zero weights, folds the calibration into weights and bias (so the worker computes
    ``probability = sigmoid(bias + sum(weight * value))``) and writes
-   ``worker/classifier_model.py``.
+   ``worker/data/classifier_english.json`` (weights, bias, threshold, their SHA-256 and the
+   configuration and CV figures as provenance; ``worker.classify.weights`` reads it).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from eval.classifier_eval import DEFAULT_DATA_DIR, LABELS_DIR, Item, load_items  # noqa: E402
 from worker.classify import analyse, model_features  # noqa: E402
+from worker.classify import weights as shipped_weights  # noqa: E402
 
 SEED = 20261102
 N_SPLITS = 5
@@ -56,7 +58,7 @@ TARGET_PRECISION = 0.95
 MAX_FEATURES = 5_000
 MIN_DF = 2
 """Word/lexicon features must occur in at least this many training items."""
-OUTPUT = REPO_ROOT / "worker" / "classifier_model.py"
+OUTPUT = shipped_weights.ENGLISH_PATH
 
 
 def training_items(data_dir: Path) -> list[Item]:
@@ -287,45 +289,26 @@ def rules_baseline(items: list[Item], labels: np.ndarray) -> tuple[float, float]
     return pr_at(scores, labels, THRESHOLD)
 
 
-def write_model_file(
-    path: Path, doc: list[str], constants: list[str], weights: dict[str, float]
-) -> None:
-    """Write a generated weights module: docstring ``doc``, ``constants`` lines, WEIGHTS."""
-    lines = [
-        "# ruff: noqa: E501",
-        '"""' + doc[0],
-        *doc[1:],
-        '"""',
-        "",
-        "from __future__ import annotations",
-        "",
-        *constants,
-        "WEIGHTS: dict[str, float] = {",
-    ]
-    lines += [f"    {json.dumps(k, ensure_ascii=False)}: {w}," for k, w in weights.items()]
-    lines += ["}", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-
-
 def write_model(path: Path, model: Linear, result: CvResult, n_items: int, n_pos: int) -> None:
+    """Fold the Platt calibration into the weights and write them as the worker reads them."""
     a, b = result.a, result.b
     weights = {k: round(a * w, 4) for k, w in model.weights.items()}
     weights = {k: w for k, w in sorted(weights.items()) if w != 0.0}
-    bias = round(a * model.bias + b, 4)
-    doc = [
-        "Weights of the learned second stage of ``worker.classify`` - GENERATED, do not edit.",
-        "",
-        "Regenerate with ``python -m eval.train_classifier`` (dev split only; see",
-        "docs/classifier.md). probability = sigmoid(BIAS + sum(WEIGHTS[f] * value of f)),",
-        "already Platt-calibrated; an article is Ukraine-security when probability >= THRESHOLD.",
-        "",
-        f"Configuration: {result.config.describe()}; trained on {n_items} dev items "
-        f"({n_pos} positive).",
-        f"Cross-validated on dev ({N_REPEATS}x{N_SPLITS}-fold, out-of-fold): "
-        f"precision {result.precision:.3f}, recall {result.recall:.3f} at this threshold.",
-    ]
-    constants = [f"THRESHOLD: float = {result.threshold}", f"BIAS: float = {bias}"]
-    write_model_file(path, doc, constants, weights)
+    shipped_weights.write(
+        path,
+        weights=weights,
+        bias=round(a * model.bias + b, 4),
+        threshold=result.threshold,
+        provenance={
+            "trained_on": f"dev: {n_items} items, {n_pos} positive",
+            "config": result.config.describe(),
+            "cv": {
+                "method": f"{N_REPEATS}x{N_SPLITS}-fold, out-of-fold, at this threshold",
+                "precision": round(result.precision, 3),
+                "recall": round(result.recall, 3),
+            },
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

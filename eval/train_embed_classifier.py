@@ -79,8 +79,8 @@ from eval.train_classifier import (  # noqa: E402
     select,
     sigmoid,
 )
-from worker import neighbours as nb  # noqa: E402
 from worker.classify import RuleAnalysis, analyse, classify, model_features  # noqa: E402
+from worker.classify import neighbours as nb  # noqa: E402
 
 DEFAULT_CACHE = Path.home() / ".cache" / "ingest-eval" / "minilm-embeddings.npz"
 """Where embeddings are cached between runs (outside the repository)."""

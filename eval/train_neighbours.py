@@ -1,4 +1,4 @@
-"""Train the optional neighbour stage (``worker.neighbours``) on the **dev** split only.
+"""Train the optional neighbour stage (``worker.classify.neighbours``) on the **dev** split only.
 
 Run from the repository root. Needs, at dev time only, the ``train`` extra and the
 ``neighbours`` extra (``pip install torch==2.13.0`` first, which takes the CPU wheel)::
@@ -8,9 +8,10 @@ Run from the repository root. Needs, at dev time only, the ``train`` extra and t
 What it does, deterministically:
 
 1. Loads the labelled ``dev`` items and embeds each one's title + lead with the worker's
-   own :class:`worker.neighbours.Encoder` (int8, one text per pass); the vectors are
+   own :class:`worker.classify.neighbours.Encoder` (int8, one text per pass); the vectors are
    stored the way the worker loads them (int8 rows), so training sees what inference sees.
-2. For every item, the neighbour features (:func:`worker.neighbours.neighbour_features`)
+2. For every item, the neighbour features
+   (:func:`worker.classify.neighbours.neighbour_features`)
    over the *other* labelled items, next to the hybrid model's rule and lexicon features.
 3. Chooses the configuration by **grouped** cross-validation (5 folds x 8 repeats,
    stratified by source and label): items whose embeddings are >= 0.8 similar (the same
@@ -20,8 +21,10 @@ What it does, deterministically:
    mean out-of-fold precision >= 0.95 (weighted by the sampling design, as in
    ``eval/train_classifier.py``), best recall.
 4. Refits the winner on all of dev, folds the Platt calibration and the neighbour block's
-   scale into the weights and writes ``worker/classifier_neighbours_model.py`` and the
-   reference set ``worker/data/classifier_neighbours.npz`` (int8 vectors, labels, titles).
+   scale into the weights and writes ``worker/data/classifier_neighbours.json`` (weights,
+   bias, threshold, ``k``, their SHA-256 and provenance; ``worker.classify.weights`` reads
+   it) and the reference set ``worker/data/classifier_neighbours.npz`` (int8 vectors,
+   labels, titles).
 """
 
 from __future__ import annotations
@@ -45,10 +48,11 @@ if str(REPO_ROOT) not in sys.path:
 import eval.train_classifier as tc  # noqa: E402
 from eval.classifier_eval import DEFAULT_DATA_DIR, Item  # noqa: E402
 from eval.train_embed_classifier import DEFAULT_CACHE, EmbeddingCache  # noqa: E402
-from worker import neighbours as nb  # noqa: E402
 from worker.classify import analyse, model_features  # noqa: E402
+from worker.classify import neighbours as nb  # noqa: E402
+from worker.classify import weights as shipped_weights  # noqa: E402
 
-OUTPUT = REPO_ROOT / "worker" / "classifier_neighbours_model.py"
+OUTPUT = shipped_weights.NEIGHBOURS_PATH
 REFERENCE = nb.REFERENCE_PATH
 TWIN_SIMILARITY = 0.8
 """Items at least this similar are one group in cross-validation."""
@@ -174,25 +178,24 @@ def load_dev(data_dir: Path, cache_path: Path) -> tuple[Dev, nb.Reference]:
 def write_model(
     path: Path, weights: dict[str, float], bias: float, result: Result, dev: Dev
 ) -> None:
-    doc = [
-        "Weights of the optional neighbour stage (``worker.neighbours``) - GENERATED, do not edit.",
-        "",
-        "Regenerate with ``python -m eval.train_neighbours`` (dev split only; see",
-        "docs/classifier.md). probability = sigmoid(BIAS + sum(WEIGHTS[f] * value of f)) over the",
-        "rule/lexicon features and the neighbour features, already calibrated; an article is",
-        "Ukraine-security when probability >= THRESHOLD.",
-        "",
-        f"Configuration: {result.config.describe()}; trained on {len(dev.labels)} dev items "
-        f"({int(dev.labels.sum())} positive).",
-        f"Grouped cross-validation on dev ({tc.N_REPEATS}x{tc.N_SPLITS}-fold, out-of-fold): "
-        f"precision {result.precision:.3f}, recall {result.recall:.3f} at this threshold.",
-    ]
-    constants = [
-        f"K_NEIGHBOURS: int = {result.config.k}",
-        f"THRESHOLD: float = {result.threshold}",
-        f"BIAS: float = {bias}",
-    ]
-    tc.write_model_file(path, doc, constants, weights)
+    """Write the calibrated weights, threshold and ``k`` as the worker reads them."""
+    shipped_weights.write(
+        path,
+        weights=weights,
+        bias=bias,
+        threshold=result.threshold,
+        params={"k": result.config.k},
+        provenance={
+            "trained_on": f"dev: {len(dev.labels)} items, {int(dev.labels.sum())} positive",
+            "config": result.config.describe(),
+            "cv": {
+                "method": f"grouped {tc.N_REPEATS}x{tc.N_SPLITS}-fold, out-of-fold, "
+                "at this threshold",
+                "precision": round(result.precision, 3),
+                "recall": round(result.recall, 3),
+            },
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

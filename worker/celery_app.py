@@ -143,30 +143,31 @@ def _warm_up_before_fork(**_kwargs: Any) -> None:
     extractions, collection time fell from 1.6 % to 0.5 % of CPU.
 
     With ``INGEST_CLASSIFIER=neighbours`` this also loads the sentence-embedding
-    model (~90 MB) once, shared by the children. The Ukrainian/Russian stage's weights
-    are loaded and checksum-verified here too; a damaged file stops the worker at start.
+    model (~90 MB) once, shared by the children. Every weights file the configured
+    method reads (the English and Ukrainian/Russian stages', and the neighbour stage's
+    when it is enabled) is loaded and checksum-verified first; a damaged file stops the
+    worker at start.
     """
     import gc
 
     import structlog
 
-    from .cyrillic_model import ModelFileError
-    from .neighbours import NeighboursUnavailableError
+    from .classify.neighbours import NeighboursUnavailableError
+    from .classify.weights import ModelFileError
 
     try:
-        from .cyrillic_model import shipped
-
-        shipped()
-        from .classify import classify
+        from .classify import classify, load_models
         from .extract import extract_article
         from .settings import get_settings
 
+        method = get_settings().classifier
+        load_models(method)
         extracted = extract_article(_WARM_UP_PAGE, url="https://example.org/warm-up")
         classify(
             title="Warm-up",
             body=extracted.body if extracted else "",
             language="en",
-            method=get_settings().classifier,
+            method=method,
         )
     except (NeighboursUnavailableError, ModelFileError):
         raise  # a configured method that cannot run: stop now, not on every article

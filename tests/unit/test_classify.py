@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker import classifier_model, cyrillic_model
 from worker.classify import (
     CLASSIFIER_VERSION,
     TOPICS,
@@ -273,13 +272,6 @@ def test_non_english_negative_sport() -> None:
 # --- learned second stage --------------------------------------------------------------------
 
 
-def test_model_is_small_plain_data() -> None:
-    assert 0 < len(classifier_model.WEIGHTS) <= 5_000
-    assert 0.0 < classifier_model.THRESHOLD < 1.0
-    assert all(isinstance(w, float) for w in classifier_model.WEIGHTS.values())
-    assert Path(classifier_model.__file__).stat().st_size < 1_000_000
-
-
 def test_english_decision_comes_from_model_with_explanation() -> None:
     title, body = _seed()
     result = classify(title=title, body=body, language="en")
@@ -352,22 +344,6 @@ def test_other_cyrillic_languages_keep_the_rules() -> None:
     result = classify(title=title, body=body, language="bg")
     assert "model" not in result.evidence
     assert result.score == classify_rules_only(title=title, body=body).score
-
-
-def test_cyrillic_weights_file_is_verified(tmp_path: Path) -> None:
-    shipped = cyrillic_model.shipped()
-    assert 0 < len(shipped.weights) <= 10_000
-    assert 0.0 < shipped.threshold < 1.0
-    assert "ml_dev" in shipped.trained_on
-    doc = json.loads(cyrillic_model.PATH.read_text("utf-8"))
-    doc["weights"][next(iter(doc["weights"]))] += 1.0  # one weight edited by hand
-    tampered = tmp_path / "tampered.json"
-    tampered.write_text(json.dumps(doc), "utf-8")
-    with pytest.raises(cyrillic_model.ModelFileError, match="sha256"):
-        cyrillic_model.load(tampered)
-    (tmp_path / "cut.json").write_text(cyrillic_model.PATH.read_text("utf-8")[:500], "utf-8")
-    with pytest.raises(cyrillic_model.ModelFileError, match="unreadable"):
-        cyrillic_model.load(tmp_path / "cut.json")
 
 
 def test_full_article_subject_after_a_colour_lead_is_found_in_a_body_window() -> None:

