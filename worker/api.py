@@ -19,163 +19,34 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import __version__, store
 from .db import session_scope
+from .schemas import (
+    ArticleOut,
+    ArticlePage,
+    CrawlRequestOut,
+    FeedIn,
+    FeedOut,
+    Health,
+    Label,
+    RecrawlIn,
+    StoryDetail,
+    StoryOut,
+    StoryPage,
+)
 from .settings import Settings, get_settings
 
-Label = Literal["ukraine-security", "other"]
 MAX_PAGE = 200
 
 
 def _utc(value: datetime | None) -> datetime | None:
     """Query times without a zone are UTC, like every stored timestamp."""
     return None if value is None else store.as_utc(value)
-
-
-# --- response and request bodies ---------------------------------------------------
-
-
-class ArticleOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    title: str
-    url: str
-    canonical_url: str
-    feed_id: int | None
-    feed: str | None = None
-    source_domain: str | None
-    author: str | None
-    summary: str | None
-    body: str | None = Field(default=None, description="Only with include_body=true.")
-    published_at: datetime | None
-    fetched_at: datetime
-    language: str | None
-    extraction_method: str
-    is_ukraine_security: bool
-    label: Label
-    security_score: float
-    topics: list[str]
-    classifier_version: str
-    story_id: int | None
-    duplicate_of_id: int | None
-    dedup_reason: str | None
-
-
-class ArticlePage(BaseModel):
-    items: list[ArticleOut]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
-
-
-class StoryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    title: str
-    first_article_id: int | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    article_count: int
-    source_count: int
-    is_ukraine_security: bool
-    label: Label
-    security_score: float
-    topics: list[str]
-
-
-class StoryPage(BaseModel):
-    items: list[StoryOut]
-    next_cursor: str | None
-
-
-class StoryDetail(StoryOut):
-    articles: list[ArticleOut]
-
-
-class FeedOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    url: str
-    title: str | None
-    language: str | None
-    tags: list[str]
-    enabled: bool
-    state: str
-    error_count: int
-    last_error: str | None
-    last_http_status: int | None
-    last_polled_at: datetime | None
-    last_success_at: datetime | None
-    next_poll_at: datetime | None
-
-
-class FeedIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    url: str = Field(min_length=8, max_length=2048)
-    tags: list[str] = Field(default_factory=list)
-    language: str | None = Field(default=None, max_length=16)
-    poll_interval_seconds: int | None = Field(default=None, ge=30)
-    enabled: bool = True
-
-    @model_validator(mode="after")
-    def _http_url(self) -> FeedIn:
-        if not self.url.lower().startswith(("http://", "https://")):
-            raise ValueError("url must be an http(s) URL")
-        return self
-
-
-class RecrawlIn(BaseModel):
-    """Exactly one of feed, url, since."""
-
-    feed: str | None = None
-    url: str | None = None
-    since: datetime | None = None
-    force: bool = False
-    requested_by: str = Field(default="api", max_length=200)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> RecrawlIn:
-        given = [v for v in (self.feed, self.url, self.since) if v is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of feed, url, since")
-        if self.url is not None:
-            parts = urlsplit(self.url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("url must be an http(s) URL")
-        return self
-
-
-class CrawlRequestOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    requested_by: str
-    requested_at: datetime
-    kind: str
-    target: str
-    force: bool
-    status: str
-    total: int
-    done: int
-    failed: int
-    finished_at: datetime | None
-    error: str | None = None
-    """Why the request failed (status ``failed``); null otherwise."""
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    database: str
-    broker: str
 
 
 # --- cursors ------------------------------------------------------------------------
@@ -231,25 +102,6 @@ def health_report() -> dict[str, str]:
 
 
 # --- the app ------------------------------------------------------------------------------
-
-
-def _article_out(article: Any, feeds: dict[int, str], *, body: bool) -> ArticleOut:
-    out = ArticleOut.model_validate(
-        {
-            **article.model_dump(exclude={"body", "minhash", "evidence", "title_history"}),
-            "feed": feeds.get(article.feed_id) if article.feed_id is not None else None,
-            "label": "ukraine-security" if article.is_ukraine_security else "other",
-            "body": article.body if body else None,
-        }
-    )
-    return out
-
-
-def _story_out(story: Any) -> dict[str, Any]:
-    return {
-        **story.model_dump(),
-        "label": "ukraine-security" if story.is_ukraine_security else "other",
-    }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -339,7 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rows = store.list_articles(session, where=where, limit=limit + 1, sort=sort,
                                        after=after)  # fmt: skip
             names = store.feed_names(session)
-            items = [_article_out(a, names, body=include_body) for a, _ in rows[:limit]]
+            items = [ArticleOut.of(a, names, body=include_body) for a, _ in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last, key = rows[limit - 1]
@@ -356,7 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             article = session.get(Article, article_id)
             if article is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such article")
-            return _article_out(article, store.feed_names(session), body=True)
+            return ArticleOut.of(article, store.feed_names(session), body=True)
 
     @app.get("/stories", response_model=StoryPage, dependencies=read, tags=["read"])
     def list_stories(
@@ -386,7 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 limit=limit + 1,
                 before_id=before_id,
             )
-            items = [StoryOut.model_validate(_story_out(s)) for s in found[:limit]]
+            items = [StoryOut.of(s) for s in found[:limit]]
         next_cursor = encode_cursor("story", items[-1].id) if len(found) > limit else None
         return StoryPage(items=items, next_cursor=next_cursor)
 
@@ -402,9 +254,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such story")
             names = store.feed_names(session)
             articles = [
-                _article_out(a, names, body=False) for a in store.story_articles(session, story_id)
+                ArticleOut.of(a, names, body=False) for a in store.story_articles(session, story_id)
             ]
-            return StoryDetail.model_validate({**_story_out(story), "articles": articles})
+            return StoryDetail.model_validate(
+                {**StoryOut.of(story).model_dump(), "articles": articles}
+            )
 
     @app.get("/feeds", response_model=list[FeedOut], dependencies=read, tags=["read"])
     def list_feeds() -> list[FeedOut]:

@@ -47,7 +47,6 @@ err_console = Console(stderr=True)
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BROKER = 3
-LABELS = ("ukraine-security", "other")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SinceOpt = Annotated[
@@ -102,6 +101,8 @@ def _opt_when(value: str | None, option: str = "--since") -> datetime | None:
 
 
 def _check_label(label: str | None) -> None:
+    from .schemas import LABELS
+
     if label not in (None, *LABELS):
         fail("--label must be 'ukraine-security' or 'other'")
 
@@ -243,10 +244,10 @@ def feeds_add(
     from pydantic import ValidationError
 
     from . import store
-    from .feedconfig import FeedSpec
+    from .schemas import FeedIn, describe
 
     try:
-        spec = FeedSpec(
+        spec = FeedIn(
             name=name,
             url=url,
             tags=tags or [],
@@ -254,7 +255,7 @@ def feeds_add(
             language=language,
         )
     except ValidationError as exc:
-        fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
+        fail(describe(exc))
     with _session() as session:
         feed, created = store.upsert_feed(
             session,
@@ -618,12 +619,14 @@ def articles(
 
 
 def _print_articles(rows: list[dict[str, Any]]) -> None:
+    from .schemas import label_of
+
     table = Table("id", "title", "label", "score", "topics")
     for row in rows:
         table.add_row(
             str(row["id"]),
             str(row["title"])[:80],
-            "ukraine-security" if row["is_ukraine_security"] else "other",
+            label_of(row["is_ukraine_security"]),
             f"{row['security_score']:.2f}",
             ", ".join(row["topics"]),
         )
@@ -641,6 +644,7 @@ def stories(
 ) -> None:
     """List stories (clusters of copies of one report), newest first."""
     from . import store
+    from .schemas import label_of
 
     _check_label(label)
     with _session() as session:
@@ -673,8 +677,7 @@ def stories(
     for r in rows:
         table.add_row(
             str(r["id"]), str(r["title"])[:70], str(r["article_count"]), str(r["source_count"]),
-            "ukraine-security" if r["is_ukraine_security"] else "other",
-            ", ".join(r["topics"]), str(r["last_seen_at"])[:19],
+            label_of(r["is_ukraine_security"]), ", ".join(r["topics"]), str(r["last_seen_at"])[:19],
         )  # fmt: skip
     console.print(table)
 
