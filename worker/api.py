@@ -79,28 +79,6 @@ def _article_after(cursor: str, sort: str) -> tuple[datetime | None, int]:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid cursor: {exc}") from exc
 
 
-# --- health ---------------------------------------------------------------------------
-
-
-def health_report() -> dict[str, str]:
-    """Database and broker reachability; shared by ``/health`` and ``ingest health``."""
-    from .tasks import BrokerUnavailableError, check_broker
-
-    report = {"status": "ok", "database": "ok", "broker": "ok"}
-    try:
-        with session_scope() as session:
-            store.check_database(session)
-    except Exception as exc:  # any failure to answer is "down"; the text says why
-        report["database"] = f"error: {type(exc).__name__}"
-    try:
-        check_broker(timeout=2.0)
-    except BrokerUnavailableError:
-        report["broker"] = "error: unreachable"
-    if report["database"] != "ok" or report["broker"] != "ok":
-        report["status"] = "degraded"
-    return report
-
-
 # --- the app ------------------------------------------------------------------------------
 
 
@@ -280,7 +258,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               dependencies=write, tags=["write"])  # fmt: skip
     def recrawl(body: RecrawlIn) -> CrawlRequestOut:
         """Enqueue a re-crawl of a feed, one URL, or everything seen since a time."""
-        from .tasks import BrokerUnavailableError, check_broker, submit_crawl_request
+        from .broker import BrokerUnavailableError, check_broker, submit_crawl_request
 
         kind, target = "since", ""
         if body.feed is not None:
@@ -349,10 +327,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/health", response_model=Health, tags=["ops"])
     def health(response: Response) -> Health:
         """200 when the database and the broker answer, else 503 with what is down."""
-        report = health_report()
-        if report["status"] != "ok":
+        from .operations import health
+
+        report = health()
+        if report.status != "ok":
             response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return Health.model_validate(report)
+        return report
 
     db_registry = CollectorRegistry()
     db_registry.register(metrics.DatabaseCollector(_totals))

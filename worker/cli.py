@@ -131,7 +131,7 @@ def _require_feed(session: Any, name: str) -> Any:
 
 
 def _require_broker() -> None:
-    from .tasks import BrokerUnavailableError, check_broker
+    from .broker import BrokerUnavailableError, check_broker
 
     try:
         check_broker()
@@ -407,7 +407,7 @@ def recrawl(
     """
     from urllib.parse import urlsplit
 
-    from .tasks import submit_crawl_request
+    from .broker import submit_crawl_request
 
     chosen = [(k, v) for k, v in (("feed", feed), ("url", url), ("since", since)) if v]
     if len(chosen) != 1:
@@ -505,10 +505,10 @@ def reclassify(
     many were re-labelled since the command started).
     """
     from . import store
+    from .broker import RECLASSIFY_BATCH, enqueue_reclassify
     from .classify import classifier_version
     from .models import utcnow
     from .settings import get_settings
-    from .tasks import RECLASSIFY_BATCH, enqueue_reclassify
 
     version = classifier_version(get_settings().classifier)
     since_at = _opt_when(since)
@@ -732,14 +732,14 @@ def stats(as_json: JsonOpt = False) -> None:
 @app.command("health")
 def health(as_json: JsonOpt = False) -> None:
     """Check the database and the broker (container health checks use this)."""
-    from .api import health_report
+    from .operations import health
 
-    report = health_report()
+    report = health()
     if as_json:
-        _emit_json(report)
+        _emit_json(report.model_dump())
     else:
-        console.print(" ".join(f"{k}={v}" for k, v in report.items()))
-    if report["status"] != "ok":
+        console.print(" ".join(f"{k}={v}" for k, v in report.model_dump().items()))
+    if report.status != "ok":
         raise typer.Exit(EXIT_FAILED)
 
 
