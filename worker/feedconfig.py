@@ -1,31 +1,20 @@
-"""Reading the operator's feed list (``config/feeds.toml``) into validated specs."""
+"""Reading the operator's feed list (``config/feeds.toml``) into validated feeds."""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import ConfigDict, ValidationError
+
+from .schemas import FeedIn, describe
 
 
-class FeedSpec(BaseModel):
-    """One ``[[feed]]`` table; unknown keys are refused so typos surface."""
+class FeedSpec(FeedIn):
+    """One ``[[feed]]`` table: the fields of ``POST /feeds``, with unknown keys refused
+    (the API ignores them), so a typo in the file is an error, not a lost setting."""
 
-    model_config = {"extra": "forbid"}
-
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    url: str = Field(min_length=8, max_length=2048)
-    tags: list[str] = Field(default_factory=list)
-    language: str | None = Field(default=None, max_length=16)
-    poll_interval_seconds: int | None = Field(default=None, ge=30)
-    enabled: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value
+    model_config = ConfigDict(extra="forbid")
 
 
 class FeedConfigError(ValueError):
@@ -49,10 +38,7 @@ def load_feed_specs(path: Path) -> list[FeedSpec]:
         try:
             spec = FeedSpec.model_validate(item)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise FeedConfigError(f"{path}: feed #{index}: {problems}") from exc
+            raise FeedConfigError(f"{path}: feed #{index}: {describe(exc)}") from exc
         if spec.name in names or spec.url in urls:
             raise FeedConfigError(f"{path}: feed #{index}: duplicate name or url ({spec.name})")
         names.add(spec.name)

@@ -446,70 +446,10 @@ def reclassify_batch(self: Task, article_ids: list[int]) -> int:
     return pipeline.reclassify_articles(article_ids)
 
 
-# Re-crawls and reclassification are enqueued by the CLI and the API through the
-# helpers below.
+# Re-crawls and reclassification are enqueued by the CLI and the API through
+# worker.broker.
 
-RECLASSIFY_BATCH = 200
 LEASE_BUSY_RETRY_SECONDS = 15
-
-
-class BrokerUnavailableError(TransientError):
-    """The broker did not answer: nothing was enqueued."""
-
-    error_class = "broker_unavailable"
-
-
-def _broker_connection() -> Any:
-    """A connection to the broker the settings name *now* (the app's own is fixed
-    at import, and a test or a long-lived API process may point elsewhere)."""
-    return app.connection_for_write(url=get_settings().broker_url)
-
-
-def check_broker(timeout: float = 3.0) -> None:
-    """Fail fast (``BrokerUnavailableError``) instead of hanging on a dead broker."""
-    url = get_settings().broker_url
-    try:
-        with _broker_connection() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
-    except Exception as exc:  # kombu raises transport-specific errors
-        raise BrokerUnavailableError(f"broker unreachable: {exc}", url=_redact(url)) from exc
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
-
-
-def submit_crawl_request(*, kind: str, target: str, force: bool, requested_by: str) -> int:
-    """Record who asked to re-crawl what, then hand it to the workers; returns its id."""
-    with session_scope() as session:
-        request = store.create_crawl_request(
-            session, requested_by=requested_by, kind=kind, target=target, force=force
-        )
-        assert request.id is not None
-        if kind == "url":
-            store.add_url_entry(session, url=target, crawl_request_id=request.id)
-        request_id = request.id
-    with _broker_connection() as connection:
-        run_crawl_request.apply_async((request_id,), connection=connection)
-    log.info("crawl_request_submitted", crawl_request_id=request_id, kind=kind, target=target)
-    return request_id
-
-
-def enqueue_reclassify(article_ids: list[int], *, batch: int = RECLASSIFY_BATCH) -> int:
-    """Send ``reclassify_batch`` tasks of ``batch`` ids; returns how many were sent."""
-    sent = 0
-    with _broker_connection() as connection:
-        for start in range(0, len(article_ids), batch):
-            reclassify_batch.apply_async(
-                (article_ids[start : start + batch],), connection=connection
-            )
-            sent += 1
-    return sent
 
 
 @_task("run_crawl_request")

@@ -1,0 +1,95 @@
+"""The public shapes: one label mapping, readable validation messages, and response
+fields that keep the types of the table columns they show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+from sqlmodel import SQLModel
+
+from worker.models import Article, CrawlRequest, Feed, Story
+from worker.schemas import (
+    ArticleOut,
+    CrawlRequestOut,
+    FeedIn,
+    FeedOut,
+    RecrawlIn,
+    StoryOut,
+    describe,
+    label_of,
+)
+
+
+def problems(model: type[BaseModel], **values: Any) -> str:
+    with pytest.raises(ValidationError) as raised:
+        model(**values)
+    return describe(raised.value)
+
+
+def test_label_of() -> None:
+    assert (label_of(True), label_of(False)) == ("ukraine-security", "other")
+
+
+FEED = {"name": "kyiv", "url": "https://kyiv.example/rss"}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"url": "ftp://x.example/feed"}, "url: not an http(s) URL: 'ftp://x.example/feed'"),
+        ({"url": "https://"}, "url: not an http(s) URL: 'https://'"),
+        ({"url": "http:/"}, "url: String should have at least 8 characters"),
+        ({"name": "a b"}, "name: String should match pattern"),
+        ({"poll_interval_seconds": 5}, "poll_interval_seconds: Input should be greater than or"),
+    ],
+)
+def test_feed_validation_says_which_field_and_why(values: dict[str, Any], message: str) -> None:
+    assert problems(FeedIn, **{**FEED, **values}).startswith(message)
+
+
+def test_feed_defaults() -> None:
+    feed = FeedIn(**FEED)
+    assert (feed.tags, feed.enabled, feed.poll_interval_seconds) == ([], True, None)
+    assert FeedIn(**FEED, colour="red") == feed  # the API ignores unknown keys
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"feed": "kyiv", "url": "https://x.example/a"}, {"feed": "kyiv", "since": "2026-05-01"}],
+)
+def test_recrawl_takes_exactly_one_target(values: dict[str, Any]) -> None:
+    assert problems(RecrawlIn, **values) == "give exactly one of feed, url, since"
+
+
+def test_recrawl_refuses_what_it_cannot_fetch_or_date() -> None:
+    assert problems(RecrawlIn, url="ftp://example.org/a") == (
+        "url: not an http(s) URL: 'ftp://example.org/a'"
+    )
+    assert problems(RecrawlIn, url="https:///no-host").startswith("url: not an http(s) URL")
+    assert problems(RecrawlIn, since="soon").startswith("since: Input should be a valid datetime")
+    assert RecrawlIn(url="https://example.org/a").requested_by == "api"
+
+
+def test_describe_names_options() -> None:
+    with pytest.raises(ValidationError) as raised:
+        RecrawlIn(url="x")
+    assert describe(raised.value, {"url": "--url"}) == "--url: not an http(s) URL: 'x'"
+
+
+@pytest.mark.parametrize(
+    ("public", "table"),
+    [(ArticleOut, Article), (StoryOut, Story), (FeedOut, Feed), (CrawlRequestOut, CrawlRequest)],
+)
+def test_response_fields_have_the_column_types(
+    public: type[BaseModel], table: type[SQLModel]
+) -> None:
+    """A column whose type changes must change the API's field with it (or fail here)."""
+    # Stored rows always have an id; the body is left out of lists.
+    read_as = {"id": int, "body": str | None}
+    shared = [name for name in public.model_fields if name in table.model_fields]
+    assert len(shared) >= 10
+    for name in shared:
+        expected = read_as.get(name, table.model_fields[name].annotation)
+        assert public.model_fields[name].annotation == expected, name

@@ -1,0 +1,58 @@
+"""``/articles``: stored articles, filtered and paged by cursor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from .. import operations, store
+from ..schemas import ArticleOut, ArticlePage, Label
+from .cursors import MAX_PAGE, article_after, article_cursor
+
+reads = APIRouter()
+
+
+@reads.get("/articles", response_model=ArticlePage)
+def list_articles(
+    label: Label | None = None,
+    topic: str | None = None,
+    since: Annotated[
+        datetime | None, Query(description="Published (or stored) at or after.")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Published before.")] = None,
+    feed: Annotated[str | None, Query(description="Feed name.")] = None,
+    language: str | None = None,
+    story_id: int | None = None,
+    sort: Literal["published", "id"] = "published",
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: str | None = None,
+    include_body: bool = False,
+) -> ArticlePage:
+    """Articles, newest first; ``sort=published`` (publication time, or storage
+    time when the article has none) or ``sort=id`` (storage order)."""
+    where = store.ArticleFilter(
+        label=label,
+        topic=topic,
+        since=since,
+        until=until,
+        feed=feed,
+        language=language,
+        story_id=story_id,
+    )
+    items, next_key = operations.list_articles(
+        where,
+        limit=limit,
+        sort=sort,
+        after=article_after(cursor, sort) if cursor else None,
+        include_body=include_body,
+    )
+    next_cursor = article_cursor(sort, next_key) if next_key is not None else None
+    return ArticlePage(items=items, next_cursor=next_cursor)
+
+
+@reads.get("/articles/{article_id}", response_model=ArticleOut)
+def get_article(article_id: int) -> ArticleOut:
+    """One article with its full extracted body."""
+    return operations.get_article(article_id)

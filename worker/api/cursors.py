@@ -1,0 +1,64 @@
+"""Opaque keyset cursors: where the last page ended, so the next one starts there.
+
+A cursor is the page's last key (sort time and id, or a story id) as URL-safe
+base64 JSON. Paging by key rather than OFFSET means articles that arrive while a
+client pages neither repeat nor shift rows into a page it already read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from ..operations import ArticleKey, BadInputError
+
+MAX_PAGE = 200
+"""The most rows one page holds (``?limit=``)."""
+
+
+def encode_cursor(*parts: Any) -> str:
+    raw = json.dumps(list(parts), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parts = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise BadInputError("invalid cursor") from exc
+    if not isinstance(parts, list):
+        raise BadInputError("invalid cursor")
+    return parts
+
+
+def article_cursor(sort: str, key: ArticleKey) -> str:
+    when, last_id = key
+    return encode_cursor(sort, when.isoformat() if when else None, last_id)
+
+
+def article_after(cursor: str, sort: str) -> ArticleKey:
+    """The key an article cursor holds; it must have been made for the same sort order."""
+    parts = decode_cursor(cursor)
+    try:
+        kind, key, last_id = parts
+        if kind != sort:
+            raise ValueError("cursor was made for another sort order")
+        return (datetime.fromisoformat(key) if key else None), int(last_id)
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"invalid cursor: {exc}") from exc
+
+
+def story_cursor(story_id: int) -> str:
+    return encode_cursor("story", story_id)
+
+
+def story_before(cursor: str) -> int:
+    """The story id a story cursor holds."""
+    parts = decode_cursor(cursor)
+    if len(parts) != 2 or parts[0] != "story" or not isinstance(parts[1], int):
+        raise BadInputError("invalid cursor")
+    return parts[1]

@@ -1,0 +1,360 @@
+"""What the operator's two doors do, once: ``ingest`` (:mod:`worker.cli`) and the
+HTTP API (:mod:`worker.api`) call these and only render the result.
+
+Each operation takes plain values or a schema (:mod:`worker.schemas`), opens its own
+session, and returns schemas. A refusal is an exception typed by what the caller
+tells its user: :class:`NotFoundError` (HTTP 404, exit 2), :class:`BadInputError`
+(400, exit 2) and :class:`~worker.broker.BrokerUnavailableError` (503, exit 3:
+nothing was recorded or enqueued). No typer, FastAPI or rich here, and no Celery
+until something is enqueued (:mod:`worker.broker`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import broker, store
+from .db import session_scope
+from .models import Article, Story, utcnow
+from .schemas import (
+    ArticleOut,
+    CrawlRequestOut,
+    FeedImportOut,
+    FeedIn,
+    FeedOut,
+    FeedStatsOut,
+    Health,
+    RecrawlIn,
+    StatsOut,
+    StoryDetail,
+    StoryOut,
+)
+
+Row = TypeVar("Row")
+
+HEALTH_BROKER_TIMEOUT = 2.0
+"""Seconds: a health check answers well inside a container probe's timeout."""
+
+
+class NotFoundError(LookupError):
+    """No row by that key (``kind`` names what was looked for)."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"unknown {kind} {key!r}")
+        self.kind = kind
+        self.key = key
+
+
+class BadInputError(ValueError):
+    """Input the caller must fix (a date, a cursor); the message says what is wrong."""
+
+
+def _found(row: Row | None, kind: str, key: object) -> Row:
+    if row is None:
+        raise NotFoundError(kind, key)
+    return row
+
+
+# --- feeds -------------------------------------------------------------------------------
+
+
+def list_feeds() -> list[FeedOut]:
+    with session_scope() as session:
+        return [FeedOut.model_validate(f) for f in store.list_feeds(session)]
+
+
+def get_feed(name: str) -> FeedOut:
+    with session_scope() as session:
+        return FeedOut.model_validate(_found(store.get_feed_by_name(session, name), "feed", name))
+
+
+def save_feed(feed: FeedIn) -> tuple[FeedOut, bool]:
+    """Add a feed, or update the feed of that name (or URL); returns ``(feed, created)``."""
+    with session_scope() as session:
+        row, created = store.upsert_feed(session, **feed.model_dump())
+        return FeedOut.model_validate(row), created
+
+
+def import_feeds(path: Path) -> FeedImportOut:
+    """Add or update every feed of a feed file, in one transaction (all or none)."""
+    from .feedconfig import FeedConfigError, load_feed_specs
+
+    try:
+        specs = load_feed_specs(path)
+    except FeedConfigError as exc:
+        raise BadInputError(str(exc)) from exc
+    created = 0
+    with session_scope() as session:
+        for spec in specs:
+            created += store.upsert_feed(session, **spec.model_dump())[1]
+    return FeedImportOut(created=created, updated=len(specs) - created)
+
+
+def set_feed_enabled(name: str, *, enabled: bool) -> FeedOut:
+    """Enable a feed (clearing its failure state, so it is polled at once) or disable it."""
+    change = store.enable_feed if enabled else store.disable_feed
+    with session_scope() as session:
+        return FeedOut.model_validate(_found(change(session, name), "feed", name))
+
+
+def remove_feed(name: str) -> None:
+    """Delete a feed with its polls and entries; its stored articles are kept."""
+    with session_scope() as session:
+        if not store.remove_feed(session, name):
+            raise NotFoundError("feed", name)
+
+
+# --- articles and stories ------------------------------------------------------------------
+
+ArticleKey = tuple[datetime | None, int]
+"""Where a page of articles ended: the last row's sort time and id."""
+
+
+@dataclass(frozen=True)
+class StoryFilter:
+    """What a caller may filter stories by; ``None`` means "any"."""
+
+    label: str | None = None  # ukraine-security | other
+    topic: str | None = None
+    since: datetime | None = None  # last seen at or after
+    until: datetime | None = None  # first seen before
+    min_articles: int = 1
+
+
+Filter = TypeVar("Filter", store.ArticleFilter, StoryFilter)
+
+
+def _in_utc(where: Filter) -> Filter:
+    """Times without a zone are UTC, like every stored timestamp."""
+    since, until = where.since, where.until
+    return dataclasses.replace(
+        where,
+        since=None if since is None else store.as_utc(since),
+        until=None if until is None else store.as_utc(until),
+    )
+
+
+def list_articles(
+    where: store.ArticleFilter,
+    *,
+    limit: int,
+    sort: str = "published",
+    after: ArticleKey | None = None,
+    include_body: bool = False,
+) -> tuple[list[ArticleOut], ArticleKey | None]:
+    """Up to ``limit`` articles, newest first, after ``after``; and the key to pass
+    as ``after`` for the next page (None on the last page)."""
+    with session_scope() as session:
+        rows = store.list_articles(
+            session, where=_in_utc(where), limit=limit + 1, sort=sort, after=after
+        )
+        names = store.feed_names(session)
+        items = [ArticleOut.of(a, names, body=include_body) for a, _ in rows[:limit]]
+    if len(rows) <= limit:
+        return items, None
+    last, key = rows[limit - 1]
+    assert last.id is not None
+    return items, (key, last.id)
+
+
+def get_article(article_id: int) -> ArticleOut:
+    """One article with its full extracted body."""
+    with session_scope() as session:
+        article = _found(session.get(Article, article_id), "article", article_id)
+        return ArticleOut.of(article, store.feed_names(session), body=True)
+
+
+def list_stories(
+    where: StoryFilter, *, limit: int, before_id: int | None = None
+) -> tuple[list[StoryOut], int | None]:
+    """Up to ``limit`` stories, newest first, older than ``before_id``; and the id to
+    pass as ``before_id`` for the next page (None on the last page)."""
+    with session_scope() as session:
+        found = store.list_stories(
+            session, **dataclasses.asdict(_in_utc(where)), limit=limit + 1, before_id=before_id
+        )
+        items = [StoryOut.of(s) for s in found[:limit]]
+    return items, (items[-1].id if len(found) > limit else None)
+
+
+def get_story(story_id: int) -> StoryDetail:
+    """One story with all its articles (without bodies)."""
+    with session_scope() as session:
+        story = _found(session.get(Story, story_id), "story", story_id)
+        names = store.feed_names(session)
+        articles = [
+            ArticleOut.of(a, names, body=False) for a in store.story_articles(session, story_id)
+        ]
+        return StoryDetail.model_validate({**StoryOut.of(story).model_dump(), "articles": articles})
+
+
+# --- re-crawls ---------------------------------------------------------------------------
+
+
+def submit_recrawl(request: RecrawlIn) -> CrawlRequestOut:
+    """Record and enqueue a re-crawl of a feed, one URL, or everything seen since a time.
+
+    An unknown feed or a dead broker refuses it before anything is recorded, so a
+    request on the books is one the workers were handed.
+    """
+    if request.feed is not None:
+        kind, target = "feed", request.feed
+        get_feed(request.feed)
+    elif request.url is not None:
+        kind, target = "url", request.url
+    else:
+        assert request.since is not None  # RecrawlIn holds exactly one of the three
+        kind, target = "since", store.as_utc(request.since).isoformat()
+    broker.check_broker()
+    request_id = broker.submit_crawl_request(
+        kind=kind, target=target, force=request.force, requested_by=request.requested_by
+    )
+    return crawl_request(request_id)
+
+
+def crawl_request(request_id: int) -> CrawlRequestOut:
+    """A re-crawl request with its progress counted now."""
+    with session_scope() as session:
+        request = store.crawl_request_progress(session, request_id)
+        return CrawlRequestOut.model_validate(_found(request, "crawl request", request_id))
+
+
+def list_crawl_requests(*, limit: int = 20) -> list[CrawlRequestOut]:
+    """The latest re-crawl requests, newest first, each with its progress counted now."""
+    with session_scope() as session:
+        ids = [r.id for r in store.list_crawl_requests(session, limit=limit) if r.id]
+    return [crawl_request(i) for i in ids]
+
+
+# --- reclassification ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReclassifyRun:
+    """Articles sent to be classified again, and what tells how many are done."""
+
+    version: str
+    articles: int
+    batches: int
+    all_articles: bool
+    since: datetime | None
+    started: datetime
+    max_id: int
+
+
+def start_reclassify(*, all_articles: bool, since: datetime | None) -> ReclassifyRun:
+    """Send stored articles to the workers in batches: those labelled by another
+    classifier version, or with ``all_articles`` every one (since ``since``)."""
+    from .classify import classifier_version
+    from .settings import get_settings
+
+    version = classifier_version(get_settings().classifier)
+    with session_scope() as session:
+        ids = store.article_ids_since(
+            session, since=since, only_outdated_version=None if all_articles else version
+        )
+    batches, started = 0, utcnow()
+    if ids:
+        broker.check_broker()
+        # A second's margin for clocks (a worker's, the database's) a little behind
+        # this one: an article re-labelled just after this point must count as done.
+        started = utcnow() - timedelta(seconds=1)
+        batches = broker.enqueue_reclassify(ids)
+    return ReclassifyRun(
+        version=version,
+        articles=len(ids),
+        batches=batches,
+        all_articles=all_articles,
+        since=since,
+        started=started,
+        max_id=max(ids, default=0),
+    )
+
+
+def reclassify_done(run: ReclassifyRun) -> int:
+    """How many of the run's articles now carry the current version (with
+    ``all_articles``: how many were re-labelled since the run started)."""
+    if not run.articles:
+        return 0
+    with session_scope() as session:
+        if run.all_articles:
+            n = store.count_touched(
+                session, updated_since=run.started, since=run.since, max_id=run.max_id
+            )
+        else:
+            n = run.articles - store.count_outdated(session, version=run.version, since=run.since)
+    return max(0, min(run.articles, n))
+
+
+# --- stats and health -------------------------------------------------------------------
+
+
+def totals() -> dict[str, Any]:
+    """Whole-database counts (``ingest stats`` and the ``/metrics`` gauges)."""
+    with session_scope() as session:
+        return store.totals(session)
+
+
+def stats() -> StatsOut:
+    """Per-feed health and counts, and totals for the whole database."""
+    with session_scope() as session:
+        feeds = [
+            FeedStatsOut(
+                feed=FeedOut.model_validate(s.feed),
+                polls_24h=s.polls_24h,
+                poll_errors_24h=s.poll_errors_24h,
+                entries=s.entries,
+                articles=s.articles,
+                ukraine_security=s.positives,
+            )
+            for s in store.feed_stats(session)
+        ]
+        return StatsOut(totals=store.totals(session), feeds=feeds)
+
+
+def health() -> Health:
+    """Database and broker reachability (``GET /health``, ``ingest health``)."""
+    database = broker_state = "ok"
+    try:
+        with session_scope() as session:
+            store.check_database(session)
+    except Exception as exc:  # any failure to answer is "down"; the text says why
+        database = f"error: {type(exc).__name__}"
+    try:
+        broker.check_broker(timeout=HEALTH_BROKER_TIMEOUT)
+    except broker.BrokerUnavailableError:
+        broker_state = "error: unreachable"
+    return Health(
+        status="ok" if database == broker_state == "ok" else "degraded",
+        database=database,
+        broker=broker_state,
+    )
+
+
+# --- the CLI's time syntax ----------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(value: str) -> datetime:
+    """An ISO date/datetime (UTC unless it says otherwise) or ``N[mhdw]`` ago."""
+    match = _RELATIVE.match(value)
+    if match:
+        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return datetime.now(UTC) - delta
+    try:
+        if len(value.strip()) == 10:
+            day = date.fromisoformat(value.strip())
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadInputError(
+            f"bad date {value!r} (use 2026-05-01, 2026-05-01T12:00Z or 2d)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,259 @@
+"""The public shapes: what the API accepts and answers and what ``ingest --json`` prints.
+
+Defined once for both doors (the CLI and the API), in the families of the FastAPI
+full-stack template: a body the caller sends (``...In``, the template's *Create*)
+and what a stored row shows (``...Out``, its *Public*). The class names are the
+ones ``/openapi.json`` has always published; clients generated from it name their
+types after them, so the family keeps those names.
+
+An ``...Out`` field of the same name as a table column (:mod:`worker.models`) has
+its type; ``tests/unit/test_schemas.py`` fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from .models import Article, Story
+
+Label = Literal["ukraine-security", "other"]
+LABELS: tuple[Label, ...] = get_args(Label)
+
+
+def label_of(is_ukraine_security: bool) -> Label:
+    """The label a reader filters by, for the boolean the classifier stores."""
+    return "ukraine-security" if is_ukraine_security else "other"
+
+
+def http_url(value: str) -> str:
+    """``value`` when it is an http(s) URL with a host: feeds and re-crawls fetch only those."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+def describe(error: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    """``field: problem`` for each problem, on one line, for an operator to read;
+    ``names`` renames fields (to the CLI's option names, say)."""
+    problems = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"])
+        where = (names or {}).get(where, where)
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+# --- feeds -----------------------------------------------------------------------------
+
+
+class FeedIn(BaseModel):
+    """A feed to add, or to update by name."""
+
+    # Also `ingest feeds add`, and a [[feed]] table of the feed file
+    # (worker.feedconfig.FeedSpec, which refuses unknown keys).
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    url: str = Field(min_length=8, max_length=2048)
+    tags: list[str] = Field(default_factory=list)
+    language: str | None = Field(default=None, max_length=16)
+    poll_interval_seconds: int | None = Field(default=None, ge=30)
+    enabled: bool = True
+
+    _http_url = field_validator("url")(http_url)
+
+
+class FeedOut(BaseModel):
+    """A feed with its health, as the operator sees it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    url: str
+    title: str | None
+    language: str | None
+    tags: list[str]
+    enabled: bool
+    state: str
+    error_count: int
+    last_error: str | None
+    last_http_status: int | None
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+
+
+class FeedImportOut(BaseModel):
+    """How many feeds of a feed file were new, and how many updated."""
+
+    created: int
+    updated: int
+
+
+class FeedStatsOut(BaseModel):
+    """A feed's health next to what it has produced (``ingest stats``)."""
+
+    feed: FeedOut
+    polls_24h: int
+    poll_errors_24h: int
+    entries: dict[str, int]
+    articles: int
+    ukraine_security: int
+
+
+class StatsOut(BaseModel):
+    """Whole-database counts and every feed's stats."""
+
+    totals: dict[str, Any]
+    feeds: list[FeedStatsOut]
+
+
+# --- articles and stories -------------------------------------------------------------
+
+
+class ArticleOut(BaseModel):
+    """A stored article with its feed's name and its label (body only when asked for)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    url: str
+    canonical_url: str
+    feed_id: int | None
+    feed: str | None = None
+    source_domain: str | None
+    author: str | None
+    summary: str | None
+    body: str | None = Field(default=None, description="Only with include_body=true.")
+    published_at: datetime | None
+    fetched_at: datetime
+    language: str | None
+    extraction_method: str
+    is_ukraine_security: bool
+    label: Label
+    security_score: float
+    topics: list[str]
+    classifier_version: str
+    story_id: int | None
+    duplicate_of_id: int | None
+    dedup_reason: str | None
+
+    @classmethod
+    def of(cls, article: Article, feeds: dict[int, str], *, body: bool) -> ArticleOut:
+        """The row as readers see it; ``feeds`` maps feed ids to names."""
+        return cls.model_validate(
+            {
+                **article.model_dump(exclude={"body", "minhash", "evidence", "title_history"}),
+                "feed": feeds.get(article.feed_id) if article.feed_id is not None else None,
+                "label": label_of(article.is_ukraine_security),
+                "body": article.body if body else None,
+            }
+        )
+
+
+class ArticlePage(BaseModel):
+    items: list[ArticleOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
+
+
+class StoryOut(BaseModel):
+    """A story (one event, reported by one or more articles) with its label."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    first_article_id: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    article_count: int
+    source_count: int
+    is_ukraine_security: bool
+    label: Label
+    security_score: float
+    topics: list[str]
+
+    @classmethod
+    def of(cls, story: Story) -> StoryOut:
+        return cls.model_validate(
+            {**story.model_dump(), "label": label_of(story.is_ukraine_security)}
+        )
+
+
+class StoryPage(BaseModel):
+    items: list[StoryOut]
+    next_cursor: str | None
+
+
+class StoryDetail(StoryOut):
+    articles: list[ArticleOut]
+
+
+# --- re-crawls, reclassification and health ----------------------------------------------
+
+
+class RecrawlIn(BaseModel):
+    """Exactly one of feed, url, since."""
+
+    feed: str | None = None
+    url: str | None = None
+    since: datetime | None = None
+    force: bool = False
+    requested_by: str = Field(default="api", max_length=200)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RecrawlIn:
+        given = [v for v in (self.feed, self.url, self.since) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of feed, url, since")
+        return self
+
+
+class CrawlRequestOut(BaseModel):
+    """A re-crawl request: who asked for what, and how far it got."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    requested_by: str
+    requested_at: datetime
+    kind: str
+    target: str
+    force: bool
+    status: str
+    total: int
+    done: int
+    failed: int
+    finished_at: datetime | None
+    error: str | None = None
+    """Why the request failed (status ``failed``); null otherwise."""
+
+
+class ReclassifyOut(BaseModel):
+    """A reclassification run: how many articles were sent, and how many are done."""
+
+    articles: int
+    version: str
+    batches: int
+    done: int
+    finished: bool
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    broker: str
