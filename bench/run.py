@@ -56,8 +56,8 @@ def _bare_one(article: int) -> int:
     """What the pipeline computes for one page, minus HTTP, queue and database."""
     from worker import dedup
     from worker.classify import classify
+    from worker.decoding import decode_body
     from worker.extract import extract_article, from_feed_summary
-    from worker.fetch import decode_body
     from worker.urls import canonicalize_url
 
     page = _PAGES[article % len(_PAGES)]

@@ -2,9 +2,10 @@
 
 Every request is bounded: connect/read/total timeouts, a body-size cap enforced
 while streaming and counted on *decompressed* bytes (we inflate gzip/deflate
-ourselves in small steps, so a gzip bomb stops at the cap without ever being
-inflated in memory), a redirect limit with the SSRF guard re-checked on every
-hop, and content-type checks so a feed URL that returns a PDF fails clearly.
+ourselves in small steps with :mod:`worker.decoding`, so a gzip bomb stops at
+the cap without ever being inflated in memory), a redirect limit with the SSRF
+guard (:mod:`worker.ssrf`) re-checked on every hop, and content-type checks so
+a feed URL that returns a PDF fails clearly.
 
 Politeness is pluggable: a :class:`HostLimiter` is asked before every request
 (including each redirect hop and robots.txt itself) and told about 429/503
@@ -15,23 +16,19 @@ knows these small protocols. Errors come out typed (:mod:`worker.errors`).
 
 from __future__ import annotations
 
-import codecs
 import email.utils
-import ipaddress
-import re
-import socket
 import time
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
 
+from .decoding import BoundedDecoder, charset_from_content_type, looks_binary
 from .errors import PermanentError, TransientError
+from .ssrf import BlockedAddressError, PinnedBackend, PinnedTransport, check_url_allowed
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -52,26 +49,6 @@ TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524
 # Statuses after which the whole host is paused for every worker.
 HOST_PAUSE_STATUSES = {429, 503}
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
-DECODE_STEP_BYTES = 64 * 1024
-
-# Magic numbers of things that are never a feed or an article, whatever the
-# Content-Type says (servers label anything application/octet-stream).
-_BINARY_MAGIC = (
-    b"%PDF-",
-    b"\x89PNG",
-    b"GIF87a",
-    b"GIF89a",
-    b"\xff\xd8\xff",
-    b"PK\x03\x04",
-    b"\x1f\x8b",
-    b"BZh",
-    b"\x7fELF",
-    b"OggS",
-    b"ID3",
-)
-
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_XML_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
 
 
 class HostLimiter(Protocol):
@@ -138,71 +115,6 @@ class FetchResult:
         return charset_from_content_type(self.headers.get("content-type", ""))
 
 
-def charset_from_content_type(value: str) -> str | None:
-    for part in value.split(";")[1:]:
-        key, _, val = part.partition("=")
-        if key.strip().lower() == "charset" and val.strip():
-            return val.strip().strip("\"'").lower()
-    return None
-
-
-def _known_codec(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
-
-
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-
-
-def decode_body(body: bytes, *, header_charset: str | None) -> tuple[str, str]:
-    """Decode an HTML body, returning ``(text, encoding_used)``.
-
-    Sources in order: the HTTP header's charset, then the document's own
-    declaration (``<meta charset>`` or the XML declaration), then a
-    statistical guess. One exception, as in the WHATWG encoding standard and
-    RFC 7303: a byte-order mark is unambiguous bytes and beats the header (a
-    UTF-8 BOM decoded as Latin-1 is garbage). A declared charset that cannot
-    decode the bytes is skipped rather than trusted, and UTF-8 with
-    replacement is the last resort so one bad byte never loses a page.
-    """
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom) :].decode(name, "replace"), name
-    candidates: list[str | None] = [_known_codec(header_charset)]
-    head = body[:4096]
-    meta = _META_CHARSET.search(head) or _XML_ENCODING.search(head)
-    if meta:
-        candidates.append(_known_codec(meta.group(1).decode("ascii", "ignore")))
-    for candidate in candidates:
-        # UTF-16/32 declared without a BOM is a known publisher mistake (the
-        # HTML standard maps such declarations to UTF-8); don't trust it.
-        if candidate and not candidate.startswith(("utf-16", "utf-32", "utf_16", "utf_32")):
-            try:
-                return body.decode(candidate), candidate
-            except UnicodeDecodeError:
-                continue
-    try:
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(body[:200_000]).best()
-    if best is not None and best.encoding:
-        return body.decode(best.encoding, "replace"), best.encoding
-    return body.decode("utf-8", "replace"), "utf-8"
-
-
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
     if not value:
@@ -220,218 +132,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return float(min(max(delta, 0.0), MAX_RETRY_AFTER_SECONDS))
 
 
-def looks_binary(body: bytes) -> bool:
-    """True for bodies whose first bytes are a well-known binary format."""
-    return body.lstrip(b"\r\n\t ")[:8].startswith(_BINARY_MAGIC)
-
-
 def host_key(url: str) -> str:
     """The politeness key of a URL: its lower-cased host name, port ignored."""
     return (urlsplit(url).hostname or "").lower().rstrip(".")
-
-
-def _networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(c, strict=False) for c in cidrs]
-
-
-def check_url_allowed(
-    url: str,
-    *,
-    allowed_networks: Iterable[str] = (),
-    resolver: Callable[[str, int], list[str]] | None = None,
-) -> None:
-    """Refuse non-http(s) URLs and hosts that resolve to internal addresses (SSRF).
-
-    Loopback, private, link-local (including cloud metadata at 169.254.169.254),
-    multicast and reserved ranges are refused unless the operator allowed the
-    network explicitly in settings. Every resolved address must pass, so a DNS
-    name with one public and one private record is refused.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise PermanentError(
-            f"scheme {parts.scheme or '(none)'!r} refused", url=url, error_class="bad_url"
-        )
-    host = parts.hostname
-    if not host:
-        raise PermanentError("URL has no host", url=url, error_class="bad_url")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise PermanentError(f"bad port: {exc}", url=url, error_class="bad_url") from exc
-    resolve = resolver or _resolve
-    try:
-        addresses = resolve(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise TransientError(f"DNS lookup failed: {exc}", url=url, error_class="dns") from exc
-    blocked = first_blocked_address(addresses, _networks(allowed_networks))
-    if blocked is not None:
-        raise PermanentError(
-            f"refusing to fetch internal address {blocked}", url=url, error_class="ssrf_blocked"
-        )
-
-
-def first_blocked_address(
-    addresses: Iterable[str],
-    allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
-) -> str | None:
-    """The first address that is internal and not explicitly allowed, or None."""
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        mapped = getattr(ip, "ipv4_mapped", None)
-        if mapped is not None:
-            ip = mapped
-        if any(ip in net for net in allowed):
-            continue
-        if not ip.is_global or ip.is_multicast:
-            return str(ip)
-    return None
-
-
-def _resolve(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    return sorted({str(info[4][0]) for info in infos})
-
-
-class BlockedAddressError(Exception):
-    """Raised inside the HTTP transport when a connection would reach an internal address."""
-
-
-class PinnedBackend(httpcore.SyncBackend):
-    """Opens sockets only to addresses that pass the SSRF check, on the same lookup.
-
-    :func:`check_url_allowed` resolves the host before a request; httpcore would
-    resolve it again to connect, and a DNS-rebinding host (a TTL-0 record that
-    answers a public address first and an internal one next) would pass the
-    check and connect inside. Here the name is resolved once at connect time,
-    every address is checked, and the socket goes to a checked address.
-    """
-
-    def __init__(
-        self,
-        allowed_networks: Iterable[str] = (),
-        *,
-        resolver: Callable[[str, int], list[str]] | None = None,
-    ) -> None:
-        self._allowed = _networks(allowed_networks)
-        self._resolve = resolver or _resolve
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            addresses = self._resolve(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"DNS lookup failed: {exc}") from exc
-        blocked = first_blocked_address(addresses, self._allowed)
-        if blocked is not None:
-            raise BlockedAddressError(f"refusing to connect to internal address {blocked}")
-        error: httpcore.ConnectError | None = None
-        for address in addresses:
-            try:
-                return super().connect_tcp(
-                    address, port, timeout, local_address, socket_options=socket_options
-                )
-            except httpcore.ConnectError as exc:
-                error = exc
-        raise error or httpcore.ConnectError(f"{host} has no address")
-
-
-class PinnedTransport(httpx.HTTPTransport):
-    """httpx's transport over :class:`PinnedBackend` (httpx has no public hook for it)."""
-
-    def __init__(self, backend: PinnedBackend) -> None:
-        super().__init__()
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            network_backend=backend,
-        )
-
-
-class BoundedDecoder:
-    """Undo Content-Encoding in steps of at most :data:`DECODE_STEP_BYTES`.
-
-    ``zlib.decompressobj(...).decompress(data, max_length)`` leaves what it did
-    not inflate in ``unconsumed_tail``, so one 64 KiB network chunk of a gzip
-    bomb (which would inflate to ~64 MiB in one call) is inflated a step at a
-    time and the caller can stop at its byte cap. httpx's own decoders inflate
-    whole chunks, which is why the fetcher reads ``iter_raw`` and uses this.
-    """
-
-    def __init__(self, content_encoding: str, *, url: str) -> None:
-        codings = [
-            c.strip().lower()
-            for c in content_encoding.split(",")
-            if c.strip() and c.strip().lower() != "identity"
-        ]
-        self.url = url
-        self.coding = codings[0] if codings else None
-        if len(codings) > 1 or self.coding not in (None, "gzip", "x-gzip", "deflate"):
-            raise PermanentError(
-                f"unsupported Content-Encoding {content_encoding!r}",
-                url=url,
-                error_class="bad_encoding",
-            )
-        self._raw_deflate = False
-        self._obj = self._new()
-
-    def _new(self) -> zlib._Decompress | None:
-        if self.coding is None:
-            return None
-        if self.coding in ("gzip", "x-gzip"):
-            return zlib.decompressobj(16 + zlib.MAX_WBITS)
-        # "deflate" is meant to be zlib-wrapped, but some servers send raw
-        # deflate; retry raw once if the zlib header is wrong.
-        return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if self._obj is None:
-            yield data
-            return
-        try:
-            yield from self._inflate(data)
-        except zlib.error as exc:
-            raise PermanentError(
-                f"bad {self.coding} data: {exc}", url=self.url, error_class="bad_encoding"
-            ) from exc
-
-    def _inflate(self, data: bytes) -> Iterator[bytes]:
-        pending = data
-        while pending:
-            assert self._obj is not None
-            try:
-                out = self._obj.decompress(pending, DECODE_STEP_BYTES)
-            except zlib.error:
-                if self.coding == "deflate" and not self._raw_deflate:
-                    self._raw_deflate = True
-                    self._obj = self._new()
-                    continue
-                raise
-            if out:
-                yield out
-            pending = self._obj.unconsumed_tail
-            if self._obj.eof and self._obj.unused_data:
-                # Concatenated gzip members (legal, and what some CDNs send).
-                pending = self._obj.unused_data
-                self._obj = self._new()
-
-    def flush(self) -> bytes:
-        if self._obj is None:
-            return b""
-        try:
-            return self._obj.flush()
-        except zlib.error as exc:
-            raise PermanentError(
-                f"bad {self.coding} data: {exc}", url=self.url, error_class="bad_encoding"
-            ) from exc
 
 
 class Fetcher:

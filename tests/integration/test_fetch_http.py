@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from worker.decoding import decode_body
 from worker.errors import PermanentError, TransientError
 from worker.feeds import parse_feed
-from worker.fetch import FEED_ACCEPT, HTML_CONTENT_TYPES, Fetcher, FetchPolicy, decode_body
+from worker.fetch import FEED_ACCEPT, HTML_CONTENT_TYPES, Fetcher, FetchPolicy
 from worker.localweb import LocalWeb
 from worker.politeness import HostRate, HostRates, LocalHostLimiter
 

@@ -11,17 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from worker.decoding import DECODE_STEP_BYTES, BoundedDecoder, decode_body, looks_binary
 from worker.errors import PermanentError, TransientError
-from worker.fetch import (
-    DECODE_STEP_BYTES,
-    BoundedDecoder,
-    check_url_allowed,
-    decode_body,
-    host_key,
-    looks_binary,
-    parse_retry_after,
-)
+from worker.fetch import host_key, parse_retry_after
 from worker.politeness import HostRate, HostRates, LocalHostLimiter
+from worker.ssrf import check_url_allowed
 
 
 def test_bom_beats_header() -> None:

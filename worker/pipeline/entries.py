@@ -18,10 +18,10 @@ from sqlmodel import Session
 from .. import dedup, store
 from ..classify import classify
 from ..db import session_scope
+from ..decoding import decode_body as decode_html
 from ..errors import IngestError, PermanentError, TransientError
 from ..extract import ExtractedArticle, extract_article, from_feed_summary
 from ..fetch import HTML_CONTENT_TYPES, Fetcher, FetchResult
-from ..fetch import decode_body as decode_html
 from ..models import utcnow
 from ..settings import Settings
 from ..urls import InvalidURLError, canonicalize_url
