@@ -130,20 +130,20 @@ _WARM_UP_PAGE = (
 def _warm_up_before_fork(**_kwargs: Any) -> None:
     """Load the extraction and classification models once, before the pool forks.
 
-    The first extraction in a process costs ~1.3 s (language model, lazy
-    imports). Done here, every pool child, including the ones replaced under
+    The first extraction in a process is slow (language model, lazy imports).
+    Done here, every pool child, including the ones replaced under
     ``worker_max_tasks_per_child`` or ``worker_max_memory_per_child``, starts
-    warm and shares those pages copy-on-write instead of loading its own copy.
+    warm and shares those pages copy-on-write instead of loading its own copy
+    (docs/benchmark.md measures both).
 
     Then everything loaded so far (Celery, SQLAlchemy, trafilatura, the
-    classifier's tables: ~145,000 objects) is moved out of the garbage
-    collector's reach with :func:`gc.freeze`. Those objects live as long as
-    the process, yet every full collection in every child would walk them
-    (and, touching their headers, copy their pages): measured over 300 page
-    extractions, collection time fell from 1.6 % to 0.5 % of CPU.
+    classifier's tables) is moved out of the garbage collector's reach with
+    :func:`gc.freeze`. Those objects live as long as the process, yet every
+    full collection in every child would walk them and, touching their
+    headers, copy their pages.
 
     With ``INGEST_CLASSIFIER=neighbours`` this also loads the sentence-embedding
-    model (~90 MB) once, shared by the children. Every weights file the configured
+    model once, shared by the children. Every weights file the configured
     method reads (the English and Ukrainian/Russian stages', and the neighbour stage's
     when it is enabled) is loaded and checksum-verified first; a damaged file stops the
     worker at start.
