@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from tests.integration.helpers import detached, rss
+from tests.support.factories import add_feed
 from worker import pipeline, store
 from worker.db import session_scope
 from worker.fetch import Fetcher
@@ -73,12 +74,6 @@ class FeedServer:
 
 
 @pytest.fixture
-def web() -> Iterator[LocalWeb]:
-    with LocalWeb() as server:
-        yield server
-
-
-@pytest.fixture
 def feed_server(web: LocalWeb) -> FeedServer:
     return FeedServer(web)
 
@@ -94,13 +89,6 @@ def fetcher(settings: Settings) -> Iterator[Fetcher]:
         yield f
 
 
-def _add_feed(url: str, name: str = "f") -> int:
-    with session_scope() as session:
-        feed, _ = store.upsert_feed(session, name=name, url=url)
-        assert feed.id is not None
-        return feed.id
-
-
 def _feed(feed_id: int) -> Feed:
     return detached(Feed, feed_id)
 
@@ -112,7 +100,7 @@ def _poll(feed_id: int, fetcher: Fetcher, settings: Settings) -> pipeline.PollOu
 def test_conditional_get_then_304_skips_parsing(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     first = _poll(feed_id, fetcher, settings)
     assert (first.status, len(first.new_entry_ids)) == ("ok", 1)
     stored = _feed(feed_id)
@@ -129,7 +117,7 @@ def test_same_body_without_validators_is_not_parsed_again(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
     feed_server.etag = None
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     assert _poll(feed_id, fetcher, settings).status == "ok"
     again = _poll(feed_id, fetcher, settings)
     assert again.status == "unchanged"
@@ -145,7 +133,7 @@ def test_same_etag_with_changed_body_turns_conditional_get_off(
 ) -> None:
     """A 200 with the stored ETag but a different body: the ETag can't be trusted."""
     feed_server.ignore_validators = True
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     _poll(feed_id, fetcher, settings)
     feed_server.set_items("One", "Two")  # the ETag stays "v1"
     outcome = _poll(feed_id, fetcher, settings)
@@ -162,7 +150,7 @@ def test_server_that_always_answers_304_is_caught_by_revalidation(
 ) -> None:
     """Every 3rd poll (setting) double-checks a 304 with a full GET; a changed body exposes it."""
     feed_server.always_304 = True
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     assert _poll(feed_id, fetcher, settings).status == "ok"
     feed_server.set_items("One", "Two", "Three")  # the ETag stays "v1": broken server
     assert _poll(feed_id, fetcher, settings).status == "not_modified"
@@ -179,7 +167,7 @@ def test_server_that_always_answers_304_is_caught_by_revalidation(
 def test_revalidation_of_an_honest_server_keeps_conditional_get(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     statuses = [_poll(feed_id, fetcher, settings).status for _ in range(5)]
     assert statuses == ["ok", "not_modified", "not_modified", "unchanged", "not_modified"]
     assert feed_server.conditional == [False, True, True, True, False, True]
@@ -189,7 +177,7 @@ def test_revalidation_of_an_honest_server_keeps_conditional_get(
 def test_failures_back_off_and_mark_the_feed_failing(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     feed_server.status = 500
     before = utcnow()
     first = _poll(feed_id, fetcher, settings)
@@ -216,7 +204,7 @@ def test_failures_back_off_and_mark_the_feed_failing(
 def test_retry_after_is_honoured(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     feed_server.status = 429
     feed_server.headers = {"Retry-After": "7200"}
     before = utcnow()
@@ -231,7 +219,7 @@ def test_cache_control_max_age_delays_the_next_poll(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
     feed_server.headers = {"Cache-Control": "public, max-age=10800"}
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     before = utcnow()
     _poll(feed_id, fetcher, settings)
     next_poll = _feed(feed_id).next_poll_at
@@ -242,7 +230,7 @@ def test_cache_control_max_age_delays_the_next_poll(
 def test_gone_disables_at_once(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     feed_server.status = 410
     _poll(feed_id, fetcher, settings)
     feed = _feed(feed_id)
@@ -252,7 +240,7 @@ def test_gone_disables_at_once(
 def test_disabled_after_days_of_failure_and_enable_resets(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
-    feed_id = _add_feed(feed_server.url, name="flaky")
+    feed_id = add_feed(url=feed_server.url, name="flaky")
     feed_server.status = 503
     _poll(feed_id, fetcher, settings)
     assert _feed(feed_id).state == "failing"
@@ -286,7 +274,7 @@ def test_html_instead_of_a_feed_is_recorded(
     web: LocalWeb, fetcher: Fetcher, settings: Settings
 ) -> None:
     url = web.add_page("page.html", "<html><body><p>Not a feed</p></body></html>")
-    feed_id = _add_feed(url)
+    feed_id = add_feed(url=url)
     outcome = _poll(feed_id, fetcher, settings)
     assert outcome.status == "error"
     assert _feed(feed_id).last_error_class == "not_a_feed"
@@ -307,8 +295,8 @@ def test_permanent_redirect_updates_the_feed_url(
 ) -> None:
     web.routes["/old.xml"] = _redirect("301 /feed.xml")  # type: ignore[assignment]
     web.routes["/temp.xml"] = _redirect("302 /feed.xml")  # type: ignore[assignment]
-    moved = _add_feed(web.url("old.xml"), name="moved")
-    temporary = _add_feed(web.url("temp.xml"), name="temporary")
+    moved = add_feed(url=web.url("old.xml"), name="moved")
+    temporary = add_feed(url=web.url("temp.xml"), name="temporary")
     _poll(moved, fetcher, settings)
     _poll(temporary, fetcher, settings)
     assert _feed(moved).url == feed_server.url
@@ -319,8 +307,8 @@ def test_permanent_redirect_onto_another_feeds_url_is_not_followed(
     web: LocalWeb, feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
     web.routes["/old.xml"] = _redirect("308 /feed.xml")  # type: ignore[assignment]
-    _add_feed(feed_server.url, name="existing")
-    moved = _add_feed(web.url("old.xml"), name="moved")
+    add_feed(url=feed_server.url, name="existing")
+    moved = add_feed(url=web.url("old.xml"), name="moved")
     assert _poll(moved, fetcher, settings).status == "ok"
     assert _feed(moved).url == web.url("old.xml")
 
@@ -330,7 +318,7 @@ def test_limiter_throttle_reschedules_without_counting_a_failure(
 ) -> None:
     limiter = LocalHostLimiter(HostRates(HostRate(1.0, 1), {}), max_wait=1.0)
     limiter.pause("127.0.0.1", 600)
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     before = utcnow()
     with Fetcher(pipeline.fetch_policy(settings), limiter=limiter) as fetcher:
         outcome = _poll(feed_id, fetcher, settings)
@@ -362,7 +350,7 @@ def test_two_concurrent_polls_of_one_feed_fetch_once(database_url: str, web: Loc
         h.wfile.write(body)
 
     web.routes["/slow.xml"] = slow_feed
-    feed_id = _add_feed(web.url("slow.xml"))
+    feed_id = add_feed(url=web.url("slow.xml"))
     results: list[pipeline.PollOutcome] = []
     with (
         Fetcher(pipeline.fetch_policy(settings)) as f1,
