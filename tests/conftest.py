@@ -1,5 +1,5 @@
 """Shared fixtures: real services (redis-server, PostgreSQL), databases, Redis
-databases, a local web server and env.
+databases, a local web server, env and the structured log events of the test.
 
 Services are started once per test session on free loopback ports. When a
 service binary is missing the tests that need it are skipped locally, but fail
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import services
+from tests.support.logs import Events, LogEvents
 from worker.localweb import LocalWeb
 
 REPO_ROOT = services.REPO_ROOT
@@ -112,6 +114,39 @@ def web() -> Iterator[LocalWeb]:
     """A local HTTP server standing in for the news web (pages, feeds, routes)."""
     with LocalWeb() as server:
         yield server
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Set at teardown so page handlers that hang on purpose let go of their threads."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _structured_logging() -> None:
+    """Configure logging as each worker process does, before any test logs.
+
+    Our loggers keep the processors of the configuration they were first used
+    under, so a logger first used unconfigured would print to stdout for the
+    rest of the session. Configured, every event reaches the standard library
+    as a dict, where :func:`log_events` reads it (``structlog.testing.capture_logs``
+    would miss loggers first used before the CLI or the Celery app reconfigured).
+    """
+    from worker.logging import configure_logging
+
+    configure_logging("INFO")
+
+
+@pytest.fixture
+def log_events(caplog: pytest.LogCaptureFixture) -> LogEvents:
+    """The structured events this process has logged during the test so far."""
+
+    def events() -> Events:
+        return Events(dict(r.msg) for r in caplog.records if isinstance(r.msg, dict))
+
+    return events
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from sqlmodel import select
 
 from tests.support import services
+from tests.support.logs import Events
 from worker.db import session_scope
 from worker.localweb import LocalWeb
 from worker.models import Entry
@@ -71,6 +73,10 @@ class CeleryRun:
 
     def log(self) -> str:
         return "".join(worker.log() for worker in self.workers)
+
+    def events(self) -> Events:
+        """The structured events the workers have logged so far."""
+        return Events.parse(self.log())
 
 
 def wait_ready(worker: services.CeleryProcess, *, timeout: float = 120.0) -> None:
@@ -181,6 +187,16 @@ def detached(model: type[T], row_id: int) -> T:
         assert row is not None, f"no {model.__name__} {row_id}"
         session.expunge(row)
         return row
+
+
+def hanging_page(release: threading.Event) -> Any:
+    """A page that accepts the request and answers nothing until ``release`` is set
+    (the ``release`` fixture sets it at teardown)."""
+
+    def route(_handler: BaseHTTPRequestHandler) -> None:
+        release.wait(30)
+
+    return route
 
 
 def dripping_page(body: bytes, *, chunk: int = 64, every: float = 0.25) -> Any:

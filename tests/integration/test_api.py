@@ -3,7 +3,6 @@ TestClient and, once, as the real `ingest api` server process."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 from tests.integration.helpers import wait_until
 from tests.support import services
 from tests.support.factories import add_feed, add_listed_article
+from tests.support.logs import Events, LogEvents
 from worker import store
 from worker.db import session_scope
 from worker.models import CrawlRequest
@@ -210,6 +210,7 @@ def test_recrawl_health_and_metrics(
     seeded: dict[str, Any],
     broker_url: str,
     monkeypatch: pytest.MonkeyPatch,
+    log_events: LogEvents,
 ) -> None:
     """With the broker up: /health is ok and POST /recrawl records and enqueues a request."""
     import redis
@@ -239,6 +240,9 @@ def test_recrawl_health_and_metrics(
     failed = client.get(f"/crawl-requests/{request['id']}").json()
     assert (failed["status"], failed["error"]) == ("failed", "HTTP 500 [server]")
     assert failed["finished_at"] is not None
+    log_events().expect(
+        "crawl_request_failed", crawl_request_id=request["id"], reason="HTTP 500 [server]"
+    )
 
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
@@ -280,6 +284,6 @@ def test_ingest_api_serves_over_http(sqlite_url: str, broker_url: str) -> None:
         output = process.communicate(timeout=20)[0].decode(errors="replace")
     # uvicorn shuts down cleanly, then re-raises SIGTERM as its exit status.
     assert process.returncode in (0, -15), output[-2000:]
-    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    assert any(line["event"] == "Application startup complete." for line in lines), output
-    assert all({"event", "level", "timestamp"} <= set(line) for line in lines)
+    events = Events.parse(output)
+    events.expect("Application startup complete.")
+    assert all({"event", "level", "timestamp"} <= set(event) for event in events)

@@ -212,7 +212,7 @@ def test_failed_recrawl_says_why(
     """A re-crawl whose feed poll fails ends `failed` with the poll's error on the row,
     in `recrawl`'s exit code and output and in `crawl-requests` (not only in the logs)."""
     ingest_json("feeds", "add", "gone", web.url("no-such-feed.xml"))  # answers 404
-    with running_celery(worker_env(database_url, broker_url), tmp_path):
+    with running_celery(worker_env(database_url, broker_url), tmp_path) as celery:
         result = ingest("recrawl", "--feed", "gone", "--json")
         assert result.exit_code == 1, (result.stdout, result.stderr)
         row = json.loads(result.stdout)
@@ -223,6 +223,9 @@ def test_failed_recrawl_says_why(
         table = ingest("crawl-requests")
         assert table.exit_code == 0
         assert "404" in table.stdout
+    events = celery.events()
+    events.expect("feed_poll_failed", error_class="http_4xx")
+    events.expect("crawl_request_failed", crawl_request_id=row["id"], reason=row["error"])
     with session_scope() as session:
         stored = session.get(CrawlRequest, row["id"])
         assert stored is not None
@@ -328,8 +331,8 @@ def test_recrawl_reclassify_and_worker_metrics(
         text = wait_until(polled_three_times, timeout=30, what="the third poll counted")
         assert _metric(text, "ingest_fetches_total", kind="feed") == 3
         assert _metric(text, "ingest_fetches_total", kind="feed", status="error") == 0
-    events = [json.loads(line) for line in celery.log().splitlines() if line.startswith("{")]
-    stored = [e for e in events if e["event"] == "article_stored"]
+    events = celery.events()
+    stored = events.named("article_stored")
     assert stored, celery.log()[-3000:]
     assert all(e["task_id"] and e["url"].startswith("http://127.0.0.1") for e in stored)
     assert any(e.get("crawl_request_id") for e in events)

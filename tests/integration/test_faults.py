@@ -35,6 +35,7 @@ from tests.integration.helpers import (
 )
 from tests.support import services
 from tests.support.factories import add_feed
+from tests.support.logs import Events, LogEvents
 from worker import migrate, pipeline
 from worker.db import dispose_engines, session_scope
 from worker.fetch import Fetcher
@@ -219,7 +220,9 @@ def test_sigkill_mid_processing_stores_each_article_once(
     assert_stored_exactly_once(len(KEYS))
     # The poll's ten entries went out as batches; a batch that came back after
     # its run died was split into single entries, each counting the lost run.
-    assert '"entry_batch_split"' in first.log() + replacement.log()
+    Events([*first.events(), *replacement.events()]).expect(
+        "entry_batch_split", reason="redelivered"
+    )
     with session_scope() as session:
         attempts = session.exec(select(Entry.attempts)).all()
     assert max(attempts) >= 2  # killed runs were redelivered, not lost
@@ -307,7 +310,7 @@ def test_poisoned_page_times_out_and_the_batch_goes_on(
     for key in KEYS[1:5]:
         site.add_article(key)
     feed_id = site.publish_feed()
-    with running_celery(env, tmp_path):
+    with running_celery(env, tmp_path) as celery:
         send(broker_url, "worker.tasks.poll_feed", feed_id)
         wait_until(processed, timeout=45, what="every entry processed")
     with session_scope() as session:
@@ -320,9 +323,12 @@ def test_poisoned_page_times_out_and_the_batch_goes_on(
         assert bad.article_id is None
         assert all(e.status == "stored" for e in entries.values())
         assert len(session.exec(select(Article)).all()) == len(entries)
+        celery.events().expect("entry_failed", entry_id=bad.id, error_class="timeout")
 
 
-def test_crash_loop_is_capped_by_attempts(sqlite_url: str, site: NewsSite) -> None:
+def test_crash_loop_is_capped_by_attempts(
+    sqlite_url: str, site: NewsSite, log_events: LogEvents
+) -> None:
     """An entry whose runs keep dying is given up after max_entry_attempts, not retried forever."""
     from worker.tasks import process_entry
 
@@ -346,3 +352,4 @@ def test_crash_loop_is_capped_by_attempts(sqlite_url: str, site: NewsSite) -> No
         assert entry.status == "failed"
         assert entry.error_class == "attempts_exhausted"
         assert entry.attempts == settings.max_entry_attempts + 1
+    log_events().expect("entry_failed", entry_id=entry_id, error_class="attempts_exhausted")

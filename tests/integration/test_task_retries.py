@@ -80,7 +80,7 @@ def test_transient_retried_permanent_recorded(
     )
     add_feed(name="local", url=web.url("feed.xml"))
 
-    with running_celery(worker_env(sqlite_url, broker_url), tmp_path, beat=True):
+    with running_celery(worker_env(sqlite_url, broker_url), tmp_path, beat=True) as celery:
         wait_until(lambda: processed(4), timeout=90, what="entries processed")
     requests = [path for path, _t in web.requests]
     limited_times = [t for path, t in web.requests if path == "/limited.html"]
@@ -115,3 +115,11 @@ def test_transient_retried_permanent_recorded(
     assert entries["flaky"].attempts == 3
     assert entries["limited"].attempts == 2
     assert entries["gone-1"].attempts == entries["gone-2"].attempts == 1
+    # And the log says so: each retried entry left the batch with its own countdown
+    # (the 429's its Retry-After), and the 404 without a summary failed for good.
+    events = celery.events()
+    events.expect("entry_retry_scheduled", entry_id=entries["flaky"].id)
+    limited = events.expect("entry_retry_scheduled", entry_id=entries["limited"].id)
+    assert limited["countdown"] >= 3.0
+    events.expect("entry_failed", entry_id=entries["gone-2"].id, error_class="http_4xx")
+    assert not events.named("entry_failed", entry_id=entries["gone-1"].id)
