@@ -1,11 +1,15 @@
-"""Helpers for integration tests: a local news web built from real pages, and waiting."""
+"""Helpers for integration tests: a local news web built from real pages, worker and
+beat processes that always stop, and waiting."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from html import escape
@@ -15,6 +19,8 @@ from typing import Any, TypeVar
 
 from sqlmodel import select
 
+from tests.support import services
+from tests.support.logs import Events
 from worker.db import session_scope
 from worker.localweb import LocalWeb
 from worker.models import Entry
@@ -54,13 +60,89 @@ def worker_env(database_url: str, broker_url: str, **overrides: str) -> dict[str
     return env
 
 
-def stored_entries(expected: int) -> list[Entry]:
-    """All entries, once there are ``expected`` and every one is stored; else ``[]``
-    (a predicate for :func:`wait_until`)."""
+@dataclass
+class CeleryRun:
+    """The ``ingest worker`` processes (and ``ingest beat``) started by :func:`running_celery`."""
+
+    workers: list[services.CeleryProcess] = field(default_factory=list)
+    beat: services.CeleryProcess | None = None
+
+    @property
+    def worker(self) -> services.CeleryProcess:
+        return self.workers[0]
+
+    def log(self) -> str:
+        return "".join(worker.log() for worker in self.workers)
+
+    def events(self) -> Events:
+        """The structured events the workers have logged so far."""
+        return Events.parse(self.log())
+
+
+def wait_ready(worker: services.CeleryProcess, *, timeout: float = 120.0) -> None:
+    """Wait until the worker consumes (after its warm-up); fail at once if it exits."""
+
+    def ready() -> bool:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"the worker exited ({worker.process.returncode}):\n{worker.log()}")
+        return " ready." in worker.log()
+
+    wait_until(ready, timeout=timeout, interval=0.2, what="worker ready")
+
+
+@contextmanager
+def running_celery(
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    workers: int = 1,
+    beat: bool = False,
+    concurrency: int = 2,
+) -> Iterator[CeleryRun]:
+    """``workers`` worker processes, each ready before it is handed over, then beat if
+    asked; stopped (beat first) however the test ends. ``env`` comes from
+    :func:`worker_env`."""
+    celery = CeleryRun()
+    try:
+        for n in range(workers):
+            name = ["-n", f"w{n + 1}@%h"] if workers > 1 else None
+            celery.workers.append(
+                services.start_celery(
+                    "worker", env, workdir=workdir, concurrency=concurrency, extra=name
+                )
+            )
+        for worker in celery.workers:
+            wait_ready(worker)
+        if beat:
+            celery.beat = services.start_celery("beat", env, workdir=workdir)
+        yield celery
+    finally:
+        if celery.beat is not None:
+            celery.beat.stop()
+        for worker in celery.workers:
+            worker.stop()
+
+
+def processed(expected: int | None = None) -> bool:
+    """Whether every entry is past ``pending`` (and there are ``expected`` of them):
+    a predicate for :func:`wait_until`."""
     with session_scope() as session:
-        entries = list(session.exec(select(Entry)).all())
-    done = len(entries) == expected and all(e.status == "stored" for e in entries)
-    return entries if done else []
+        statuses = session.exec(select(Entry.status)).all()
+    if expected is not None and len(statuses) != expected:
+        return False
+    return bool(statuses) and "pending" not in statuses
+
+
+def wait_stored(expected: int, *, timeout: float = 90.0) -> list[Entry]:
+    """All entries, once there are ``expected`` and every one is stored."""
+
+    def stored() -> list[Entry]:
+        with session_scope() as session:
+            entries = list(session.exec(select(Entry)).all())
+        done = len(entries) == expected and all(e.status == "stored" for e in entries)
+        return entries if done else []
+
+    return wait_until(stored, timeout=timeout, what=f"{expected} entries stored")
 
 
 def fundus_page(shared_data: Path, key: str) -> tuple[bytes, dict[str, str]]:
@@ -105,6 +187,16 @@ def detached(model: type[T], row_id: int) -> T:
         assert row is not None, f"no {model.__name__} {row_id}"
         session.expunge(row)
         return row
+
+
+def hanging_page(release: threading.Event) -> Any:
+    """A page that accepts the request and answers nothing until ``release`` is set
+    (the ``release`` fixture sets it at teardown)."""
+
+    def route(_handler: BaseHTTPRequestHandler) -> None:
+        release.wait(30)
+
+    return route
 
 
 def dripping_page(body: bytes, *, chunk: int = 64, every: float = 0.25) -> Any:

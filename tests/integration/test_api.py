@@ -3,7 +3,6 @@ TestClient and, once, as the real `ingest api` server process."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,9 +16,11 @@ from fastapi.testclient import TestClient
 
 from tests.integration.helpers import wait_until
 from tests.support import services
+from tests.support.factories import add_feed, add_listed_article
+from tests.support.logs import Events, LogEvents
 from worker import store
 from worker.db import session_scope
-from worker.models import Article, CrawlRequest, Story
+from worker.models import CrawlRequest
 
 pytestmark = pytest.mark.integration
 
@@ -27,66 +28,21 @@ TOKEN = "s3cret-test-token"
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def add_article(
-    *,
-    n: int,
-    feed_id: int | None,
-    positive: bool,
-    topics: list[str],
-    language: str = "en",
-    published_at: datetime | None = None,
-    story_id: int | None = None,
-) -> int:
-    """Insert one article row (and a story for it unless given)."""
-    with session_scope() as session:
-        if story_id is None:
-            story = Story(title=f"story {n}", is_ukraine_security=positive, topics=topics)
-            session.add(story)
-            session.flush()
-            story_id = story.id
-        article = Article(
-            url=f"https://news.example/{n}",
-            canonical_url=f"https://news.example/{n}",
-            feed_id=feed_id,
-            title=f"article {n}",
-            body=f"body of article {n}",
-            summary=f"summary {n}",
-            published_at=published_at,
-            language=language,
-            extraction_method="trafilatura",
-            content_hash=f"{n:064d}",
-            is_ukraine_security=positive,
-            security_score=0.9 if positive else 0.1,
-            topics=topics,
-            classifier_version="test",
-            story_id=story_id,
-        )
-        session.add(article)
-        session.flush()
-        store.refresh_story(session, story_id)
-        assert article.id is not None
-        return article.id
-
-
 @pytest.fixture
 def seeded(database_url: str) -> dict[str, Any]:
     """Two feeds and ten articles with known labels, topics, languages and dates."""
-    with session_scope() as session:
-        kyiv, _ = store.upsert_feed(session, name="kyiv", url="https://kyiv.example/rss")
-        other, _ = store.upsert_feed(session, name="other", url="https://other.example/rss")
-        ids = {"kyiv": kyiv.id, "other": other.id}
-    articles = []
-    for n in range(10):
-        articles.append(
-            add_article(
-                n=n,
-                feed_id=ids["kyiv"] if n % 2 == 0 else ids["other"],
-                positive=n < 6,
-                topics=["battlefield", "military_aid"] if n < 3 else ["sanctions"] if n < 6 else [],
-                language="uk" if n == 4 else "en",
-                published_at=None if n == 9 else T0 + timedelta(hours=n),
-            )
+    ids = {name: add_feed(name=name) for name in ("kyiv", "other")}
+    articles = [
+        add_listed_article(
+            n=n,
+            feed_id=ids["kyiv"] if n % 2 == 0 else ids["other"],
+            positive=n < 6,
+            topics=["battlefield", "military_aid"] if n < 3 else ["sanctions"] if n < 6 else [],
+            language="uk" if n == 4 else "en",
+            published_at=None if n == 9 else T0 + timedelta(hours=n),
         )
+        for n in range(10)
+    ]
     return {"feeds": ids, "articles": articles}
 
 
@@ -140,7 +96,7 @@ def test_cursor_pages_are_stable_under_inserts(
     page = client.get("/articles", params={"limit": 3, "sort": sort}).json()
     seen += [i["id"] for i in page["items"]]
     # A newer article arrives between page requests: it must not shift later pages.
-    add_article(n=100, feed_id=None, positive=True, topics=[], published_at=T0 + timedelta(days=9))
+    add_listed_article(n=100, published_at=T0 + timedelta(days=9))
     while page["next_cursor"]:
         page = client.get(
             "/articles", params={"limit": 3, "sort": sort, "cursor": page["next_cursor"]}
@@ -252,18 +208,15 @@ def test_openapi_schema(client: TestClient) -> None:
 def test_recrawl_health_and_metrics(
     client: TestClient,
     seeded: dict[str, Any],
-    redis_server: services.RedisServer,
+    broker_url: str,
     monkeypatch: pytest.MonkeyPatch,
+    log_events: LogEvents,
 ) -> None:
     """With the broker up: /health is ok and POST /recrawl records and enqueues a request."""
     import redis
 
     from worker.settings import reset_settings
 
-    broker = redis_server.url.replace("/0", "/5")
-    redis.Redis.from_url(broker).flushdb()
-    monkeypatch.setenv("INGEST_BROKER_URL", broker)
-    reset_settings()
     assert client.get("/health").json() == {"status": "ok", "database": "ok", "broker": "ok"}
     response = client.post("/recrawl", json={"feed": "kyiv", "force": True,
                                              "requested_by": "alice"}, headers=AUTH)  # fmt: skip
@@ -275,7 +228,7 @@ def test_recrawl_health_and_metrics(
         assert row is not None
         assert row.requested_by == "alice"
     # The message is on the broker for the workers (the default Celery queue).
-    assert redis.Redis.from_url(broker).llen("celery") == 1
+    assert redis.Redis.from_url(broker_url).llen("celery") == 1
     assert client.post("/recrawl", json={"feed": "nope"}, headers=AUTH).status_code == 404
     assert client.post("/recrawl", json={"url": "not a url"}, headers=AUTH).status_code == 422
     assert client.post("/recrawl", json={}, headers=AUTH).status_code == 422
@@ -287,6 +240,9 @@ def test_recrawl_health_and_metrics(
     failed = client.get(f"/crawl-requests/{request['id']}").json()
     assert (failed["status"], failed["error"]) == ("failed", "HTTP 500 [server]")
     assert failed["finished_at"] is not None
+    log_events().expect(
+        "crawl_request_failed", crawl_request_id=request["id"], reason="HTTP 500 [server]"
+    )
 
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
@@ -304,11 +260,11 @@ def test_recrawl_health_and_metrics(
     assert client.post("/recrawl", json={"feed": "kyiv"}, headers=AUTH).status_code == 503
 
 
-def test_ingest_api_serves_over_http(sqlite_url: str, redis_server: services.RedisServer) -> None:
+def test_ingest_api_serves_over_http(sqlite_url: str, broker_url: str) -> None:
     """`ingest api` (the container's command) serves health, data and metrics."""
     port = services.free_port()
-    env = {**os.environ, "INGEST_DATABASE_URL": sqlite_url, "INGEST_BROKER_URL": redis_server.url}
-    add_article(n=1, feed_id=None, positive=True, topics=["battlefield"], published_at=T0)
+    env = {**os.environ, "INGEST_DATABASE_URL": sqlite_url, "INGEST_BROKER_URL": broker_url}
+    add_listed_article(n=1, topics=["battlefield"], published_at=T0)
     process = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
@@ -328,6 +284,6 @@ def test_ingest_api_serves_over_http(sqlite_url: str, redis_server: services.Red
         output = process.communicate(timeout=20)[0].decode(errors="replace")
     # uvicorn shuts down cleanly, then re-raises SIGTERM as its exit status.
     assert process.returncode in (0, -15), output[-2000:]
-    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    assert any(line["event"] == "Application startup complete." for line in lines), output
-    assert all({"event", "level", "timestamp"} <= set(line) for line in lines)
+    events = Events.parse(output)
+    events.expect("Application startup complete.")
+    assert all({"event", "level", "timestamp"} <= set(event) for event in events)

@@ -17,8 +17,16 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from typer.testing import CliRunner
 
-from tests.integration.helpers import fundus_page, rss, serve_seed, wait_until
+from tests.integration.helpers import (
+    fundus_page,
+    rss,
+    running_celery,
+    serve_seed,
+    wait_until,
+    worker_env,
+)
 from tests.support import services
+from tests.support.factories import add_listed_article
 from worker import store
 from worker.classify import CLASSIFIER_VERSION
 from worker.cli import app
@@ -39,15 +47,6 @@ def ingest_json(*args: str) -> Any:
     result = ingest(*args, "--json")
     assert result.exit_code == 0, (result.stdout, result.stderr)
     return json.loads(result.stdout)
-
-
-@pytest.fixture
-def dead_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A broker URL on a loopback port where nothing listens."""
-    from worker.settings import reset_settings
-
-    monkeypatch.setenv("INGEST_BROKER_URL", f"redis://127.0.0.1:{services.free_port()}/0")
-    reset_settings()
 
 
 def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
@@ -148,17 +147,14 @@ def test_bad_setting_is_exit_2_with_the_variable_named(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_unreachable_broker_is_exit_3(sqlite_url: str, dead_broker: None) -> None:
+def test_unreachable_broker_is_exit_3(sqlite_url: str, dead_broker: str) -> None:
     ingest_json("feeds", "add", "kyiv", "https://kyiv.example/rss")
     result = ingest("recrawl", "--feed", "kyiv")
     assert result.exit_code == 3
     assert "broker unreachable" in result.stderr
     with session_scope() as session:  # nothing was recorded as requested
         assert session.exec(select(CrawlRequest)).all() == []
-    with session_scope() as session:
-        session.add(Article(url="https://a.example/1", canonical_url="https://a.example/1",
-                            title="t", extraction_method="trafilatura", content_hash="0" * 64,
-                            classifier_version="old"))  # fmt: skip
+    add_listed_article(n=1, classifier_version="old")
     assert ingest("reclassify").exit_code == 3
     health = ingest("health", "--json")
     assert health.exit_code == 1
@@ -167,15 +163,14 @@ def test_unreachable_broker_is_exit_3(sqlite_url: str, dead_broker: None) -> Non
 
 def test_reading_commands(database_url: str) -> None:
     """articles / stories / stats over rows stored by the real store code paths."""
-    from tests.integration.test_api import T0, add_article
+    from tests.integration.test_api import T0
 
     feed = ingest_json("feeds", "add", "kyiv", "https://kyiv.example/rss")
-    first = add_article(n=1, feed_id=feed["id"], positive=True, topics=["battlefield"],
-                        published_at=T0)  # fmt: skip
-    add_article(n=2, feed_id=feed["id"], positive=False, topics=[], published_at=T0)
+    first = add_listed_article(n=1, feed_id=feed["id"], topics=["battlefield"], published_at=T0)
+    add_listed_article(n=2, feed_id=feed["id"], positive=False, published_at=T0)
     with session_scope() as session:
         story_id = session.get(Article, first).story_id  # type: ignore[union-attr]
-    add_article(n=3, feed_id=None, positive=True, topics=["sanctions"], story_id=story_id)
+    add_listed_article(n=3, topics=["sanctions"], story_id=story_id)
 
     rows = ingest_json("articles", "--label", "ukraine-security")
     assert [r["title"] for r in rows] == ["article 3", "article 1"]
@@ -212,40 +207,25 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_failed_recrawl_says_why(
-    database_url: str, redis_server: services.RedisServer, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    database_url: str, broker_url: str, web: LocalWeb, tmp_path: Path
+) -> None:
     """A re-crawl whose feed poll fails ends `failed` with the poll's error on the row,
     in `recrawl`'s exit code and output and in `crawl-requests` (not only in the logs)."""
-    import redis
-
-    from worker.settings import reset_settings
-
-    broker = redis_server.url.replace("/0", "/6")
-    redis.Redis.from_url(broker).flushdb()
-    monkeypatch.setenv("INGEST_BROKER_URL", broker)
-    reset_settings()
-    env = {
-        "INGEST_DATABASE_URL": database_url,
-        "INGEST_BROKER_URL": broker,
-        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-    }
-    with LocalWeb() as web:
-        ingest_json("feeds", "add", "gone", web.url("no-such-feed.xml"))  # answers 404
-        worker = services.start_celery("worker", env, workdir=tmp_path)
-        try:
-            result = ingest("recrawl", "--feed", "gone", "--json")
-            assert result.exit_code == 1, (result.stdout, result.stderr)
-            row = json.loads(result.stdout)
-            assert row["status"] == "failed"
-            assert "404" in row["error"], row
-            shown = ingest_json("crawl-requests", str(row["id"]))
-            assert (shown["status"], shown["error"]) == ("failed", row["error"])
-            table = ingest("crawl-requests")
-            assert table.exit_code == 0
-            assert "404" in table.stdout
-        finally:
-            worker.stop()
+    ingest_json("feeds", "add", "gone", web.url("no-such-feed.xml"))  # answers 404
+    with running_celery(worker_env(database_url, broker_url), tmp_path) as celery:
+        result = ingest("recrawl", "--feed", "gone", "--json")
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        row = json.loads(result.stdout)
+        assert row["status"] == "failed"
+        assert "404" in row["error"], row
+        shown = ingest_json("crawl-requests", str(row["id"]))
+        assert (shown["status"], shown["error"]) == ("failed", row["error"])
+        table = ingest("crawl-requests")
+        assert table.exit_code == 0
+        assert "404" in table.stdout
+    events = celery.events()
+    events.expect("feed_poll_failed", error_class="http_4xx")
+    events.expect("crawl_request_failed", crawl_request_id=row["id"], reason=row["error"])
     with session_scope() as session:
         stored = session.get(CrawlRequest, row["id"])
         assert stored is not None
@@ -254,125 +234,106 @@ def test_failed_recrawl_says_why(
 
 
 def test_recrawl_reclassify_and_worker_metrics(
-    database_url: str,
-    redis_server: services.RedisServer,
-    shared_data: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    database_url: str, broker_url: str, web: LocalWeb, shared_data: Path, tmp_path: Path
 ) -> None:
     """recrawl --feed/--url/--since and reclassify, executed by a real `ingest worker`
     that serves merged Prometheus metrics and writes JSON logs with task context."""
-    import redis
-
-    from worker.settings import reset_settings
-
-    broker = redis_server.url.replace("/0", "/3")
-    redis.Redis.from_url(broker).flushdb()
-    monkeypatch.setenv("INGEST_BROKER_URL", broker)
-    reset_settings()
     metrics_port = services.free_port()
-    env = {
-        "INGEST_DATABASE_URL": database_url,
-        "INGEST_BROKER_URL": broker,
-        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-        "INGEST_METRICS_PORT": str(metrics_port),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
-    }
-    with LocalWeb() as web:
-        serve_seed(web)
-        html, record = fundus_page(shared_data, "ca/GlobalNews_2026_05_24")
-        web.add_page("kyiv.html", html, "text/html; charset=utf-8")
-        web.add_page("extra.html", html.replace(b"Kyiv", b"Kyiv city"), "text/html; charset=utf-8")
-        web.add_page("feed.xml", rss([
-            {"title": "Seed", "link": web.url("seed-article.html"), "guid": "seed"},
-            {"title": record["title"], "link": web.url("kyiv.html"), "guid": "kyiv"},
-        ]))  # fmt: skip
-        ingest_json("feeds", "add", "local", web.url("feed.xml"))
-        worker = services.start_celery("worker", env, workdir=tmp_path)
-        try:
-            first = ingest_json("recrawl", "--feed", "local", "--requested-by", "alice")
-            assert (first["status"], first["total"], first["done"]) == ("done", 2, 2), first
-            assert first["requested_by"] == "alice"
+    env = worker_env(
+        database_url,
+        broker_url,
+        INGEST_METRICS_PORT=str(metrics_port),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"),
+    )
+    serve_seed(web)
+    html, record = fundus_page(shared_data, "ca/GlobalNews_2026_05_24")
+    web.add_page("kyiv.html", html, "text/html; charset=utf-8")
+    web.add_page("extra.html", html.replace(b"Kyiv", b"Kyiv city"), "text/html; charset=utf-8")
+    web.add_page("feed.xml", rss([
+        {"title": "Seed", "link": web.url("seed-article.html"), "guid": "seed"},
+        {"title": record["title"], "link": web.url("kyiv.html"), "guid": "kyiv"},
+    ]))  # fmt: skip
+    ingest_json("feeds", "add", "local", web.url("feed.xml"))
+    with running_celery(env, tmp_path) as celery:
+        first = ingest_json("recrawl", "--feed", "local", "--requested-by", "alice")
+        assert (first["status"], first["total"], first["done"]) == ("done", 2, 2), first
+        assert first["requested_by"] == "alice"
 
-            forced = ingest_json("recrawl", "--feed", "local", "--force")
-            assert (forced["status"], forced["done"], forced["force"]) == ("done", 2, True)
+        forced = ingest_json("recrawl", "--feed", "local", "--force")
+        assert (forced["status"], forced["done"], forced["force"]) == ("done", 2, True)
 
-            one = ingest_json("recrawl", "--url", web.url("extra.html"))
-            assert (one["status"], one["done"]) == ("done", 1), one
-            since = ingest_json("recrawl", "--since", "1h", "--force")
-            assert (since["status"], since["total"], since["done"]) == ("done", 3, 3), since
+        one = ingest_json("recrawl", "--url", web.url("extra.html"))
+        assert (one["status"], one["done"]) == ("done", 1), one
+        since = ingest_json("recrawl", "--since", "1h", "--force")
+        assert (since["status"], since["total"], since["done"]) == ("done", 3, 3), since
 
-            with session_scope() as session:
-                articles = session.exec(select(Article)).all()
-                assert len(articles) == 3
-                assert sum(a.feed_id is None for a in articles) == 1
-                entries = session.exec(select(Entry)).all()
-                assert {e.crawl_request_id for e in entries} == {since["id"]}
-                session.execute(sa.update(Article).values(classifier_version="rules-old"))
-            reclassified = ingest_json("reclassify")
-            assert (reclassified["articles"], reclassified["done"]) == (3, 3)
-            assert reclassified["finished"] is True
-            with session_scope() as session:
-                versions = set(session.exec(select(Article.classifier_version)).all())
-            assert versions == {CLASSIFIER_VERSION}
-            again = ingest_json("reclassify", "--all")
-            assert (again["articles"], again["done"], again["finished"]) == (3, 3, True)
+        with session_scope() as session:
+            articles = session.exec(select(Article)).all()
+            assert len(articles) == 3
+            assert sum(a.feed_id is None for a in articles) == 1
+            entries = session.exec(select(Entry)).all()
+            assert {e.crawl_request_id for e in entries} == {since["id"]}
+            session.execute(sa.update(Article).values(classifier_version="rules-old"))
+        reclassified = ingest_json("reclassify")
+        assert (reclassified["articles"], reclassified["done"]) == (3, 3)
+        assert reclassified["finished"] is True
+        with session_scope() as session:
+            versions = set(session.exec(select(Article.classifier_version)).all())
+        assert versions == {CLASSIFIER_VERSION}
+        again = ingest_json("reclassify", "--all")
+        assert (again["articles"], again["done"], again["finished"]) == (3, 3, True)
 
-            listing = ingest_json("crawl-requests")
-            assert [r["kind"] for r in listing] == ["since", "url", "feed", "feed"]
+        listing = ingest_json("crawl-requests")
+        assert [r["kind"] for r in listing] == ["since", "url", "feed", "feed"]
 
-            def metrics_settled() -> str:
-                # A task's duration is recorded after its work has committed, so the
-                # database can show "done" a moment before the last count lands.
-                text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-                task = "worker.tasks.reclassify_batch"
-                settled = _metric(text, "ingest_task_duration_seconds_count", task=task) >= 2
-                return text if settled else ""
+        def metrics_settled() -> str:
+            # A task's duration is recorded after its work has committed, so the
+            # database can show "done" a moment before the last count lands.
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            task = "worker.tasks.reclassify_batch"
+            settled = _metric(text, "ingest_task_duration_seconds_count", task=task) >= 2
+            return text if settled else ""
 
-            text = wait_until(metrics_settled, timeout=20, what="task metrics")
-            # Counted in the pool's child processes, served merged by the main process.
-            assert _metric(text, "ingest_feed_polls_total", status="ok") == 2
-            assert _metric(text, "ingest_fetches_total", kind="feed", status="200") == 2
-            assert _metric(text, "ingest_articles_stored_total", action="created") == 2
-            assert _metric(text, "ingest_articles_stored_total") == 2 + 2 + 1 + 3
-            # extra.html is the Kyiv page with a word changed: a near-duplicate.
-            assert _metric(text, "ingest_duplicates_total", kind="near") == 1
-            assert _metric(text, "ingest_classifier_positives_total") >= 2
-            # Entries go out in batches of INGEST_ENTRY_BATCH_SIZE (4): the poll's
-            # 2, the forced feed re-crawl's 2 and the `since` request's 3 are one
-            # `process_entries` task each; the lone URL is a `process_entry`.
-            assert _metric(
-                text, "ingest_task_duration_seconds_count", task="worker.tasks.process_entries"
-            ) == 3  # fmt: skip
-            assert _metric(
-                text, "ingest_task_duration_seconds_count", task="worker.tasks.process_entry"
-            ) == 1  # fmt: skip
-            assert _metric(
-                text, "ingest_task_duration_seconds_count", task="worker.tasks.reclassify_batch"
-            ) == 2  # fmt: skip
+        text = wait_until(metrics_settled, timeout=20, what="task metrics")
+        # Counted in the pool's child processes, served merged by the main process.
+        assert _metric(text, "ingest_feed_polls_total", status="ok") == 2
+        assert _metric(text, "ingest_fetches_total", kind="feed", status="200") == 2
+        assert _metric(text, "ingest_articles_stored_total", action="created") == 2
+        assert _metric(text, "ingest_articles_stored_total") == 2 + 2 + 1 + 3
+        # extra.html is the Kyiv page with a word changed: a near-duplicate.
+        assert _metric(text, "ingest_duplicates_total", kind="near") == 1
+        assert _metric(text, "ingest_classifier_positives_total") >= 2
+        # Entries go out in batches of INGEST_ENTRY_BATCH_SIZE (4): the poll's
+        # 2, the forced feed re-crawl's 2 and the `since` request's 3 are one
+        # `process_entries` task each; the lone URL is a `process_entry`.
+        assert _metric(
+            text, "ingest_task_duration_seconds_count", task="worker.tasks.process_entries"
+        ) == 3  # fmt: skip
+        assert _metric(
+            text, "ingest_task_duration_seconds_count", task="worker.tasks.process_entry"
+        ) == 1  # fmt: skip
+        assert _metric(
+            text, "ingest_task_duration_seconds_count", task="worker.tasks.reclassify_batch"
+        ) == 2  # fmt: skip
 
-            # A scheduled-style poll_feed task is counted from its returned outcome.
-            from worker.celery_app import app as celery_app
+        # A scheduled-style poll_feed task is counted from its returned outcome.
+        from worker.celery_app import app as celery_app
 
-            with session_scope() as session:
-                feed_id = store.get_feed_by_name(session, "local").id  # type: ignore[union-attr]
-            with celery_app.connection_for_write(url=broker) as connection:
-                celery_app.send_task(
-                    "worker.tasks.poll_feed", args=(feed_id,), connection=connection
-                )
+        with session_scope() as session:
+            feed_id = store.get_feed_by_name(session, "local").id  # type: ignore[union-attr]
+        with celery_app.connection_for_write(url=broker_url) as connection:
+            celery_app.send_task("worker.tasks.poll_feed", args=(feed_id,), connection=connection)
 
-            def polled_three_times() -> str:
-                text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-                return text if _metric(text, "ingest_feed_polls_total") == 3 else ""
+        def polled_three_times() -> str:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            return text if _metric(text, "ingest_feed_polls_total") == 3 else ""
 
-            text = wait_until(polled_three_times, timeout=30, what="the third poll counted")
-            assert _metric(text, "ingest_fetches_total", kind="feed") == 3
-            assert _metric(text, "ingest_fetches_total", kind="feed", status="error") == 0
-        finally:
-            worker.stop()
-    events = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
-    stored = [e for e in events if e["event"] == "article_stored"]
-    assert stored, worker.log()[-3000:]
+        text = wait_until(polled_three_times, timeout=30, what="the third poll counted")
+        assert _metric(text, "ingest_fetches_total", kind="feed") == 3
+        assert _metric(text, "ingest_fetches_total", kind="feed", status="error") == 0
+    events = celery.events()
+    stored = events.named("article_stored")
+    assert stored, celery.log()[-3000:]
     assert all(e["task_id"] and e["url"].startswith("http://127.0.0.1") for e in stored)
     assert any(e.get("crawl_request_id") for e in events)
     with session_scope() as session:

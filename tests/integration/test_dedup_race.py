@@ -7,15 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-import redis
 from sqlmodel import select
 
-from tests.integration.helpers import rss, wait_until
-from tests.support import services
-from worker import store
+from tests.integration.helpers import processed, rss, running_celery, wait_until, worker_env
+from tests.support.factories import add_feed
 from worker.db import session_scope
 from worker.localweb import LocalWeb
-from worker.models import Article, Entry, Story
+from worker.models import Article, Story
 
 pytestmark = pytest.mark.integration
 
@@ -36,43 +34,23 @@ def _variant(paragraphs: list[str], n: int, title: str) -> str:
 
 
 def test_racing_workers_put_copies_in_one_story(
-    redis_server: services.RedisServer, database_url: str, shared_data: Path, tmp_path: Path
+    broker_url: str, database_url: str, web: LocalWeb, shared_data: Path, tmp_path: Path
 ) -> None:
     truth = json.loads((shared_data / "fundus" / "fundus_ground_truth.json").read_text())
     record = truth["ca/GlobalNews_2026_05_24"]
     paragraphs = [p for p in record["articleBody"].split("\n") if p.strip()]
-    broker = redis_server.url.replace("/0", "/3")
-    redis.Redis.from_url(broker).flushdb()
-    env = {
-        "INGEST_DATABASE_URL": database_url,
-        "INGEST_BROKER_URL": broker,
-        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-        "INGEST_BEAT_INTERVAL_SECONDS": "1",
-    }
-    with LocalWeb() as web:
-        items = []
-        for n in range(COPIES):
-            title = record["title"] if n % 2 else f"{record['title']} - Outlet {n}"
-            path = f"outlet{n}/story-{n}.html"
-            web.add_page(path, _variant(paragraphs, n, title), "text/html; charset=utf-8")
-            items.append({"title": title, "link": web.url(path), "guid": f"copy-{n}"})
-        web.add_page("feed.xml", rss(items))
-        with session_scope() as session:
-            store.upsert_feed(session, name="wire", url=web.url("feed.xml"))
-        workers = [services.start_celery("worker", env, workdir=tmp_path) for _ in range(2)]
-        beat = services.start_celery("beat", env, workdir=tmp_path)
-        try:
+    items = []
+    for n in range(COPIES):
+        title = record["title"] if n % 2 else f"{record['title']} - Outlet {n}"
+        path = f"outlet{n}/story-{n}.html"
+        web.add_page(path, _variant(paragraphs, n, title), "text/html; charset=utf-8")
+        items.append({"title": title, "link": web.url(path), "guid": f"copy-{n}"})
+    web.add_page("feed.xml", rss(items))
+    add_feed(name="wire", url=web.url("feed.xml"))
 
-            def done() -> bool:
-                with session_scope() as session:
-                    statuses = session.exec(select(Entry.status)).all()
-                return len(statuses) == COPIES and "pending" not in statuses
-
-            wait_until(done, timeout=120, what="all copies processed")
-        finally:
-            beat.stop()
-            for worker in workers:
-                worker.stop()
+    env = worker_env(database_url, broker_url)
+    with running_celery(env, tmp_path, workers=2, beat=True):
+        wait_until(lambda: processed(COPIES), timeout=120, what="all copies processed")
 
     with session_scope() as session:
         articles = session.exec(select(Article)).all()

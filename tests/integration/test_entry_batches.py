@@ -20,13 +20,12 @@ from tests.integration.helpers import (
     dripping_page,
     fundus_page,
     rss,
-    stored_entries,
-    wait_until,
+    running_celery,
+    wait_stored,
     worker_env,
 )
 from tests.support import services
-from worker import store
-from worker.db import session_scope
+from tests.support.factories import add_feed
 from worker.localweb import LocalWeb
 from worker.store import as_utc
 
@@ -55,19 +54,18 @@ def _enqueue_and_read(broker: str, entry_ids: list[int], **env: str) -> list[tup
     return messages
 
 
-def test_a_polls_entries_go_out_in_batches(redis_server: services.RedisServer) -> None:
-    broker = redis_server.url.replace("/0", "/3")
-    assert _enqueue_and_read(broker, list(range(1, 10))) == [
+def test_a_polls_entries_go_out_in_batches(broker_url: str) -> None:
+    assert _enqueue_and_read(broker_url, list(range(1, 10))) == [
         ("worker.tasks.process_entries", [[1, 2, 3, 4]]),
         ("worker.tasks.process_entries", [[5, 6, 7, 8]]),
         ("worker.tasks.process_entry", [9]),  # a lone entry needs no batch
     ]
-    assert _enqueue_and_read(broker, [7, 8, 9], INGEST_ENTRY_BATCH_SIZE="1") == [
+    assert _enqueue_and_read(broker_url, [7, 8, 9], INGEST_ENTRY_BATCH_SIZE="1") == [
         ("worker.tasks.process_entry", [7]),
         ("worker.tasks.process_entry", [8]),
         ("worker.tasks.process_entry", [9]),
     ]
-    assert _enqueue_and_read(broker, []) == []
+    assert _enqueue_and_read(broker_url, []) == []
 
 
 def _timed_page(body: bytes, seen: dict[str, float], path: str) -> Any:
@@ -85,36 +83,23 @@ def _timed_page(body: bytes, seen: dict[str, float], path: str) -> Any:
 
 
 def test_a_batch_fetches_the_next_page_while_this_one_is_extracted(
-    redis_server: services.RedisServer, sqlite_url: str, shared_data: Path, tmp_path: Path
+    broker_url: str, sqlite_url: str, web: LocalWeb, shared_data: Path, tmp_path: Path
 ) -> None:
     """Within a batch, page n+1 is requested before entry n is stored: the fetch
     overlaps the extraction instead of leaving the process idle."""
-    broker = redis_server.url.replace("/0", "/4")
-    redis.Redis.from_url(broker).flushdb()
     keys = ["uk/BBC_2024_08_01", "uk/DailyMail_2024_04_27", "uk/TheGuardian_2024_02_24"]
     requested: dict[str, float] = {}
-    with LocalWeb() as web:
-        items = []
-        for n, key in enumerate(keys):
-            html, record = fundus_page(shared_data, key)
-            path = f"/p/{n}.html"
-            web.routes[path] = _timed_page(html, requested, path)
-            items.append({"title": record["title"], "link": web.url(path), "guid": path})
-        web.add_page("feed.xml", rss(items))
-        with session_scope() as session:
-            store.upsert_feed(session, name="local", url=web.url("feed.xml"))
-        env = worker_env(sqlite_url, broker)
-        worker = services.start_celery("worker", env, workdir=tmp_path)
-        beat = services.start_celery("beat", env, workdir=tmp_path)
-        try:
-            entries = wait_until(
-                lambda: stored_entries(len(keys)), timeout=90, what="entries stored"
-            )
-            log = worker.log()
-        finally:
-            beat.stop()
-            worker.stop()
-    assert '"worker.tasks.process_entries"' in log  # the three went out as one batch
+    items = []
+    for n, key in enumerate(keys):
+        html, record = fundus_page(shared_data, key)
+        path = f"/p/{n}.html"
+        web.routes[path] = _timed_page(html, requested, path)
+        items.append({"title": record["title"], "link": web.url(path), "guid": path})
+    web.add_page("feed.xml", rss(items))
+    add_feed(name="local", url=web.url("feed.xml"))
+    with running_celery(worker_env(sqlite_url, broker_url), tmp_path, beat=True) as celery:
+        entries = wait_stored(len(keys))
+    assert '"worker.tasks.process_entries"' in celery.log()  # the three went out as one batch
     stored_at = {e.guid: as_utc(e.updated_at).timestamp() for e in entries}
     for n in range(len(keys) - 1):
         this, following = f"/p/{n}.html", f"/p/{n + 1}.html"

@@ -24,13 +24,24 @@ import sqlalchemy.exc
 from celery import Celery
 from sqlmodel import col, select
 
-from tests.integration.helpers import dripping_page, fundus_page, rss, wait_until, worker_env
+from tests.integration.helpers import (
+    dripping_page,
+    fundus_page,
+    processed,
+    rss,
+    running_celery,
+    wait_until,
+    worker_env,
+)
 from tests.support import services
-from worker import migrate, store
+from tests.support.factories import add_feed
+from tests.support.logs import Events, LogEvents
+from worker import migrate, pipeline
 from worker.db import dispose_engines, session_scope
+from worker.fetch import Fetcher
 from worker.localweb import LocalWeb
 from worker.models import Article, Entry, Story
-from worker.settings import reset_settings
+from worker.settings import get_settings, reset_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -91,13 +102,29 @@ class NewsSite:
     def publish_feed(self) -> int:
         """Serve the feed and register it; returns the feed id."""
         self.web.add_page("feed.xml", rss(self.items))
-        with session_scope() as session:
-            feed, _ = store.upsert_feed(session, name="faults", url=self.web.url("feed.xml"))
-            assert feed.id is not None
-            return feed.id
+        return add_feed(name="faults", url=self.web.url("feed.xml"))
+
+    def publish(self, keys: list[str], *, delay: float = 0.0) -> int:
+        """Articles for ``keys``, each answering after ``delay`` seconds, and their feed."""
+        for key in keys:
+            self.add_article(key, delay=delay)
+        return self.publish_feed()
 
     def page_requests(self) -> int:
         return sum(1 for path, _ in list(self.web.requests) if path.startswith("/p/"))
+
+
+@pytest.fixture
+def site(web: LocalWeb, shared_data: Path) -> NewsSite:
+    return NewsSite(web, shared_data)
+
+
+def poll_in_process(feed_id: int) -> list[int]:
+    """Poll the feed here, not in a worker; the ids of its new entries."""
+    settings = get_settings()
+    with Fetcher(pipeline.fetch_policy(settings)) as fetcher:
+        polled = pipeline.poll_feed(feed_id=feed_id, fetcher=fetcher, settings=settings, owner="t")
+    return polled.new_entry_ids
 
 
 def send(broker_url: str, task: str, *args: Any) -> None:
@@ -120,12 +147,6 @@ def _safe(predicate: Callable[[], bool]) -> Callable[[], bool]:
             return False
 
     return check
-
-
-def all_done() -> bool:
-    with session_scope() as session:
-        statuses = session.exec(select(Entry.status)).all()
-    return bool(statuses) and all(s != "pending" for s in statuses)
 
 
 def stored_count() -> int:
@@ -154,10 +175,6 @@ def pool_children(pid: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
-def wait_for_worker_ready(worker: services.CeleryProcess, timeout: float = 30.0) -> None:
-    wait_until(lambda: "ready" in worker.log(), timeout=timeout, what="worker ready")
-
-
 @pytest.fixture(scope="module")
 def own_redis() -> Iterator[services.RedisServer]:
     """A Redis of our own: these tests restart it, which must not hit other tests."""
@@ -178,44 +195,34 @@ def broker_url(own_redis: services.RedisServer) -> str:
 
 
 def test_sigkill_mid_processing_stores_each_article_once(
-    sqlite_url: str, broker_url: str, shared_data: Path, tmp_path: Path
+    sqlite_url: str, broker_url: str, site: NewsSite, tmp_path: Path
 ) -> None:
     """SIGKILLed pool children and a SIGKILLed worker lose nothing and store nothing twice."""
     env = worker_env(sqlite_url, broker_url, INGEST_BROKER_VISIBILITY_TIMEOUT="8")
-    with LocalWeb() as web:
-        site = NewsSite(web, shared_data)
-        for key in KEYS:
-            site.add_article(key, delay=1.5)
-        feed_id = site.publish_feed()
-        worker = services.start_celery("worker", env, workdir=tmp_path)
-        replacement: services.CeleryProcess | None = None
-        try:
-            wait_for_worker_ready(worker)
-            send(broker_url, "worker.tasks.poll_feed", feed_id)
-            # 1. Kill the pool children while they wait on a page: the main
-            # process sees the worker lost and requeues (reject_on_worker_lost).
-            wait_until(lambda: site.page_requests() >= 1, timeout=30, what="a page request")
-            children = pool_children(worker.process.pid)
-            assert children
-            for pid in children:
-                os.kill(pid, signal.SIGKILL)
-            # 2. Kill the whole worker mid-task: its unacknowledged messages
-            # return after the visibility timeout, to a replacement worker.
-            seen = site.page_requests()
-            wait_until(lambda: site.page_requests() > seen, timeout=30, what="work resumed")
-            assert stored_count() < len(KEYS)
-            worker.kill()
-            replacement = services.start_celery("worker", env, workdir=tmp_path)
-            wait_until(all_done, timeout=60, what="every entry processed")
-        finally:
-            worker.stop()
-            if replacement is not None:
-                replacement.stop()
-        logs = worker.log() + (replacement.log() if replacement is not None else "")
+    feed_id = site.publish(KEYS, delay=1.5)
+    with running_celery(env, tmp_path) as first:
+        send(broker_url, "worker.tasks.poll_feed", feed_id)
+        # 1. Kill the pool children while they wait on a page: the main
+        # process sees the worker lost and requeues (reject_on_worker_lost).
+        wait_until(lambda: site.page_requests() >= 1, timeout=30, what="a page request")
+        children = pool_children(first.worker.process.pid)
+        assert children
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        # 2. Kill the whole worker mid-task: its unacknowledged messages
+        # return after the visibility timeout, to a replacement worker.
+        seen = site.page_requests()
+        wait_until(lambda: site.page_requests() > seen, timeout=30, what="work resumed")
+        assert stored_count() < len(KEYS)
+        first.worker.kill()
+        with running_celery(env, tmp_path) as replacement:
+            wait_until(processed, timeout=60, what="every entry processed")
     assert_stored_exactly_once(len(KEYS))
     # The poll's ten entries went out as batches; a batch that came back after
     # its run died was split into single entries, each counting the lost run.
-    assert '"entry_batch_split"' in logs
+    Events([*first.events(), *replacement.events()]).expect(
+        "entry_batch_split", reason="redelivered"
+    )
     with session_scope() as session:
         attempts = session.exec(select(Entry.attempts)).all()
     assert max(attempts) >= 2  # killed runs were redelivered, not lost
@@ -225,33 +232,24 @@ def test_redis_restart_with_work_queued_loses_nothing(
     sqlite_url: str,
     broker_url: str,
     own_redis: services.RedisServer,
-    shared_data: Path,
+    site: NewsSite,
     tmp_path: Path,
 ) -> None:
     """Queued messages die with Redis (no persistence); beat re-enqueues the pending entries."""
     env = worker_env(sqlite_url, broker_url, INGEST_STALE_PENDING_SECONDS="4")
-    with LocalWeb() as web:
-        site = NewsSite(web, shared_data)
-        for key in KEYS:
-            site.add_article(key, delay=1.0)
-        site.publish_feed()
-        worker = services.start_celery("worker", env, workdir=tmp_path)
-        beat = services.start_celery("beat", env, workdir=tmp_path)
-        try:
-            wait_until(lambda: site.page_requests() >= 1, timeout=30, what="processing started")
-            with session_scope() as session:
-                pending = session.exec(select(Entry).where(col(Entry.status) == "pending")).all()
-            assert len(pending) >= len(KEYS) - 2  # most of the work is still queued
-            own_redis.restart()
-            wait_until(all_done, timeout=60, what="every entry processed after the restart")
-        finally:
-            beat.stop()
-            worker.stop()
+    site.publish(KEYS, delay=1.0)
+    with running_celery(env, tmp_path, beat=True):
+        wait_until(lambda: site.page_requests() >= 1, timeout=30, what="processing started")
+        with session_scope() as session:
+            pending = session.exec(select(Entry).where(col(Entry.status) == "pending")).all()
+        assert len(pending) >= len(KEYS) - 2  # most of the work is still queued
+        own_redis.restart()
+        wait_until(processed, timeout=60, what="every entry processed after the restart")
     assert_stored_exactly_once(len(KEYS))
 
 
 def test_postgres_outage_recovers_without_loss(
-    broker_url: str, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    broker_url: str, site: NewsSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL stops for a few seconds mid-run: tasks retry, nothing lost or duplicated."""
     try:
@@ -265,23 +263,14 @@ def test_postgres_outage_recovers_without_loss(
         dispose_engines()
         migrate.upgrade(url)
         env = worker_env(url, broker_url, INGEST_STALE_PENDING_SECONDS="5")
-        with LocalWeb() as web:
-            site = NewsSite(web, shared_data)
-            for key in KEYS:
-                site.add_article(key, delay=0.5)
-            site.publish_feed()
-            worker = services.start_celery("worker", env, workdir=tmp_path)
-            beat = services.start_celery("beat", env, workdir=tmp_path)
-            try:
-                wait_until(lambda: stored_count() >= 2, timeout=45, what="first articles stored")
-                pg.stop(remove=False)
-                time.sleep(4)
-                pg.start()
-                wait_until(_safe(all_done), timeout=60, what="every entry processed")
-            finally:
-                beat.stop()
-                worker.stop()
-        assert "OperationalError" in worker.log()  # the outage was felt, and survived
+        site.publish(KEYS, delay=0.5)
+        with running_celery(env, tmp_path, beat=True) as celery:
+            wait_until(lambda: stored_count() >= 2, timeout=45, what="first articles stored")
+            pg.stop(remove=False)
+            time.sleep(4)
+            pg.start()
+            wait_until(_safe(processed), timeout=60, what="every entry processed")
+        assert "OperationalError" in celery.log()  # the outage was felt, and survived
         assert_stored_exactly_once(len(KEYS))
     finally:
         dispose_engines()
@@ -289,70 +278,41 @@ def test_postgres_outage_recovers_without_loss(
 
 
 def test_duplicate_delivery_stores_one_article(
-    database_url: str, broker_url: str, shared_data: Path, tmp_path: Path
+    database_url: str, broker_url: str, site: NewsSite, tmp_path: Path
 ) -> None:
     """The same entry delivered to two worker processes at once ends as one article row."""
-    from worker import pipeline
-    from worker.fetch import Fetcher
-    from worker.settings import get_settings
-
     keys = KEYS[:3]
-    with LocalWeb() as web:
-        site = NewsSite(web, shared_data)
-        for key in keys:
-            site.add_article(key, delay=1.0)
-        feed_id = site.publish_feed()
-        settings = get_settings()
-        with Fetcher(pipeline.fetch_policy(settings)) as fetcher:
-            polled = pipeline.poll_feed(
-                feed_id=feed_id, fetcher=fetcher, settings=settings, owner="test"
-            )
-        assert len(polled.new_entry_ids) == len(keys)
-        worker = services.start_celery(
-            "worker", worker_env(database_url, broker_url), workdir=tmp_path
-        )
-        try:
-            wait_for_worker_ready(worker)
-            client = Celery(broker=broker_url)
-            try:
-                for entry_id in polled.new_entry_ids:
-                    for _copy in range(2):
-                        client.send_task("worker.tasks.process_entry", args=[entry_id])
-            finally:
-                client.close()
-            wait_until(lambda: site.page_requests() >= 2 * len(keys), timeout=60, what="fetches")
-            wait_until(all_done, timeout=30, what="every entry processed")
+    entry_ids = poll_in_process(site.publish(keys, delay=1.0))
+    assert len(entry_ids) == len(keys)
+    with running_celery(worker_env(database_url, broker_url), tmp_path):
+        for entry_id in entry_ids:
+            for _copy in range(2):
+                send(broker_url, "worker.tasks.process_entry", entry_id)
+        wait_until(lambda: site.page_requests() >= 2 * len(keys), timeout=60, what="fetches")
+        wait_until(processed, timeout=30, what="every entry processed")
 
-            def both_copies_ran() -> bool:
-                with session_scope() as session:
-                    attempts = session.exec(select(Entry.attempts)).all()
-                return all(a == 2 for a in attempts)
+        def both_copies_ran() -> bool:
+            with session_scope() as session:
+                attempts = session.exec(select(Entry.attempts)).all()
+            return all(a == 2 for a in attempts)
 
-            wait_until(both_copies_ran, timeout=30, what="both deliveries finished")
-        finally:
-            worker.stop()
+        wait_until(both_copies_ran, timeout=30, what="both deliveries finished")
     assert_stored_exactly_once(len(keys))
 
 
 def test_poisoned_page_times_out_and_the_batch_goes_on(
-    sqlite_url: str, broker_url: str, shared_data: Path, tmp_path: Path
+    sqlite_url: str, broker_url: str, site: NewsSite, tmp_path: Path
 ) -> None:
     """A page that never finishes arriving hits the soft time limit and is recorded as failed."""
     # Hard limit 8 s, soft limit 6 s; the page would take ~30 s to arrive.
     env = worker_env(sqlite_url, broker_url, INGEST_TASK_TIME_LIMIT="8")
-    with LocalWeb() as web:
-        site = NewsSite(web, shared_data)
-        poisoned = site.add_article(KEYS[0], drip=True)
-        for key in KEYS[1:5]:
-            site.add_article(key)
-        feed_id = site.publish_feed()
-        worker = services.start_celery("worker", env, workdir=tmp_path)
-        try:
-            wait_for_worker_ready(worker)
-            send(broker_url, "worker.tasks.poll_feed", feed_id)
-            wait_until(all_done, timeout=45, what="every entry processed")
-        finally:
-            worker.stop()
+    poisoned = site.add_article(KEYS[0], drip=True)
+    for key in KEYS[1:5]:
+        site.add_article(key)
+    feed_id = site.publish_feed()
+    with running_celery(env, tmp_path) as celery:
+        send(broker_url, "worker.tasks.poll_feed", feed_id)
+        wait_until(processed, timeout=45, what="every entry processed")
     with session_scope() as session:
         entries = {e.url: e for e in session.exec(select(Entry)).all()}
         bad = entries.pop(poisoned)
@@ -363,36 +323,27 @@ def test_poisoned_page_times_out_and_the_batch_goes_on(
         assert bad.article_id is None
         assert all(e.status == "stored" for e in entries.values())
         assert len(session.exec(select(Article)).all()) == len(entries)
+        celery.events().expect("entry_failed", entry_id=bad.id, error_class="timeout")
 
 
-def test_crash_loop_is_capped_by_attempts(sqlite_url: str, shared_data: Path) -> None:
+def test_crash_loop_is_capped_by_attempts(
+    sqlite_url: str, site: NewsSite, log_events: LogEvents
+) -> None:
     """An entry whose runs keep dying is given up after max_entry_attempts, not retried forever."""
-    from worker.settings import get_settings
     from worker.tasks import process_entry
 
-    with LocalWeb() as web:
-        site = NewsSite(web, shared_data)
-        site.add_article(KEYS[0])
-        feed_id = site.publish_feed()
-        from worker import pipeline
-        from worker.fetch import Fetcher
-
-        settings = get_settings()
-        with Fetcher(pipeline.fetch_policy(settings)) as fetcher:
-            polled = pipeline.poll_feed(
-                feed_id=feed_id, fetcher=fetcher, settings=settings, owner="test"
-            )
-        (entry_id,) = polled.new_entry_ids
-        # As if earlier runs had all been killed mid-task.
-        with session_scope() as session:
-            session.execute(
-                sa.update(Entry)
-                .where(col(Entry.id) == entry_id)
-                .values(attempts=settings.max_entry_attempts)
-            )
-        # A repeat (here a retry; a redelivered message counts the same way)
-        # counts itself before it starts, so it sees the cap and does no work.
-        result = process_entry.apply(args=[entry_id], retries=1).get()
+    settings = get_settings()
+    (entry_id,) = poll_in_process(site.publish(KEYS[:1]))
+    # As if earlier runs had all been killed mid-task.
+    with session_scope() as session:
+        session.execute(
+            sa.update(Entry)
+            .where(col(Entry.id) == entry_id)
+            .values(attempts=settings.max_entry_attempts)
+        )
+    # A repeat (here a retry; a redelivered message counts the same way)
+    # counts itself before it starts, so it sees the cap and does no work.
+    result = process_entry.apply(args=[entry_id], retries=1).get()
     assert result["status"] == "failed"
     assert site.page_requests() == 0
     with session_scope() as session:
@@ -401,3 +352,4 @@ def test_crash_loop_is_capped_by_attempts(sqlite_url: str, shared_data: Path) ->
         assert entry.status == "failed"
         assert entry.error_class == "attempts_exhausted"
         assert entry.attempts == settings.max_entry_attempts + 1
+    log_events().expect("entry_failed", entry_id=entry_id, error_class="attempts_exhausted")

@@ -12,7 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from tests.integration.helpers import detached, rss
+from tests.integration.helpers import detached, hanging_page, rss
+from tests.support.factories import add_feed
+from tests.support.logs import LogEvents
 from worker import pipeline, store
 from worker.db import session_scope
 from worker.fetch import Fetcher
@@ -73,12 +75,6 @@ class FeedServer:
 
 
 @pytest.fixture
-def web() -> Iterator[LocalWeb]:
-    with LocalWeb() as server:
-        yield server
-
-
-@pytest.fixture
 def feed_server(web: LocalWeb) -> FeedServer:
     return FeedServer(web)
 
@@ -94,13 +90,6 @@ def fetcher(settings: Settings) -> Iterator[Fetcher]:
         yield f
 
 
-def _add_feed(url: str, name: str = "f") -> int:
-    with session_scope() as session:
-        feed, _ = store.upsert_feed(session, name=name, url=url)
-        assert feed.id is not None
-        return feed.id
-
-
 def _feed(feed_id: int) -> Feed:
     return detached(Feed, feed_id)
 
@@ -112,7 +101,7 @@ def _poll(feed_id: int, fetcher: Fetcher, settings: Settings) -> pipeline.PollOu
 def test_conditional_get_then_304_skips_parsing(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     first = _poll(feed_id, fetcher, settings)
     assert (first.status, len(first.new_entry_ids)) == ("ok", 1)
     stored = _feed(feed_id)
@@ -129,7 +118,7 @@ def test_same_body_without_validators_is_not_parsed_again(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
     feed_server.etag = None
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     assert _poll(feed_id, fetcher, settings).status == "ok"
     again = _poll(feed_id, fetcher, settings)
     assert again.status == "unchanged"
@@ -141,11 +130,11 @@ def test_same_body_without_validators_is_not_parsed_again(
 
 
 def test_same_etag_with_changed_body_turns_conditional_get_off(
-    feed_server: FeedServer, fetcher: Fetcher, settings: Settings
+    feed_server: FeedServer, fetcher: Fetcher, settings: Settings, log_events: LogEvents
 ) -> None:
     """A 200 with the stored ETag but a different body: the ETag can't be trusted."""
     feed_server.ignore_validators = True
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     _poll(feed_id, fetcher, settings)
     feed_server.set_items("One", "Two")  # the ETag stays "v1"
     outcome = _poll(feed_id, fetcher, settings)
@@ -153,16 +142,19 @@ def test_same_etag_with_changed_body_turns_conditional_get_off(
     assert outcome.conditional_get_disabled == "etag_unchanged_body_changed"
     assert len(outcome.new_entry_ids) == 1
     assert not _feed(feed_id).conditional_get
+    log_events().expect(
+        "conditional_get_disabled", feed_id=feed_id, reason="etag_unchanged_body_changed"
+    )
     _poll(feed_id, fetcher, settings)
     assert feed_server.conditional[-1] is False
 
 
 def test_server_that_always_answers_304_is_caught_by_revalidation(
-    feed_server: FeedServer, fetcher: Fetcher, settings: Settings
+    feed_server: FeedServer, fetcher: Fetcher, settings: Settings, log_events: LogEvents
 ) -> None:
     """Every 3rd poll (setting) double-checks a 304 with a full GET; a changed body exposes it."""
     feed_server.always_304 = True
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     assert _poll(feed_id, fetcher, settings).status == "ok"
     feed_server.set_items("One", "Two", "Three")  # the ETag stays "v1": broken server
     assert _poll(feed_id, fetcher, settings).status == "not_modified"
@@ -174,22 +166,26 @@ def test_server_that_always_answers_304_is_caught_by_revalidation(
     assert len(outcome.new_entry_ids) == 2
     assert feed_server.conditional == [False, True, True, True, False]
     assert not _feed(feed_id).conditional_get
+    log_events().expect(
+        "conditional_get_disabled", feed_id=feed_id, reason="not_modified_while_changed"
+    )
 
 
 def test_revalidation_of_an_honest_server_keeps_conditional_get(
-    feed_server: FeedServer, fetcher: Fetcher, settings: Settings
+    feed_server: FeedServer, fetcher: Fetcher, settings: Settings, log_events: LogEvents
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     statuses = [_poll(feed_id, fetcher, settings).status for _ in range(5)]
     assert statuses == ["ok", "not_modified", "not_modified", "unchanged", "not_modified"]
     assert feed_server.conditional == [False, True, True, True, False, True]
     assert _feed(feed_id).conditional_get
+    assert not log_events().named("conditional_get_disabled")
 
 
 def test_failures_back_off_and_mark_the_feed_failing(
-    feed_server: FeedServer, fetcher: Fetcher, settings: Settings
+    feed_server: FeedServer, fetcher: Fetcher, settings: Settings, log_events: LogEvents
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     feed_server.status = 500
     before = utcnow()
     first = _poll(feed_id, fetcher, settings)
@@ -211,12 +207,22 @@ def test_failures_back_off_and_mark_the_feed_failing(
     assert _poll(feed_id, fetcher, settings).status == "ok"
     feed = _feed(feed_id)
     assert (feed.state, feed.error_count, feed.last_error) == ("healthy", 0, None)
+    events = log_events()
+    failed = events.named("feed_poll_failed", feed_id=feed_id, error_class="http_5xx")
+    assert len(failed) == 2
+    assert failed[0]["url"] == feed_server.url
+    # The state changed once, on the first failure; the second left it failing.
+    assert len(events.named("feed_state_changed", feed_id=feed_id)) == 1
+    events.expect(
+        "feed_state_changed", feed_id=feed_id, previous="healthy", state="failing",
+        error_class="http_5xx", error_count=1,
+    )  # fmt: skip
 
 
 def test_retry_after_is_honoured(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     feed_server.status = 429
     feed_server.headers = {"Retry-After": "7200"}
     before = utcnow()
@@ -231,7 +237,7 @@ def test_cache_control_max_age_delays_the_next_poll(
     feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
     feed_server.headers = {"Cache-Control": "public, max-age=10800"}
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     before = utcnow()
     _poll(feed_id, fetcher, settings)
     next_poll = _feed(feed_id).next_poll_at
@@ -240,19 +246,23 @@ def test_cache_control_max_age_delays_the_next_poll(
 
 
 def test_gone_disables_at_once(
-    feed_server: FeedServer, fetcher: Fetcher, settings: Settings
+    feed_server: FeedServer, fetcher: Fetcher, settings: Settings, log_events: LogEvents
 ) -> None:
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     feed_server.status = 410
     _poll(feed_id, fetcher, settings)
     feed = _feed(feed_id)
     assert (feed.state, feed.enabled, feed.last_error_class) == ("disabled", False, "gone")
+    log_events().expect(
+        "feed_state_changed", feed_id=feed_id, previous="healthy", state="disabled",
+        error_class="gone",
+    )  # fmt: skip
 
 
 def test_disabled_after_days_of_failure_and_enable_resets(
-    feed_server: FeedServer, fetcher: Fetcher, settings: Settings
+    feed_server: FeedServer, fetcher: Fetcher, settings: Settings, log_events: LogEvents
 ) -> None:
-    feed_id = _add_feed(feed_server.url, name="flaky")
+    feed_id = add_feed(url=feed_server.url, name="flaky")
     feed_server.status = 503
     _poll(feed_id, fetcher, settings)
     assert _feed(feed_id).state == "failing"
@@ -265,6 +275,10 @@ def test_disabled_after_days_of_failure_and_enable_resets(
     _poll(feed_id, fetcher, settings)
     feed = _feed(feed_id)
     assert (feed.state, feed.enabled) == ("disabled", False)
+    log_events().expect(
+        "feed_state_changed", feed_id=feed_id, previous="failing", state="disabled",
+        error_class="http_5xx", error_count=2,
+    )  # fmt: skip
     with session_scope() as session:
         assert store.feed_health_counts(session) == {"disabled": 1}
         session.execute(
@@ -283,13 +297,29 @@ def test_disabled_after_days_of_failure_and_enable_resets(
 
 
 def test_html_instead_of_a_feed_is_recorded(
-    web: LocalWeb, fetcher: Fetcher, settings: Settings
+    web: LocalWeb, fetcher: Fetcher, settings: Settings, log_events: LogEvents
 ) -> None:
     url = web.add_page("page.html", "<html><body><p>Not a feed</p></body></html>")
-    feed_id = _add_feed(url)
+    feed_id = add_feed(url=url)
     outcome = _poll(feed_id, fetcher, settings)
     assert outcome.status == "error"
     assert _feed(feed_id).last_error_class == "not_a_feed"
+    log_events().expect("feed_poll_failed", feed_id=feed_id, url=url, error_class="not_a_feed")
+
+
+def test_a_feed_that_never_answers_times_out(
+    web: LocalWeb, release: threading.Event, settings: Settings, log_events: LogEvents
+) -> None:
+    """A server that accepts the connection and says nothing: a timeout, counted like
+    any other failure of the poll."""
+    web.routes["/silent.xml"] = hanging_page(release)
+    feed_id = add_feed(url=web.url("silent.xml"))
+    quick = settings.model_copy(update={"read_timeout": 0.5})
+    with Fetcher(pipeline.fetch_policy(quick)) as fetcher:
+        assert _poll(feed_id, fetcher, quick).status == "error"
+    feed = _feed(feed_id)
+    assert (feed.state, feed.last_error_class) == ("failing", "timeout")
+    log_events().expect("feed_poll_failed", feed_id=feed_id, error_class="timeout")
 
 
 def _redirect(to: str) -> pipeline.PollOutcome | object:
@@ -307,8 +337,8 @@ def test_permanent_redirect_updates_the_feed_url(
 ) -> None:
     web.routes["/old.xml"] = _redirect("301 /feed.xml")  # type: ignore[assignment]
     web.routes["/temp.xml"] = _redirect("302 /feed.xml")  # type: ignore[assignment]
-    moved = _add_feed(web.url("old.xml"), name="moved")
-    temporary = _add_feed(web.url("temp.xml"), name="temporary")
+    moved = add_feed(url=web.url("old.xml"), name="moved")
+    temporary = add_feed(url=web.url("temp.xml"), name="temporary")
     _poll(moved, fetcher, settings)
     _poll(temporary, fetcher, settings)
     assert _feed(moved).url == feed_server.url
@@ -319,18 +349,18 @@ def test_permanent_redirect_onto_another_feeds_url_is_not_followed(
     web: LocalWeb, feed_server: FeedServer, fetcher: Fetcher, settings: Settings
 ) -> None:
     web.routes["/old.xml"] = _redirect("308 /feed.xml")  # type: ignore[assignment]
-    _add_feed(feed_server.url, name="existing")
-    moved = _add_feed(web.url("old.xml"), name="moved")
+    add_feed(url=feed_server.url, name="existing")
+    moved = add_feed(url=web.url("old.xml"), name="moved")
     assert _poll(moved, fetcher, settings).status == "ok"
     assert _feed(moved).url == web.url("old.xml")
 
 
 def test_limiter_throttle_reschedules_without_counting_a_failure(
-    feed_server: FeedServer, settings: Settings
+    feed_server: FeedServer, settings: Settings, log_events: LogEvents
 ) -> None:
     limiter = LocalHostLimiter(HostRates(HostRate(1.0, 1), {}), max_wait=1.0)
     limiter.pause("127.0.0.1", 600)
-    feed_id = _add_feed(feed_server.url)
+    feed_id = add_feed(url=feed_server.url)
     before = utcnow()
     with Fetcher(pipeline.fetch_policy(settings), limiter=limiter) as fetcher:
         outcome = _poll(feed_id, fetcher, settings)
@@ -341,6 +371,9 @@ def test_limiter_throttle_reschedules_without_counting_a_failure(
     assert feed.next_poll_at >= before + timedelta(seconds=590)
     assert feed.lease_owner is None
     assert feed_server.conditional == []
+    throttled = log_events().expect("feed_poll_throttled", feed_id=feed_id)
+    assert throttled["wait_seconds"] >= 590
+    assert not log_events().named("feed_poll_failed")
 
 
 def test_two_concurrent_polls_of_one_feed_fetch_once(database_url: str, web: LocalWeb) -> None:
@@ -362,7 +395,7 @@ def test_two_concurrent_polls_of_one_feed_fetch_once(database_url: str, web: Loc
         h.wfile.write(body)
 
     web.routes["/slow.xml"] = slow_feed
-    feed_id = _add_feed(web.url("slow.xml"))
+    feed_id = add_feed(url=web.url("slow.xml"))
     results: list[pipeline.PollOutcome] = []
     with (
         Fetcher(pipeline.fetch_policy(settings)) as f1,

@@ -73,14 +73,6 @@ def web(_server: LocalWeb) -> LocalWeb:
     return _server
 
 
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Set at teardown so handlers that hang on purpose let go of their threads."""
-    event = threading.Event()
-    yield event
-    event.set()
-
-
 def route(web: LocalWeb, path: str, fn: Callable[[Handler], None]) -> str:
     web.routes["/" + path] = fn
     return web.url(path)

@@ -7,7 +7,6 @@ apps read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 
@@ -16,7 +15,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from tests.integration.helpers import SEEDS, detached, rss
-from worker import pipeline, store
+from tests.support.factories import add_feed
+from worker import pipeline
 from worker.db import session_scope
 from worker.fetch import Fetcher
 from worker.localweb import LocalWeb
@@ -47,12 +47,6 @@ class CountingPage:
         h.wfile.write(self.body)
 
 
-@pytest.fixture
-def web() -> Iterator[LocalWeb]:
-    with LocalWeb() as server:
-        yield server
-
-
 def _entries_for_two_feeds(web: LocalWeb, settings: Settings, fetcher: Fetcher) -> list[int]:
     """Two feeds whose one item links to the same page (the second with tracking junk)."""
     ids: list[int] = []
@@ -61,10 +55,7 @@ def _entries_for_two_feeds(web: LocalWeb, settings: Settings, fetcher: Fetcher) 
         ("partner", web.url(STORY) + "?utm_source=partner&utm_medium=rss"),
     ):
         web.add_page(f"{name}.xml", rss([{"title": "Security guarantees", "link": link}]))
-        with session_scope() as session:
-            feed, _ = store.upsert_feed(session, name=name, url=web.url(f"{name}.xml"))
-            assert feed.id is not None
-            feed_id = feed.id
+        feed_id = add_feed(name=name, url=web.url(f"{name}.xml"))
         outcome = pipeline.poll_feed(feed_id=feed_id, fetcher=fetcher, settings=settings, owner="t")
         assert len(outcome.new_entry_ids) == 1
         ids += outcome.new_entry_ids

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from tests.support import services
 from worker import operations
 from worker.broker import BrokerUnavailableError
 from worker.db import session_scope
@@ -19,17 +18,6 @@ from worker.models import CrawlRequest
 from worker.schemas import FeedIn, RecrawlIn
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def dead_broker(monkeypatch: pytest.MonkeyPatch) -> str:
-    """A broker URL on a loopback port where nothing listens."""
-    from worker.settings import reset_settings
-
-    url = f"redis://127.0.0.1:{services.free_port()}/0"
-    monkeypatch.setenv("INGEST_BROKER_URL", url)
-    reset_settings()
-    return url
 
 
 def test_feed_operations(sqlite_url: str) -> None:

@@ -11,9 +11,16 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from tests.integration.helpers import fundus_page, rss, serve_seed, wait_until
-from tests.support import services
-from worker import store
+from tests.integration.helpers import (
+    fundus_page,
+    processed,
+    rss,
+    running_celery,
+    serve_seed,
+    wait_until,
+    worker_env,
+)
+from tests.support.factories import add_feed
 from worker.db import session_scope
 from worker.localweb import LocalWeb
 from worker.models import Article, Entry, Feed, FeedPoll, Story, utcnow
@@ -55,112 +62,81 @@ def _build_web(web: LocalWeb, shared_data: Path) -> dict[str, str]:
     return titles
 
 
-def _all_processed() -> bool:
-    with session_scope() as session:
-        statuses = session.exec(select(Entry.status)).all()
-    return bool(statuses) and all(s != "pending" for s in statuses)
-
-
-@pytest.fixture
-def worker_env(redis_server: services.RedisServer, database_url: str) -> dict[str, str]:
-    return {
-        "INGEST_DATABASE_URL": database_url,
-        "INGEST_BROKER_URL": redis_server.url.replace("/0", "/1"),
-        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-        "INGEST_BEAT_INTERVAL_SECONDS": "1",
-        "INGEST_LOG_LEVEL": "INFO",
-    }
-
-
 def test_pipeline_end_to_end(
-    worker_env: dict[str, str],
-    shared_data: Path,
-    tmp_path: Path,
-    redis_server: services.RedisServer,
+    database_url: str, broker_url: str, web: LocalWeb, shared_data: Path, tmp_path: Path
 ) -> None:
-    import redis
+    _build_web(web, shared_data)
+    feed_id = add_feed(name="local", url=web.url("feed.xml"))
+    with running_celery(worker_env(database_url, broker_url), tmp_path, beat=True):
+        wait_until(processed, timeout=120, what="all entries processed")
 
-    redis.Redis.from_url(worker_env["INGEST_BROKER_URL"]).flushdb()
-    with LocalWeb() as web:
-        _build_web(web, shared_data)
         with session_scope() as session:
-            feed, _ = store.upsert_feed(session, name="local", url=web.url("feed.xml"))
-            feed_id = feed.id
-        worker = services.start_celery("worker", worker_env, workdir=tmp_path)
-        beat = services.start_celery("beat", worker_env, workdir=tmp_path)
-        try:
-            wait_until(_all_processed, timeout=120, what="all entries processed")
+            articles = session.exec(select(Article)).all()
+            entries = session.exec(select(Entry)).all()
+            failed = [(e.url, e.error) for e in entries if e.status == "failed"]
+            assert not failed, failed
+            by_title = {a.title: a for a in articles}
+            # 1 seed + 4 fundus pages + 1 syndicated copy; the repeated seed
+            # link canonicalises to the seed's URL and is not stored twice.
+            assert len(articles) == 6, sorted(by_title)
+            canonical = [a.canonical_url for a in articles]
+            assert len(set(canonical)) == len(canonical)
 
+            seed = next(a for a in articles if a.guid == "seed-1")
+            assert seed.is_ukraine_security
+            assert seed.security_score >= 0.8
+            assert {"security_guarantees", "peacekeeping_force"} <= set(seed.topics)
+            assert seed.extraction_method == "trafilatura"
+            assert seed.canonical_url.endswith("/news/macron-trump-security-guarantees.html")
+
+            for key in POSITIVE:
+                article = next(a for a in articles if a.guid == key)
+                assert article.is_ukraine_security, (key, article.evidence)
+            for key in NEGATIVE:
+                article = next(a for a in articles if a.guid == key)
+                assert not article.is_ukraine_security, (key, article.evidence)
+
+            # Whichever of the two was stored first is the original: the
+            # workers process both feeds' items in parallel.
+            pair = sorted(
+                (
+                    next(a for a in articles if a.guid == POSITIVE[0]),
+                    next(a for a in articles if a.url.endswith("mirror/kyiv-strike.html")),
+                ),
+                key=lambda a: a.id or 0,
+            )
+            original, copy = pair
+            assert original.duplicate_of_id is None
+            assert copy.duplicate_of_id == original.id
+            assert copy.story_id == original.story_id
+            story = session.get(Story, original.story_id)
+            assert story is not None
+            assert story.article_count == 2
+
+            polls_before = len(session.exec(select(FeedPoll)).all())
+            entries_before = len(entries)
+
+        # Poll again now: nothing new may be stored.
+        with session_scope() as session:
+            session.execute(
+                sa.update(Feed).where(col(Feed.id) == feed_id).values(next_poll_at=utcnow())
+            )
+
+        def polled_again() -> bool:
             with session_scope() as session:
-                articles = session.exec(select(Article)).all()
-                entries = session.exec(select(Entry)).all()
-                failed = [(e.url, e.error) for e in entries if e.status == "failed"]
-                assert not failed, failed
-                by_title = {a.title: a for a in articles}
-                # 1 seed + 4 fundus pages + 1 syndicated copy; the repeated seed
-                # link canonicalises to the seed's URL and is not stored twice.
-                assert len(articles) == 6, sorted(by_title)
-                canonical = [a.canonical_url for a in articles]
-                assert len(set(canonical)) == len(canonical)
+                return len(session.exec(select(FeedPoll)).all()) > polls_before
 
-                seed = next(a for a in articles if a.guid == "seed-1")
-                assert seed.is_ukraine_security
-                assert seed.security_score >= 0.8
-                assert {"security_guarantees", "peacekeeping_force"} <= set(seed.topics)
-                assert seed.extraction_method == "trafilatura"
-                assert seed.canonical_url.endswith("/news/macron-trump-security-guarantees.html")
-
-                for key in POSITIVE:
-                    article = next(a for a in articles if a.guid == key)
-                    assert article.is_ukraine_security, (key, article.evidence)
-                for key in NEGATIVE:
-                    article = next(a for a in articles if a.guid == key)
-                    assert not article.is_ukraine_security, (key, article.evidence)
-
-                # Whichever of the two was stored first is the original: the
-                # workers process both feeds' items in parallel.
-                pair = sorted(
-                    (
-                        next(a for a in articles if a.guid == POSITIVE[0]),
-                        next(a for a in articles if a.url.endswith("mirror/kyiv-strike.html")),
-                    ),
-                    key=lambda a: a.id or 0,
-                )
-                original, copy = pair
-                assert original.duplicate_of_id is None
-                assert copy.duplicate_of_id == original.id
-                assert copy.story_id == original.story_id
-                story = session.get(Story, original.story_id)
-                assert story is not None
-                assert story.article_count == 2
-
-                polls_before = len(session.exec(select(FeedPoll)).all())
-                entries_before = len(entries)
-
-            # Poll again now: nothing new may be stored.
-            with session_scope() as session:
-                session.execute(
-                    sa.update(Feed).where(col(Feed.id) == feed_id).values(next_poll_at=utcnow())
-                )
-
-            def polled_again() -> bool:
-                with session_scope() as session:
-                    return len(session.exec(select(FeedPoll)).all()) > polls_before
-
-            wait_until(polled_again, timeout=60, what="a second poll")
-            wait_until(_all_processed, timeout=60, what="processing after second poll")
-            with session_scope() as session:
-                assert len(session.exec(select(Article)).all()) == 6
-                assert len(session.exec(select(Entry)).all()) == entries_before
-                last = session.exec(select(FeedPoll).order_by(col(FeedPoll.id).desc())).first()
-                assert last is not None
-                assert last.status == "ok"
-                assert last.entries_new == 0
-                feed_row = session.get(Feed, feed_id)
-                assert feed_row is not None
-                assert feed_row.state == "healthy"
-                assert feed_row.next_poll_at is not None
-                assert feed_row.next_poll_at > utcnow() + timedelta(seconds=60)
-        finally:
-            beat.stop()
-            worker.stop()
+        wait_until(polled_again, timeout=60, what="a second poll")
+        wait_until(processed, timeout=60, what="processing after second poll")
+        with session_scope() as session:
+            assert len(session.exec(select(Article)).all()) == 6
+            assert len(session.exec(select(Entry)).all()) == entries_before
+            last = session.exec(select(FeedPoll).order_by(col(FeedPoll.id).desc())).first()
+            assert last is not None
+            assert last.status == "ok"
+            assert last.entries_new == 0
+            feed_row = session.get(Feed, feed_id)
+            assert feed_row is not None
+            assert feed_row.state == "healthy"
+            assert feed_row.next_poll_at is not None
+            assert feed_row.next_poll_at > utcnow() + timedelta(seconds=60)

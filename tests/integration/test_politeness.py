@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
 
-from tests.integration.helpers import rss, wait_until
-from tests.support import services
-from worker import store
-from worker.db import session_scope
+from tests.integration.helpers import processed, rss, running_celery, wait_until, worker_env
+from tests.support.factories import add_feed
 from worker.errors import PermanentError, TransientError
 from worker.fetch import Fetcher, FetchPolicy
 from worker.localweb import LocalWeb
-from worker.models import Entry
 from worker.politeness import HostRate, HostRates, RedisHostLimiter, RobotsCache
 
 pytestmark = pytest.mark.integration
@@ -30,9 +27,8 @@ POLICY = FetchPolicy(
 
 
 @pytest.fixture
-def redis_client(redis_server: services.RedisServer) -> Iterator[redis_lib.Redis]:
-    client = redis_lib.Redis.from_url(redis_server.url.replace("/0", "/4"))
-    client.flushdb()
+def redis_client(redis_db: Callable[[], str]) -> Iterator[redis_lib.Redis]:
+    client = redis_lib.Redis.from_url(redis_db())
     yield client
     client.close()
 
@@ -205,58 +201,36 @@ def _max_in_window(times: list[float], window: float) -> int:
 
 
 def test_two_celery_workers_share_the_per_host_limit(
-    sqlite_url: str, redis_server: services.RedisServer, tmp_path: Path
+    sqlite_url: str,
+    broker_url: str,
+    redis_db: Callable[[], str],
+    web: LocalWeb,
+    tmp_path: Path,
 ) -> None:
     """Two `ingest worker` processes fetching 20 pages of one host at 2/s, burst 1."""
-    broker = redis_server.url.replace("/0", "/2")
-    limits = redis_server.url.replace("/0", "/3")
-    for url in (broker, limits):
-        redis_lib.Redis.from_url(url).flushdb()
-    env = {
-        "INGEST_DATABASE_URL": sqlite_url,
-        "INGEST_BROKER_URL": broker,
-        "INGEST_REDIS_URL": limits,
-        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-        "INGEST_PER_HOST_RATE": "2",
-        "INGEST_PER_HOST_BURST": "1",
-        "INGEST_RATE_LIMIT_MAX_WAIT_SECONDS": "60",
-        "INGEST_BEAT_INTERVAL_SECONDS": "1",
-        "INGEST_LOG_LEVEL": "INFO",
-    }
-    with LocalWeb() as web:
-        items = []
-        for n in range(20):
-            path = f"pages/{n}.html"
-            web.add_page(path, f"<html><body><h1>Story {n}</h1><p>Text {n}.</p></body></html>")
-            items.append({"title": f"Story {n}", "link": web.url(path), "guid": f"s{n}",
-                          "description": f"Summary of story {n}."})  # fmt: skip
-        web.add_page("feed.xml", rss(items))
-        with session_scope() as session:
-            store.upsert_feed(session, name="one-host", url=web.url("feed.xml"))
-        workers = [
-            services.start_celery("worker", env, workdir=tmp_path, extra=["-n", f"w{i}@%h"])
-            for i in (1, 2)
-        ]
-        beat: services.CeleryProcess | None = None
-        try:
-            for worker in workers:
-                wait_until(lambda w=worker: "ready" in w.log(), timeout=60, what="worker ready")
-            beat = services.start_celery("beat", env, workdir=tmp_path)
+    env = worker_env(
+        sqlite_url,
+        broker_url,
+        INGEST_REDIS_URL=redis_db(),
+        INGEST_PER_HOST_RATE="2",
+        INGEST_PER_HOST_BURST="1",
+        INGEST_RATE_LIMIT_MAX_WAIT_SECONDS="60",
+    )
+    items = []
+    for n in range(20):
+        path = f"pages/{n}.html"
+        web.add_page(path, f"<html><body><h1>Story {n}</h1><p>Text {n}.</p></body></html>")
+        items.append({"title": f"Story {n}", "link": web.url(path), "guid": f"s{n}",
+                      "description": f"Summary of story {n}."})  # fmt: skip
+    web.add_page("feed.xml", rss(items))
+    add_feed(name="one-host", url=web.url("feed.xml"))
 
-            def all_done() -> bool:
-                with session_scope() as session:
-                    entries = session.exec(Entry.__table__.select()).all()
-                return len(entries) == 20 and all(e.status != "pending" for e in entries)
-
-            wait_until(all_done, timeout=120, what="20 pages fetched")
-        finally:
-            if beat is not None:
-                beat.stop()
-            for worker in workers:
-                worker.stop()
-        times = sorted(t for path, t in web.requests)
-        page_requests = [p for p, _t in web.requests if p.startswith("/pages/")]
-    logs = [w.log() for w in workers]
+    # Both workers are ready before beat starts, so both take a share of the pages.
+    with running_celery(env, tmp_path, workers=2, beat=True) as celery:
+        wait_until(lambda: processed(20), timeout=120, what="20 pages fetched")
+    times = sorted(t for path, t in web.requests)
+    page_requests = [p for p, _t in web.requests if p.startswith("/pages/")]
+    logs = [w.log() for w in celery.workers]
     assert len(page_requests) == 20
     assert all("process_entry" in log for log in logs), "both workers must have fetched pages"
     span = times[-1] - times[0]

@@ -3,54 +3,21 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
-from worker import dedup, store
-from worker.classify import classify
+from tests.support import factories
+from tests.support.factories import BODY, add_entries, add_feed, article_record, feed_item
+from worker import store
 from worker.db import session_scope
-from worker.feeds import FeedItem, entry_key
 from worker.models import Article, ArticleBand, Entry, Story, utcnow
 
 pytestmark = pytest.mark.integration
 
-BODY = (
-    "Ukraine's air defence forces shot down most of the drones Russia launched overnight at Kyiv, "
-    "the air force said on Tuesday, as European leaders met in Paris to discuss security "
-    "guarantees and a possible reassurance force after a ceasefire. "
-) * 6
-PUBLISHED = datetime(2025, 2, 25, 9, 0, tzinfo=UTC)
 SEED_BODY = (Path(__file__).parents[2] / "seeds" / "seed-article.txt").read_text()
-
-
-def _record(
-    *,
-    url: str = "https://news.example/a",
-    canonical: str | None = None,
-    guid: str | None = None,
-    feed_id: int | None = None,
-    title: str = "Kyiv repels drone attack as leaders discuss guarantees",
-    body: str = BODY,
-) -> store.ArticleRecord:
-    return store.ArticleRecord(
-        url=url,
-        canonical_url=canonical or url,
-        feed_id=feed_id,
-        guid=guid,
-        title=title,
-        body=body,
-        summary=None,
-        author=None,
-        published_at=PUBLISHED,
-        language="en",
-        extraction_method="trafilatura",
-        fingerprint=dedup.fingerprint(title=title, body=body, published_at=PUBLISHED),
-        classification=classify(title=title, body=body, language="en"),
-    )
 
 
 def _count(model: type) -> int:
@@ -59,10 +26,8 @@ def _count(model: type) -> int:
 
 
 def test_saving_twice_updates_instead_of_inserting(database_url: str) -> None:
-    with session_scope() as session:
-        first = store.save_article(session, _record())
-    with session_scope() as session:
-        second = store.save_article(session, _record(title="Kyiv repels drones (updated)"))
+    first = factories.save_article()
+    second = factories.save_article(title="Kyiv repels drones (updated)")
     assert first.action == "created"
     assert second.action == "updated"
     assert second.article_id == first.article_id
@@ -79,24 +44,18 @@ def test_saving_twice_updates_instead_of_inserting(database_url: str) -> None:
 
 
 def test_same_guid_in_feed_is_same_article_even_if_url_changed(database_url: str) -> None:
-    with session_scope() as session:
-        feed, _ = store.upsert_feed(session, name="f", url="https://news.example/feed")
-        feed_id = feed.id
-        first = store.save_article(session, _record(guid="g-1", feed_id=feed_id))
-    with session_scope() as session:
-        moved = _record(url="https://news.example/a-new-slug", guid="g-1", feed_id=feed_id)
-        second = store.save_article(session, moved)
+    feed_id = add_feed()
+    first = factories.save_article(guid="g-1", feed_id=feed_id)
+    second = factories.save_article(
+        url="https://news.example/a-new-slug", guid="g-1", feed_id=feed_id
+    )
     assert second.article_id == first.article_id
     assert _count(Article) == 1
 
 
 def test_same_body_elsewhere_is_linked_duplicate_in_same_story(database_url: str) -> None:
-    with session_scope() as session:
-        original = store.save_article(session, _record())
-    with session_scope() as session:
-        copy = store.save_article(
-            session, _record(url="https://other.example/wire/123", title="Drones over Kyiv")
-        )
+    original = factories.save_article()
+    copy = factories.save_article(url="https://other.example/wire/123", title="Drones over Kyiv")
     assert copy.action == "duplicate"
     assert copy.duplicate_of_id == original.article_id
     assert copy.story_id == original.story_id
@@ -113,12 +72,10 @@ def test_unrelated_article_starts_new_story(database_url: str) -> None:
         "The city council approved a new budget for public libraries on Monday, adding "
         "opening hours and a programme of children's reading clubs across all districts. "
     ) * 6
-    with session_scope() as session:
-        a = store.save_article(session, _record())
-        b = store.save_article(
-            session,
-            _record(url="https://city.example/libraries", title="Libraries", body=other_body),
-        )
+    a = factories.save_article()
+    b = factories.save_article(
+        url="https://city.example/libraries", title="Libraries", body=other_body
+    )
     assert a.story_id != b.story_id
     assert _count(Story) == 2
 
@@ -143,8 +100,7 @@ def test_story_counters_kept_incrementally_match_a_full_recount(database_url: st
     ]
     story_id = 0
     for url, body in copies:
-        with session_scope() as session:
-            saved = store.save_article(session, _record(url=url, body=body))
+        saved = factories.save_article(url=url, body=body)
         story_id = story_id or saved.story_id
         assert saved.story_id == story_id
         incremental = _story_fields(story_id)
@@ -156,12 +112,10 @@ def test_story_counters_kept_incrementally_match_a_full_recount(database_url: st
 
 
 def test_band_index_written_and_replaced(database_url: str) -> None:
-    with session_scope() as session:
-        saved = store.save_article(session, _record())
+    saved = factories.save_article()
     bands = _count(ArticleBand)
     assert bands > 0
-    with session_scope() as session:
-        store.save_article(session, _record())
+    factories.save_article()
     assert _count(ArticleBand) == bands
     assert saved.article_id
 
@@ -178,18 +132,13 @@ def test_exact_copies_are_not_indexed_and_later_copies_join_through_the_original
 ) -> None:
     """The n-th copy of a wire story meets the original, not n - 1 indexed copies."""
     wire = SEED_BODY
-    with session_scope() as session:
-        original = store.save_article(session, _record(body=wire))
-    copies = []
-    for n in range(3):  # exact copies (the same text) on other sites
-        with session_scope() as session:
-            copies.append(
-                store.save_article(session, _record(url=f"https://partner{n}.example/w", body=wire))
-            )
+    original = factories.save_article(body=wire)
+    copies = [  # exact copies (the same text) on other sites
+        factories.save_article(url=f"https://partner{n}.example/w", body=wire) for n in range(3)
+    ]
     # A near copy: the last third cut and a paragraph of local reporting added.
     near = wire[: len(wire) * 2 // 3] + "\nOur correspondent in Kyiv adds local reaction." * 3
-    with session_scope() as session:
-        near_copy = store.save_article(session, _record(url="https://near.example/a", body=near))
+    near_copy = factories.save_article(url="https://near.example/a", body=near)
     assert [c.action for c in copies] == ["duplicate"] * 3
     assert {c.duplicate_of_id for c in copies} == {original.article_id}
     assert near_copy.action in ("duplicate", "near_duplicate")
@@ -197,41 +146,19 @@ def test_exact_copies_are_not_indexed_and_later_copies_join_through_the_original
     assert _bands_of(original.article_id) > 0
     assert [_bands_of(c.article_id) for c in copies] == [0, 0, 0]
     # Saving a copy again (a re-fetch) keeps it out of the index.
-    with session_scope() as session:
-        again = store.save_article(session, _record(url="https://partner0.example/w", body=wire))
+    again = factories.save_article(url="https://partner0.example/w", body=wire)
     assert again.action == "updated"
     assert _bands_of(again.article_id) == 0
 
 
-def _item(guid: str, url: str) -> FeedItem:
-    return FeedItem(
-        entry_key=entry_key(guid=guid, url=url, title="t"),
-        url=url,
-        guid=guid,
-        title="t",
-        summary=None,
-        author=None,
-        published_at=None,
-    )
-
-
 def test_entries_insert_once(database_url: str) -> None:
-    item = _item("x", "https://n.example/1")
-    with session_scope() as session:
-        feed, _ = store.upsert_feed(session, name="f", url="https://n.example/feed")
-        first = store.add_entries(session, feed_id=feed.id, items=[item, item])
-        again = store.add_entries(session, feed_id=feed.id, items=[item])
+    item = feed_item(guid="x", url="https://n.example/1")
+    feed_id = add_feed()
+    first = add_entries(feed_id, item, item)
+    again = add_entries(feed_id, item)
     assert len(first) == 1
     assert again == []
     assert _count(Entry) == 1
-
-
-def _one_entry() -> int:
-    item = _item("a", "https://n.example/a")
-    with session_scope() as session:
-        feed, _ = store.upsert_feed(session, name="f", url="https://n.example/feed")
-        (entry_id,) = store.add_entries(session, feed_id=feed.id, items=[item])
-    return entry_id
 
 
 def _attempts(entry_id: int) -> int:
@@ -243,9 +170,9 @@ def _attempts(entry_id: int) -> int:
 
 def test_first_run_counts_its_attempt_when_it_ends(database_url: str) -> None:
     """The normal path: one write at the end counts the attempt (no count-at-start write)."""
-    entry_id = _one_entry()
+    entry_id = factories.add_entry()
     with session_scope() as session:
-        saved = store.save_article(session, _record())
+        saved = store.save_article(session, article_record())
         store.mark_entry_stored(
             session, entry_id=entry_id, article_id=saved.article_id, count_attempt=True
         )
@@ -254,7 +181,7 @@ def test_first_run_counts_its_attempt_when_it_ends(database_url: str) -> None:
 
 def test_repeat_counts_the_uncounted_first_run(database_url: str) -> None:
     """A redelivery after a first run died uncounted counts both; later repeats count one."""
-    entry_id = _one_entry()
+    entry_id = factories.add_entry()
     with session_scope() as session:
         assert store.begin_entry_attempt(session, entry_id=entry_id, at_least=2) == 2
     with session_scope() as session:
@@ -262,7 +189,7 @@ def test_repeat_counts_the_uncounted_first_run(database_url: str) -> None:
     with session_scope() as session:
         store.mark_entry_failed(session, entry_id=entry_id, error="x", error_class="timeout")
         assert store.begin_entry_attempt(session, entry_id=entry_id) == 4
-        saved = store.save_article(session, _record())
+        saved = store.save_article(session, article_record())
         store.mark_entry_stored(session, entry_id=entry_id, article_id=saved.article_id)
     assert _attempts(entry_id) == 4
     with session_scope() as session:  # stored entries are not counted again
@@ -271,10 +198,7 @@ def test_repeat_counts_the_uncounted_first_run(database_url: str) -> None:
 
 def test_feed_lease_is_exclusive_and_expires(database_url: str) -> None:
     now = utcnow()
-    with session_scope() as session:
-        feed, _ = store.upsert_feed(session, name="f", url="https://n.example/feed")
-        fid = feed.id
-        assert fid is not None
+    fid = add_feed()
     with session_scope() as session:
         assert store.acquire_feed_lease(session, feed_id=fid, owner="a", now=now, lease_seconds=60)
     with session_scope() as session:
@@ -290,9 +214,8 @@ def test_feed_lease_is_exclusive_and_expires(database_url: str) -> None:
 
 
 def test_due_feeds_are_claimed_once(database_url: str) -> None:
-    with session_scope() as session:
-        for n in range(5):
-            store.upsert_feed(session, name=f"f{n}", url=f"https://n.example/{n}")
+    for n in range(5):
+        add_feed(name=f"f{n}")
     now = utcnow() + timedelta(seconds=1)
     with session_scope() as session:
         first = store.due_feed_ids(session, now=now, limit=3, claim_seconds=300)
@@ -309,7 +232,7 @@ def test_due_feeds_are_claimed_once(database_url: str) -> None:
 def test_racing_writers_store_one_story(database_url: str) -> None:
     """Eight threads store copies of one story at once: one story, one row per URL."""
     records = [
-        replace(_record(url=f"https://site{n}.example/story", title=f"Drones over Kyiv ({n})"))
+        article_record(url=f"https://site{n}.example/story", title=f"Drones over Kyiv ({n})")
         for n in range(8)
     ]
     barrier = threading.Barrier(len(records))

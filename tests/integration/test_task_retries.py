@@ -7,12 +7,17 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-import redis
 from sqlmodel import select
 
-from tests.integration.helpers import SEEDS, rss, wait_until
-from tests.support import services
-from worker import store
+from tests.integration.helpers import (
+    SEEDS,
+    processed,
+    rss,
+    running_celery,
+    wait_until,
+    worker_env,
+)
+from tests.support.factories import add_feed
 from worker.db import session_scope
 from worker.localweb import LocalWeb
 from worker.models import Article, Entry
@@ -50,57 +55,35 @@ def _flaky(
 
 
 def test_transient_retried_permanent_recorded(
-    redis_server: services.RedisServer, sqlite_url: str, tmp_path: Path
+    broker_url: str, sqlite_url: str, web: LocalWeb, tmp_path: Path
 ) -> None:
-    broker = redis_server.url.replace("/0", "/2")
-    redis.Redis.from_url(broker).flushdb()
-    env = {
-        "INGEST_DATABASE_URL": sqlite_url,
-        "INGEST_BROKER_URL": broker,
-        "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-        "INGEST_BEAT_INTERVAL_SECONDS": "1",
-    }
     seed_html = (SEEDS / "seed-article.html").read_bytes()
-    with LocalWeb() as web:
-        _flaky(web, failures=2, body=seed_html)
-        limited_html = seed_html.replace(b"macron-trump-security-guarantees", b"limited-copy")
-        _flaky(
-            web, failures=1, body=limited_html, path="/limited.html", status=429, retry_after="3"
-        )
-        web.add_page(
-            "feed.xml",
-            rss(
-                [
-                    {"title": "Flaky seed", "link": web.url("flaky.html"), "guid": "flaky"},
-                    {"title": "Limited", "link": web.url("limited.html"), "guid": "limited"},
-                    {
-                        "title": "Ceasefire talks resume in Istanbul",
-                        "link": web.url("missing-with-summary.html"),
-                        "guid": "gone-1",
-                        "description": "Ukrainian and Russian delegations resumed ceasefire "
-                        "talks in Istanbul on Monday, with prisoner exchanges on the agenda.",
-                    },
-                    {"title": "Gone", "link": web.url("missing.html"), "guid": "gone-2"},
-                ]
-            ),
-        )
-        with session_scope() as session:
-            store.upsert_feed(session, name="local", url=web.url("feed.xml"))
-        worker = services.start_celery("worker", env, workdir=tmp_path)
-        beat = services.start_celery("beat", env, workdir=tmp_path)
-        try:
+    _flaky(web, failures=2, body=seed_html)
+    limited_html = seed_html.replace(b"macron-trump-security-guarantees", b"limited-copy")
+    _flaky(web, failures=1, body=limited_html, path="/limited.html", status=429, retry_after="3")
+    web.add_page(
+        "feed.xml",
+        rss(
+            [
+                {"title": "Flaky seed", "link": web.url("flaky.html"), "guid": "flaky"},
+                {"title": "Limited", "link": web.url("limited.html"), "guid": "limited"},
+                {
+                    "title": "Ceasefire talks resume in Istanbul",
+                    "link": web.url("missing-with-summary.html"),
+                    "guid": "gone-1",
+                    "description": "Ukrainian and Russian delegations resumed ceasefire "
+                    "talks in Istanbul on Monday, with prisoner exchanges on the agenda.",
+                },
+                {"title": "Gone", "link": web.url("missing.html"), "guid": "gone-2"},
+            ]
+        ),
+    )
+    add_feed(name="local", url=web.url("feed.xml"))
 
-            def done() -> bool:
-                with session_scope() as session:
-                    statuses = session.exec(select(Entry.status)).all()
-                return len(statuses) == 4 and "pending" not in statuses
-
-            wait_until(done, timeout=90, what="entries processed")
-            requests = [path for path, _t in web.requests]
-            limited_times = [t for path, t in web.requests if path == "/limited.html"]
-        finally:
-            beat.stop()
-            worker.stop()
+    with running_celery(worker_env(sqlite_url, broker_url), tmp_path, beat=True) as celery:
+        wait_until(lambda: processed(4), timeout=90, what="entries processed")
+    requests = [path for path, _t in web.requests]
+    limited_times = [t for path, t in web.requests if path == "/limited.html"]
 
     with session_scope() as session:
         entries = {e.guid: e for e in session.exec(select(Entry)).all()}
@@ -132,3 +115,11 @@ def test_transient_retried_permanent_recorded(
     assert entries["flaky"].attempts == 3
     assert entries["limited"].attempts == 2
     assert entries["gone-1"].attempts == entries["gone-2"].attempts == 1
+    # And the log says so: each retried entry left the batch with its own countdown
+    # (the 429's its Retry-After), and the 404 without a summary failed for good.
+    events = celery.events()
+    events.expect("entry_retry_scheduled", entry_id=entries["flaky"].id)
+    limited = events.expect("entry_retry_scheduled", entry_id=entries["limited"].id)
+    assert limited["countdown"] >= 3.0
+    events.expect("entry_failed", entry_id=entries["gone-2"].id, error_class="http_4xx")
+    assert not events.named("entry_failed", entry_id=entries["gone-1"].id)

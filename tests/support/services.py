@@ -51,7 +51,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.db_url(0)
+
+    def db_url(self, number: int) -> str:
+        """The URL of one of the server's numbered databases (0-15)."""
+        return f"redis://127.0.0.1:{self.port}/{number}"
 
     def stop(self) -> None:
         if self.process.poll() is None:

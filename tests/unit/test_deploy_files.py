@@ -18,11 +18,12 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 SECRET_WORDS = re.compile(r"(PASSWORD|TOKEN|SECRET|API_KEY)", re.IGNORECASE)
-# Each `ingest` command a container runs, and the test that runs the same command.
+# Each `ingest` command a container runs, and the test that runs the same command
+# (`ingest worker` and `ingest beat` through helpers.running_celery).
 EXERCISED_BY = {
     ("db", "upgrade"): ("tests/integration/test_cli.py", '"worker.cli", "db", "upgrade"'),
-    ("worker",): ("tests/integration/test_pipeline_e2e.py", 'start_celery("worker"'),
-    ("beat",): ("tests/integration/test_pipeline_e2e.py", 'start_celery("beat"'),
+    ("worker",): ("tests/integration/test_pipeline_e2e.py", "with running_celery("),
+    ("beat",): ("tests/integration/test_pipeline_e2e.py", "beat=True"),
     ("api",): ("tests/integration/test_api.py", '"worker.cli", "api"'),
 }
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.support import services
+from tests.support.logs import Events
 from worker.classify import weights
 
 PROBE = """
@@ -67,6 +68,33 @@ def test_a_damaged_english_weights_file_stops_the_warm_up(tmp_path: Path) -> Non
     assert run.returncode != 0
     assert "warm-up finished" not in run.stdout
     assert f"ModelFileError: {damaged}: weights do not match their sha256" in run.stderr
+
+
+BROKEN_PROBE = """
+from worker import celery_app, extract
+from worker.logging import configure_logging
+
+def broken(*_args, **_kwargs):
+    raise RuntimeError("extractor broke")
+
+extract.extract_article = broken
+configure_logging("INFO")
+celery_app._warm_up_before_fork()
+print("warm-up finished")
+"""
+
+
+def test_a_warm_up_that_fails_otherwise_is_logged_and_the_worker_starts() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", BROKEN_PROBE],
+        capture_output=True,
+        text=True,
+        cwd=services.REPO_ROOT,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "warm-up finished" in run.stdout
+    Events.parse(run.stderr).expect("warm_up_failed", error="extractor broke", level="warning")
 
 
 def test_children_are_recycled_by_memory_and_after_many_entries_whatever_the_batch() -> None:
