@@ -44,7 +44,12 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    """Configure structlog and the stdlib root logger; safe to call repeatedly.
+    """Configure structlog and the stdlib root logger, once per process, at start.
+
+    Calling it again with the same settings is harmless (the CLI and the Celery
+    app both call it). A different level does not reach module loggers that
+    have already logged: structlog caches a logger's configuration on first use
+    (``cache_logger_on_first_use``), which keeps every log call cheap.
 
     structlog events are handed to the standard library and rendered by the
     same formatter as library logs, so both share one handler and one format.
