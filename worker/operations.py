@@ -115,18 +115,9 @@ ArticleKey = tuple[datetime | None, int]
 """Where a page of articles ended: the last row's sort time and id."""
 
 
-@dataclass(frozen=True)
-class StoryFilter:
-    """What a caller may filter stories by; ``None`` means "any"."""
+StoryFilter = store.StoryFilter
 
-    label: str | None = None  # ukraine-security | other
-    topic: str | None = None
-    since: datetime | None = None  # last seen at or after
-    until: datetime | None = None  # first seen before
-    min_articles: int = 1
-
-
-Filter = TypeVar("Filter", store.ArticleFilter, StoryFilter)
+Filter = TypeVar("Filter", store.ArticleFilter, store.StoryFilter)
 
 
 def _in_utc(where: Filter) -> Filter:
@@ -176,7 +167,7 @@ def list_stories(
     pass as ``before_id`` for the next page (None on the last page)."""
     with session_scope() as session:
         found = store.list_stories(
-            session, **dataclasses.asdict(_in_utc(where)), limit=limit + 1, before_id=before_id
+            session, where=_in_utc(where), limit=limit + 1, before_id=before_id
         )
         items = [StoryOut.of(s) for s in found[:limit]]
     return items, (items[-1].id if len(found) > limit else None)
@@ -225,10 +216,12 @@ def crawl_request(request_id: int) -> CrawlRequestOut:
 
 
 def list_crawl_requests(*, limit: int = 20) -> list[CrawlRequestOut]:
-    """The latest re-crawl requests, newest first, each with its progress counted now."""
+    """The latest re-crawl requests, newest first, each with its progress counted now
+    (in one session, not one per request)."""
     with session_scope() as session:
         ids = [r.id for r in store.list_crawl_requests(session, limit=limit) if r.id]
-    return [crawl_request(i) for i in ids]
+        found = [store.crawl_request_progress(session, i) for i in ids]
+        return [CrawlRequestOut.model_validate(r) for r in found if r is not None]
 
 
 # --- reclassification ------------------------------------------------------------------

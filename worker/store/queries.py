@@ -45,6 +45,17 @@ class ArticleFilter:
     story_id: int | None = None
 
 
+@dataclass(frozen=True)
+class StoryFilter:
+    """What a caller may filter stories by; ``None`` means "any"."""
+
+    label: str | None = None  # ukraine-security | other
+    topic: str | None = None
+    since: datetime | None = None  # last seen at or after
+    until: datetime | None = None  # first seen before
+    min_articles: int = 1
+
+
 def article_sort_key() -> Any:
     """Publication time, or when we stored it for articles without a date."""
     from ..models import UTCDateTime
@@ -101,26 +112,22 @@ def list_articles(
 def list_stories(
     session: Session,
     *,
-    label: str | None = None,
-    topic: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    min_articles: int = 1,
+    where: StoryFilter,
     limit: int = 50,
     before_id: int | None = None,
 ) -> list[Story]:
     """One page of stories, newest first by id (ids grow as stories are first seen)."""
     query = select(Story)
-    if label is not None:
-        query = query.where(col(Story.is_ukraine_security).is_(label == LABEL_POSITIVE))
-    if topic is not None:
-        query = query.where(json_array_contains(session, Story.topics, topic))
-    if since is not None:
-        query = query.where(col(Story.last_seen_at) >= since)
-    if until is not None:
-        query = query.where(col(Story.first_seen_at) < until)
-    if min_articles > 1:
-        query = query.where(col(Story.article_count) >= min_articles)
+    if where.label is not None:
+        query = query.where(col(Story.is_ukraine_security).is_(where.label == LABEL_POSITIVE))
+    if where.topic is not None:
+        query = query.where(json_array_contains(session, Story.topics, where.topic))
+    if where.since is not None:
+        query = query.where(col(Story.last_seen_at) >= where.since)
+    if where.until is not None:
+        query = query.where(col(Story.first_seen_at) < where.until)
+    if where.min_articles > 1:
+        query = query.where(col(Story.article_count) >= where.min_articles)
     if before_id is not None:
         query = query.where(col(Story.id) < before_id)
     return list(session.exec(query.order_by(col(Story.id).desc()).limit(limit)).all())
