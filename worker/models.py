@@ -5,6 +5,12 @@ column only together with an Alembic migration and the docs; the test
 ``tests/integration/test_schema_contract.py`` fails when the migrated schema
 and these models disagree.
 
+Each table whose rows readers see through the API or ``ingest --json`` has a
+``...Base`` class holding the columns they see; the table class adds the rest, and
+the public shape in :mod:`worker.schemas` derives from the same base, so a column
+and the field that shows it are typed once (the FastAPI full-stack template's
+Base / table / Public family).
+
 Conventions: all timestamps are timezone-aware UTC; JSON columns are JSONB on
 PostgreSQL so downstream apps can index and query them.
 """
@@ -63,21 +69,33 @@ def _created() -> Any:
     return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
-class Feed(SQLModel, table=True):
-    """A feed we poll, with its politeness state and health."""
-
-    __tablename__ = "feeds"
-    __table_args__ = (sa.Index("ix_feeds_due", "enabled", "next_poll_at"),)
+class FeedBase(SQLModel):
+    """The feed columns an operator sees (``FeedOut`` in :mod:`worker.schemas`): its
+    identity and its health. The table adds the scheduler's and poller's state."""
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True, nullable=False)
     url: str = Field(max_length=2048, unique=True, nullable=False)
-    site_url: str | None = Field(default=None, max_length=2048)
     title: str | None = Field(default=None, max_length=1000)
     language: str | None = Field(default=None, max_length=16)
     tags: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
     enabled: bool = Field(default=True, nullable=False)
     state: str = Field(default="healthy", max_length=16, nullable=False, index=True)
+    error_count: int = Field(default=0, nullable=False)
+    last_error: str | None = Field(default=None)
+    last_http_status: int | None = Field(default=None)
+    last_polled_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    next_poll_at: datetime | None = _ts()
+
+
+class Feed(FeedBase, table=True):
+    """A feed we poll, with its politeness state and health."""
+
+    __tablename__ = "feeds"
+    __table_args__ = (sa.Index("ix_feeds_due", "enabled", "next_poll_at"),)
+
+    site_url: str | None = Field(default=None, max_length=2048)
     poll_interval_seconds: int | None = Field(default=None)
 
     # Conditional GET and change detection.
@@ -86,15 +104,9 @@ class Feed(SQLModel, table=True):
     last_body_hash: str | None = Field(default=None, max_length=64)
     conditional_get: bool = Field(default=True, nullable=False)
 
-    # Scheduling and health.
-    next_poll_at: datetime | None = _ts()
-    last_polled_at: datetime | None = _ts()
-    last_success_at: datetime | None = _ts()
+    # Scheduling and health, beyond what FeedBase shows.
     first_failure_at: datetime | None = _ts()
-    error_count: int = Field(default=0, nullable=False)
-    last_error: str | None = Field(default=None)
     last_error_class: str | None = Field(default=None, max_length=64)
-    last_http_status: int | None = Field(default=None)
     ttl_seconds: int | None = Field(default=None)
     publish_interval_seconds: float | None = Field(default=None)
     lease_owner: str | None = Field(default=None, max_length=200)
@@ -126,13 +138,8 @@ class FeedPoll(SQLModel, table=True):
     final_url: str | None = Field(default=None, max_length=2048)
 
 
-class Story(SQLModel, table=True):
-    """A cluster of articles that report the same story (syndicated or re-written copies)."""
-
-    __tablename__ = "stories"
-    __table_args__ = (
-        sa.Index("ix_stories_label_last_seen", "is_ukraine_security", "last_seen_at"),
-    )
+class StoryBase(SQLModel):
+    """The story columns readers see (``StoryOut``); the table adds its bookkeeping times."""
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(nullable=False)
@@ -144,11 +151,49 @@ class Story(SQLModel, table=True):
     is_ukraine_security: bool = Field(default=False, nullable=False)
     security_score: float = Field(default=0.0, nullable=False)
     topics: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+
+
+class Story(StoryBase, table=True):
+    """A cluster of articles that report the same story (syndicated or re-written copies)."""
+
+    __tablename__ = "stories"
+    __table_args__ = (
+        sa.Index("ix_stories_label_last_seen", "is_ukraine_security", "last_seen_at"),
+    )
+
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
 
-class Article(SQLModel, table=True):
+class ArticleBase(SQLModel):
+    """The article columns every reader sees (``ArticleOut``). The table adds the body
+    (shown only when asked for), the dedup fingerprints, the title history, the
+    classifier's evidence and the bookkeeping times."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(nullable=False)
+    url: str = Field(max_length=4096, nullable=False)
+    canonical_url: str = Field(max_length=4096, unique=True, nullable=False)
+    feed_id: int | None = Field(default=None, foreign_key="feeds.id", ondelete="SET NULL")
+    source_domain: str | None = Field(default=None, max_length=255)
+    author: str | None = Field(default=None, max_length=1000)
+    summary: str | None = Field(default=None)
+    published_at: datetime | None = _ts()
+    fetched_at: datetime = _created()
+    language: str | None = Field(default=None, max_length=16)
+    extraction_method: str = Field(max_length=32, nullable=False)
+    is_ukraine_security: bool = Field(default=False, nullable=False)
+    security_score: float = Field(default=0.0, nullable=False)
+    topics: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    classifier_version: str = Field(max_length=64, nullable=False)
+    story_id: int | None = Field(default=None, foreign_key="stories.id", ondelete="SET NULL")
+    duplicate_of_id: int | None = Field(
+        default=None, foreign_key="articles.id", ondelete="SET NULL"
+    )
+    dedup_reason: str | None = Field(default=None)
+
+
+class Article(ArticleBase, table=True):
     """A stored article: extracted text, dedup links and classification."""
 
     __tablename__ = "articles"
@@ -161,35 +206,14 @@ class Article(SQLModel, table=True):
         sa.Index("ix_articles_fetched_at", "fetched_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    url: str = Field(max_length=4096, nullable=False)
-    canonical_url: str = Field(max_length=4096, unique=True, nullable=False)
-    feed_id: int | None = Field(default=None, foreign_key="feeds.id", ondelete="SET NULL")
     guid: str | None = Field(default=None, max_length=2048)
-    source_domain: str | None = Field(default=None, max_length=255)
-    title: str = Field(nullable=False)
     title_history: list[dict[str, Any]] = Field(
         default_factory=list, sa_type=JSONType, nullable=False
     )
     body: str = Field(default="", nullable=False)
-    summary: str | None = Field(default=None)
-    author: str | None = Field(default=None, max_length=1000)
-    published_at: datetime | None = _ts()
-    fetched_at: datetime = _created()
-    language: str | None = Field(default=None, max_length=16)
-    extraction_method: str = Field(max_length=32, nullable=False)
     content_hash: str = Field(max_length=64, nullable=False)
     minhash: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
-    story_id: int | None = Field(default=None, foreign_key="stories.id", ondelete="SET NULL")
-    duplicate_of_id: int | None = Field(
-        default=None, foreign_key="articles.id", ondelete="SET NULL"
-    )
-    dedup_reason: str | None = Field(default=None)
-    is_ukraine_security: bool = Field(default=False, nullable=False)
-    security_score: float = Field(default=0.0, nullable=False)
-    topics: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
     evidence: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
-    classifier_version: str = Field(max_length=64, nullable=False)
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -244,10 +268,8 @@ class ArticleBand(SQLModel, table=True):
     )
 
 
-class CrawlRequest(SQLModel, table=True):
-    """An operator's re-crawl request: who asked, for what, and how far it got."""
-
-    __tablename__ = "crawl_requests"
+class CrawlRequestBase(SQLModel):
+    """Every column of a re-crawl request; readers see them all (``CrawlRequestOut``)."""
 
     id: int | None = Field(default=None, primary_key=True)
     requested_by: str = Field(max_length=200, nullable=False)
@@ -263,6 +285,12 @@ class CrawlRequest(SQLModel, table=True):
     error: str | None = Field(default=None)
     """Why a ``failed`` request failed (no such feed, the poll's error); NULL otherwise.
     Per-entry errors stay on ``entries.error``."""
+
+
+class CrawlRequest(CrawlRequestBase, table=True):
+    """An operator's re-crawl request: who asked, for what, and how far it got."""
+
+    __tablename__ = "crawl_requests"
 
 
 class Lock(SQLModel, table=True):

@@ -6,8 +6,10 @@ and what a stored row shows (``...Out``, its *Public*). The class names are the
 ones ``/openapi.json`` has always published; clients generated from it name their
 types after them, so the family keeps those names.
 
-An ``...Out`` field of the same name as a table column (:mod:`worker.models`) has
-its type; ``tests/unit/test_schemas.py`` fails when the two drift apart.
+A stored row's ``...Out`` derives from the same ``...Base`` as its table
+(:mod:`worker.models`), so the columns it shows are declared once; it adds only what
+is not a column (the feed's name, the label) or is read differently (an id is
+always set once stored; the body only when asked for).
 """
 
 from __future__ import annotations
@@ -17,10 +19,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from sqlmodel._compat import SQLModelConfig
+
+from .models import ArticleBase, CrawlRequestBase, FeedBase, StoryBase
 
 if TYPE_CHECKING:
     from .models import Article, Story
+
+# Every field of a stored row's shape is present in every answer, so the OpenAPI
+# schema marks them all required even where the column has a default.
+_ROW = SQLModelConfig(from_attributes=True, json_schema_serialization_defaults_required=True)
 
 Label = Literal["ukraine-security", "other"]
 LABELS: tuple[Label, ...] = get_args(Label)
@@ -70,25 +79,12 @@ class FeedIn(BaseModel):
     _http_url = field_validator("url")(http_url)
 
 
-class FeedOut(BaseModel):
+class FeedOut(FeedBase):
     """A feed with its health, as the operator sees it."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = _ROW
 
     id: int
-    name: str
-    url: str
-    title: str | None
-    language: str | None
-    tags: list[str]
-    enabled: bool
-    state: str
-    error_count: int
-    last_error: str | None
-    last_http_status: int | None
-    last_polled_at: datetime | None
-    last_success_at: datetime | None
-    next_poll_at: datetime | None
 
 
 class FeedImportOut(BaseModel):
@@ -119,33 +115,15 @@ class StatsOut(BaseModel):
 # --- articles and stories -------------------------------------------------------------
 
 
-class ArticleOut(BaseModel):
+class ArticleOut(ArticleBase):
     """A stored article with its feed's name and its label (body only when asked for)."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = _ROW
 
     id: int
-    title: str
-    url: str
-    canonical_url: str
-    feed_id: int | None
     feed: str | None = None
-    source_domain: str | None
-    author: str | None
-    summary: str | None
     body: str | None = Field(default=None, description="Only with include_body=true.")
-    published_at: datetime | None
-    fetched_at: datetime
-    language: str | None
-    extraction_method: str
-    is_ukraine_security: bool
     label: Label
-    security_score: float
-    topics: list[str]
-    classifier_version: str
-    story_id: int | None
-    duplicate_of_id: int | None
-    dedup_reason: str | None
 
     @classmethod
     def of(cls, article: Article, feeds: dict[int, str], *, body: bool) -> ArticleOut:
@@ -165,22 +143,13 @@ class ArticlePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
 
 
-class StoryOut(BaseModel):
+class StoryOut(StoryBase):
     """A story (one event, reported by one or more articles) with its label."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = _ROW
 
     id: int
-    title: str
-    first_article_id: int | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    article_count: int
-    source_count: int
-    is_ukraine_security: bool
     label: Label
-    security_score: float
-    topics: list[str]
 
     @classmethod
     def of(cls, story: Story) -> StoryOut:
@@ -223,24 +192,13 @@ class RecrawlIn(BaseModel):
         return self
 
 
-class CrawlRequestOut(BaseModel):
-    """A re-crawl request: who asked for what, and how far it got."""
+class CrawlRequestOut(CrawlRequestBase):
+    """A re-crawl request: who asked for what, and how far it got (``error``: why a
+    failed request failed; null otherwise)."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = _ROW
 
     id: int
-    requested_by: str
-    requested_at: datetime
-    kind: str
-    target: str
-    force: bool
-    status: str
-    total: int
-    done: int
-    failed: int
-    finished_at: datetime | None
-    error: str | None = None
-    """Why the request failed (status ``failed``); null otherwise."""
 
 
 class ReclassifyOut(BaseModel):

@@ -9,7 +9,16 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from sqlmodel import SQLModel
 
-from worker.models import Article, CrawlRequest, Feed, Story
+from worker.models import (
+    Article,
+    ArticleBase,
+    CrawlRequest,
+    CrawlRequestBase,
+    Feed,
+    FeedBase,
+    Story,
+    StoryBase,
+)
 from worker.schemas import (
     ArticleOut,
     CrawlRequestOut,
@@ -93,3 +102,26 @@ def test_response_fields_have_the_column_types(
     for name in shared:
         expected = read_as.get(name, table.model_fields[name].annotation)
         assert public.model_fields[name].annotation == expected, name
+
+
+@pytest.mark.parametrize(
+    ("public", "table", "base"),
+    [
+        (ArticleOut, Article, ArticleBase),
+        (StoryOut, Story, StoryBase),
+        (FeedOut, Feed, FeedBase),
+        (CrawlRequestOut, CrawlRequest, CrawlRequestBase),
+    ],
+)
+def test_a_row_and_its_public_shape_share_one_declaration(
+    public: type[BaseModel], table: type[SQLModel], base: type[SQLModel]
+) -> None:
+    """The columns a reader sees are declared once, on the base both classes derive from."""
+    assert issubclass(public, base)
+    assert issubclass(table, base)
+    assert not issubclass(public, table)
+    assert set(base.model_fields) <= set(table.__table__.columns.keys())  # type: ignore[attr-defined]
+    # Every field is in every answer: the OpenAPI schema says so even where a column
+    # has a default, so generated clients do not make them optional.
+    schema = public.model_json_schema(mode="serialization")
+    assert set(schema["required"]) == set(public.model_fields)
