@@ -2,8 +2,9 @@
 
 Counters are incremented from pipeline *outcomes* in the thin Celery wrappers
 (:mod:`worker.tasks`), never inside the pure core, so the core stays free of
-I/O and global state. Task latency comes from Celery's task signals, so every
-task is timed without each wrapper remembering to.
+I/O and global state. Task latency comes from Celery's task signals (connected by
+:mod:`worker.tasks`, so the API, which imports this module, loads no Celery), and
+every task is timed without each wrapper remembering to.
 
 Celery's prefork pool runs tasks in child processes, whose counters the main
 process cannot see. ``ingest worker`` therefore switches prometheus_client to
@@ -20,7 +21,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from celery.signals import task_postrun, task_prerun
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -98,12 +98,12 @@ def record_entry(status: str, action: str | None, *, positive: bool | None) -> N
 _task_started: dict[str, float] = {}
 
 
-def _on_task_prerun(task_id: str | None = None, **_kwargs: Any) -> None:
+def on_task_prerun(task_id: str | None = None, **_kwargs: Any) -> None:
     if task_id:
         _task_started[task_id] = time.monotonic()
 
 
-def _on_task_postrun(
+def on_task_postrun(
     task_id: str | None = None, task: Any = None, state: str | None = None, **_kwargs: Any
 ) -> None:
     started = _task_started.pop(task_id or "", None)
@@ -111,10 +111,6 @@ def _on_task_postrun(
         TASK_LATENCY.labels(task=str(task.name), state=str(state or "UNKNOWN")).observe(
             time.monotonic() - started
         )
-
-
-task_prerun.connect(_on_task_prerun, weak=False)
-task_postrun.connect(_on_task_postrun, weak=False)
 
 
 def multiprocess_enabled() -> bool:

@@ -508,9 +508,11 @@ def _count_entry(result: dict[str, Any]) -> None:
 
 
 def _connect_metrics() -> None:
-    from celery.signals import task_postrun
+    from celery.signals import task_postrun, task_prerun
 
-    _metrics()  # importing it connects the task-latency signals
+    metrics = _metrics()
+    task_prerun.connect(metrics.on_task_prerun, weak=False)
+    task_postrun.connect(metrics.on_task_postrun, weak=False)
     task_postrun.connect(_count_outcome, weak=False)
 
 

@@ -102,8 +102,9 @@ IMPORTED = "print(sorted(m for m in {modules!r} if m in sys.modules))"
             "from fastapi.testclient import TestClient\nfrom worker.api import create_app\n"
             "client = TestClient(create_app())\n"
             "assert client.get('/articles').status_code == 200\n"
-            "assert client.get('/health').status_code == 503\n",
-            ("worker.tasks", "worker.celery_app"),
+            "assert client.get('/health').status_code == 503\n"
+            "assert client.get('/metrics').status_code == 200\n",
+            ("celery", "worker.tasks", "worker.celery_app"),
         ),
     ],
     ids=["ingest-health", "api-reads"],
@@ -111,8 +112,8 @@ IMPORTED = "print(sorted(m for m in {modules!r} if m in sys.modules))"
 def test_checking_and_reading_build_no_celery_app(
     sqlite_url: str, dead_broker: str, code: str, absent: tuple[str, ...]
 ) -> None:
-    """Health checks and reads import no task module (no Celery app is built, no
-    broker connection pool opened); ``ingest health`` loads neither FastAPI nor Celery."""
+    """Health checks, reads and metrics import no Celery (no app is built, no broker
+    connection pool opened); ``ingest health`` loads no FastAPI either."""
     env = {**os.environ, "INGEST_DATABASE_URL": sqlite_url, "INGEST_BROKER_URL": dead_broker}
     script = "import sys\n" + code + IMPORTED.format(modules=absent)
     done = subprocess.run(
