@@ -305,3 +305,20 @@ class Lock(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     counter: int = Field(default=0, nullable=False)
+
+
+class CopyRun(SQLModel, table=True):
+    """A run of ``ingest db copy`` that wrote into this database, and what it found.
+
+    Written only in the copy's *target*. It is how a later run knows the target
+    holds an earlier copy of the same source (and may be brought up to date) rather
+    than someone's data (which the copy refuses to overwrite)."""
+
+    __tablename__ = "copy_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=2048, nullable=False)
+    started_at: datetime = _created()
+    finished_at: datetime | None = _ts()
+    identical: bool | None = Field(default=None)
+    report: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)

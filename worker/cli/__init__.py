@@ -12,18 +12,19 @@ import sys
 
 import typer
 
-from . import crawl, feeds, processes, read
+from . import crawl, db, feeds, processes, read
 from .common import EXIT_BAD_INPUT, Commands, err_console
 
 app = typer.Typer(
     cls=Commands, help="Ukraine-security news ingestion worker.", no_args_is_help=True
 )
-db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema, and moving to another database.", no_args_is_help=True)
 feeds_app = typer.Typer(help="Manage the feeds that are polled.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
 
-db_app.command("upgrade")(processes.db_upgrade)
+db_app.command("upgrade")(db.db_upgrade)
+db_app.command("copy")(db.db_copy)
 
 feeds_app.command("import")(feeds.feeds_import)
 feeds_app.command("add")(feeds.feeds_add)

@@ -1,5 +1,4 @@
-"""The long-running commands (``api``, ``worker``, ``beat``, ``run``), the ``demo``, and
-``db upgrade``, which the migrate container runs before any of them."""
+"""The long-running commands (``api``, ``worker``, ``beat``, ``run``) and the ``demo``."""
 
 from __future__ import annotations
 
@@ -14,14 +13,6 @@ from .common import EXIT_FAILED, JsonOpt, console, emit_json, fail, setup_loggin
 from .read import print_articles
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
-    """Apply Alembic migrations up to REVISION (default: head)."""
-    from .. import migrate
-
-    migrate.upgrade(revision=revision)
-    console.print(f"database at revision {revision}")
 
 
 def api_cmd(

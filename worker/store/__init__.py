@@ -9,6 +9,7 @@
 | :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
 | :mod:`.queries` | nothing | listings, stats, counts for the CLI, API and metrics |
 | :mod:`.sql` | ``locks`` (:func:`take_lock`) | dialect helpers shared by the writers |
+| :mod:`.copy` | every table, of *another* database (``ingest db copy``) | every table |
 
 Every write is safe to repeat: rows are found by their natural keys (feed URL,
 entry key, canonical URL, feed+GUID) and updated instead of duplicated, and the
@@ -20,6 +21,7 @@ Callers use the package's names (``store.save_article``); the modules are the
 place to read and change them.
 """
 
+from . import copy
 from .articles import (
     ArticleRecord,
     SaveOutcome,
@@ -105,6 +107,7 @@ __all__ = [
     "as_utc",
     "begin_entry_attempt",
     "check_database",
+    "copy",
     "count_outdated",
     "count_touched",
     "crawl_request_progress",
