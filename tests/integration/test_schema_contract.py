@@ -49,7 +49,7 @@ def test_migration_0002_keeps_crawl_requests_both_ways(database_url: str) -> Non
             )
         )
     migrate.upgrade(database_url)
-    assert migrate.current_heads(database_url) == ["0002"]
+    assert len(migrate.current_heads(database_url)) == 1  # one line of migrations
     with get_engine(database_url).connect() as connection:
         rows = connection.execute(
             sa.text("SELECT requested_by, status, total, error FROM crawl_requests")
