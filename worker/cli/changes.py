@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .common import JsonOpt, console, emit_json, err_console
+from .common import JsonOpt, console, emit_json, err_console, setup_logging
 
 if TYPE_CHECKING:
     from ..schemas import ChangeOut, ChangePage
@@ -46,6 +46,8 @@ def changes(
 ) -> None:
     """Changes of articles, stories and feeds after a position, oldest first."""
     from .. import operations
+
+    setup_logging()  # to stderr: stdout carries only the changes
 
     def page(position: int) -> ChangePage:
         return operations.read_changes(
