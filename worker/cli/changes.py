@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .common import JsonOpt, console, emit_json, err_console, setup_logging
+from .common import JsonOpt, console, emit_json, setup_logging
 
 if TYPE_CHECKING:
     from ..schemas import ChangeOut, ChangePage
@@ -99,21 +99,25 @@ def _follow(
             if result.next >= result.head:  # caught up: wait for more
                 stop.wait(interval)
     except BrokenPipeError:  # whoever read our output went away
-        sys.stderr.write(f"output closed at position {after}; {_resume(after)}\n")
+        _say_where(after, "output closed")
         return
     except ResyncRequiredError:
         raise  # no position to resume from: the error says what to do
     except BaseException:
-        err_console.print(f"stopped at position {after}; {_resume(after)}", highlight=False)
+        _say_where(after, "stopped")
         raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    err_console.print(f"stopped at position {after}; {_resume(after)}", highlight=False)
+    _say_where(after, "stopped")
 
 
-def _resume(after: int) -> str:
-    return f"resume with: ingest changes --follow --after {after}"
+def _say_where(after: int, what: str) -> None:
+    """One plain line on stderr (not rich: it must not wrap), to copy and paste."""
+    sys.stderr.write(
+        f"{what} at position {after}; resume with: ingest changes --follow --after {after}\n"
+    )
+    sys.stderr.flush()
 
 
 def _print_line(change: ChangeOut, *, as_json: bool) -> None:
