@@ -424,6 +424,24 @@ def test_migration_logs_existing_rows_and_downgrades_cleanly(database_url: str) 
     migrate.upgrade(database_url)
 
 
+def test_every_table_has_its_triggers_at_head(database_url: str) -> None:
+    """A later migration that makes SQLite copy a table (Alembic's batch "recreate")
+    drops that table's triggers with it; this names the one that went missing."""
+    query = (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        if database_url.startswith("sqlite")
+        else "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    )
+    with session_scope() as session:
+        names = set(session.execute(sa.text(query)).scalars())
+    expected = {
+        f"change_log_{kind}_{event}"
+        for kind in ("article", "story", "feed")
+        for event in ("insert", "update", "delete")
+    }
+    assert expected <= names, sorted(expected - names)
+
+
 # --- the doors ----------------------------------------------------------------------
 
 
