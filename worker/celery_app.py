@@ -70,6 +70,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "schedule": settings.beat_interval_seconds,
                 "options": {"expires": settings.beat_interval_seconds * 2},
             },
+            "maintain-change-log": {
+                "task": "worker.tasks.maintain_change_log",
+                "schedule": settings.changes_interval_seconds,
+                "options": {"expires": settings.changes_interval_seconds * 2},
+            },
         },
     }
     if settings.result_backend:

@@ -307,6 +307,45 @@ class Lock(SQLModel, table=True):
     counter: int = Field(default=0, nullable=False)
 
 
+# The change feed (docs/schema.md, "Change feed"). Positions and ids are 64-bit: every
+# insert or update of an article, story or feed takes one, for as long as the log runs.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""BIGINT on PostgreSQL; INTEGER on SQLite, where only that type makes a primary key
+the auto-numbered rowid (and is 64-bit anyway)."""
+
+
+class Change(SQLModel, table=True):
+    """One recorded insert, update or delete of an article, story or feed.
+
+    Database triggers (migration 0003) write a row with no position in the same
+    transaction as the change, so a change is logged exactly when it commits;
+    :mod:`worker.store.changes` then numbers committed rows under a lock. Readers
+    see positioned rows only, which is what makes the log gap-safe.
+    """
+
+    __tablename__ = "change_log"
+    __table_args__ = (sa.Index("ix_change_log_position", "position", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    position: int | None = Field(default=None, sa_type=sa.BigInteger)
+    kind: str = Field(max_length=16, nullable=False)  # article | story | feed
+    entity_id: int = Field(nullable=False)
+    op: str = Field(max_length=8, nullable=False)  # insert | update | delete
+    changed_at: datetime = _created()
+
+
+class ChangeLogState(SQLModel, table=True):
+    """The change log's one bookkeeping row: the last position given out, and how far
+    retention has pruned (a reader behind that must resync)."""
+
+    __tablename__ = "change_log_state"
+
+    id: int = Field(default=1, primary_key=True)
+    last_position: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    horizon: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    pruned_at: datetime | None = _ts()
+
+
 class CopyRun(SQLModel, table=True):
     """A run of ``ingest db copy`` that wrote into this database, and what it found.
 

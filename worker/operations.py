@@ -23,6 +23,7 @@ from .db import session_scope
 from .models import Article, Story, utcnow
 from .schemas import (
     ArticleOut,
+    ChangePage,
     CrawlRequestOut,
     FeedImportOut,
     FeedIn,
@@ -282,6 +283,39 @@ def reclassify_done(run: ReclassifyRun) -> int:
         else:
             n = run.articles - store.count_outdated(session, version=run.version, since=run.since)
     return max(0, min(run.articles, n))
+
+
+# --- the change feed --------------------------------------------------------------------
+
+ResyncRequiredError = store.ResyncRequiredError
+"""The reader's position is not in the change log (pruned, or beyond its end): HTTP 410,
+exit 4. It must reload its copy and follow from the error's ``head``."""
+
+MAX_CHANGES_PAGE = 1000
+"""The most changes one page holds."""
+
+
+def read_changes(
+    *,
+    after: int,
+    limit: int = 100,
+    kinds: str | list[str] | None = None,
+    include_body: bool = False,
+) -> ChangePage:
+    """Changes of articles, stories and feeds after position ``after``, oldest first, each
+    with its row as it is now, and the position to pass as ``after`` next time
+    (``ingest changes``, ``GET /changes``; docs/schema.md, "Change feed")."""
+    from . import changefeed
+
+    if after < 0:
+        raise BadInputError(f"after must be 0 or more, not {after}")
+    if not 1 <= limit <= MAX_CHANGES_PAGE:
+        raise BadInputError(f"limit must be 1 to {MAX_CHANGES_PAGE}, not {limit}")
+    try:
+        wanted = changefeed.parse_kinds(kinds)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+    return changefeed.read_page(after=after, limit=limit, kinds=wanted, include_body=include_body)
 
 
 # --- stats and health -------------------------------------------------------------------

@@ -215,3 +215,32 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
     broker: str
+
+
+# --- the change feed -------------------------------------------------------------------
+
+ChangeKind = Literal["article", "story", "feed"]
+ChangeOp = Literal["insert", "update", "delete"]
+
+
+class ChangeOut(BaseModel):
+    """One change of the change feed: its place in the log, what changed and how, and
+    that row as it is now (docs/schema.md, "Change feed")."""
+
+    position: int = Field(description="Place in the log; positions only grow, with no gaps.")
+    kind: ChangeKind
+    id: int = Field(description="The article's, story's or feed's id.")
+    op: ChangeOp
+    changed_at: datetime = Field(description="When the (latest folded) change was written.")
+    row: ArticleOut | StoryOut | FeedOut | None = Field(
+        description="The row as it is now (not as it was at this change); null when it no "
+        "longer exists (a delete here or further along the log)."
+    )
+
+
+class ChangePage(BaseModel):
+    """A page of the change feed, oldest first."""
+
+    changes: list[ChangeOut]
+    next: int = Field(description="Pass as ?after= next time; equal to after when nothing is new.")
+    head: int = Field(description="The log's last position now: next == head means caught up.")

@@ -153,6 +153,20 @@ class Settings(BaseSettings):
         "linked to the stored article without a fetch; 0 always fetches.",
     )
 
+    # The change feed (docs/schema.md, "Change feed").
+    changes_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Keep change-feed entries this long; a reader further behind gets HTTP 410 "
+        "(exit 4) and must resync.",
+    )
+    changes_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often beat numbers new changes and prunes old ones (readers of "
+        "GET /changes and `ingest changes` number them themselves).",
+    )
+
     # API.
     api_token: str | None = Field(default=None, description="Bearer token for write endpoints.")
     api_read_requires_token: bool = False

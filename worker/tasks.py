@@ -23,7 +23,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
-from . import pipeline, store
+from . import changefeed, pipeline, store
 from .celery_app import get_app
 from .db import session_scope
 from .errors import TransientError
@@ -444,6 +444,16 @@ def _retry_alone(entry_id: int, exc: Exception, *, force: bool) -> None:
 def reclassify_batch(self: Task, article_ids: list[int]) -> int:
     _bind(self, batch=len(article_ids))
     return pipeline.reclassify_articles(article_ids)
+
+
+# The change feed
+
+
+@_task("maintain_change_log")
+def maintain_change_log(self: Task) -> dict[str, int]:
+    """Number new changes (for readers of the table) and prune past retention."""
+    _bind(self)
+    return changefeed.maintain(retention_days=get_settings().changes_retention_days)
 
 
 # Re-crawls and reclassification are enqueued by the CLI and the API through

@@ -192,7 +192,8 @@ def test_openapi_schema(client: TestClient) -> None:
     paths = schema["paths"]
     for path in ("/articles", "/articles/{article_id}", "/stories", "/stories/{story_id}",
                  "/feeds", "/health", "/metrics", "/recrawl", "/crawl-requests/{request_id}",
-                 "/feeds/{name}/enable", "/feeds/{name}/disable", "/feeds/{name}"):  # fmt: skip
+                 "/feeds/{name}/enable", "/feeds/{name}/disable", "/feeds/{name}",
+                 "/changes"):  # fmt: skip
         assert path in paths, path
     params = {p["name"] for p in paths["/articles"]["get"]["parameters"]}
     assert {"label", "topic", "since", "until", "feed", "language", "cursor", "limit"} <= params
@@ -203,6 +204,12 @@ def test_openapi_schema(client: TestClient) -> None:
         article
     )
     assert "next_cursor" in schema["components"]["schemas"]["ArticlePage"]["properties"]
+    change = schema["components"]["schemas"]["ChangeOut"]["properties"]
+    assert {"position", "kind", "id", "op", "changed_at", "row"} <= set(change)
+    assert {"changes", "next", "head"} <= set(
+        schema["components"]["schemas"]["ChangePage"]["properties"]
+    )
+    assert "410" in paths["/changes"]["get"]["responses"]
 
 
 def test_recrawl_health_and_metrics(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,9 @@ def source_db(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Pa
 def source_url(source_db: Path, tmp_path: Path) -> Iterator[str]:
     """A private copy of the session's source database (so a test may change it)."""
     path = tmp_path / "source.db"
-    shutil.copyfile(source_db, path)
+    # SQLite's backup API: a file copy would miss what is still in the -wal file.
+    with closing(sqlite3.connect(source_db)) as original, closing(sqlite3.connect(path)) as mine:
+        original.backup(mine)
     url = f"sqlite:///{path}"
     yield url
     make_engine(url).dispose()

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 
 from .. import __version__, metrics
 from ..broker import BrokerUnavailableError
-from ..operations import BadInputError, NotFoundError
+from ..operations import BadInputError, NotFoundError, ResyncRequiredError
 from ..settings import Settings, get_settings
-from . import articles, crawl_requests, feeds, ops, stories
+from . import articles, changes, crawl_requests, feeds, ops, stories
 from .deps import require_read, require_write
 
 
@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     read, write = [Depends(require_read)], [Depends(require_write)]
-    for router in (articles.reads, stories.reads, feeds.reads, crawl_requests.reads):
+    reads = (articles.reads, stories.reads, feeds.reads, crawl_requests.reads, changes.reads)
+    for router in reads:
         app.include_router(router, dependencies=read, tags=["read"])
     for router in (crawl_requests.writes, feeds.writes):
         app.include_router(router, dependencies=write, tags=["write"])
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(NotFoundError, _refused)
     app.add_exception_handler(BadInputError, _refused)
     app.add_exception_handler(BrokerUnavailableError, _refused)
+    app.add_exception_handler(ResyncRequiredError, _resync)
     app.middleware("http")(_observe)
     return app
 
@@ -47,6 +49,20 @@ async def _refused(request: Request, exc: Exception) -> Response:
     else:  # the broker is down: nothing was recorded, try again later
         code, detail = status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)
     return JSONResponse({"detail": detail}, status_code=code)
+
+
+async def _resync(request: Request, exc: Exception) -> Response:
+    """410 Gone: the reader's change-feed position is not in the log; the body says where
+    to start again once it has reloaded its copy."""
+    assert isinstance(exc, ResyncRequiredError)
+    body = {
+        "detail": str(exc),
+        "resync": True,
+        "reason": exc.reason,
+        "horizon": exc.horizon,
+        "head": exc.head,
+    }
+    return JSONResponse(body, status_code=status.HTTP_410_GONE)
 
 
 async def _observe(

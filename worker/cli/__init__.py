@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from . import crawl, db, feeds, processes, read
+from . import changes, crawl, db, feeds, processes, read
 from .common import EXIT_BAD_INPUT, Commands, err_console
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ app.command("articles")(read.articles)
 app.command("stories")(read.stories)
 app.command("stats")(read.stats)
 app.command("health")(read.health)
+app.command("changes")(changes.changes)
 
 app.command("api")(processes.api_cmd)
 app.command("demo")(processes.demo)

@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 the work failed or timed out (or the database is away); 2 bad
 input (unknown feed, bad date, bad URL — the code typer uses for usage errors); 3
-the broker is unreachable, so nothing was enqueued. The operations' refusals are
+the broker is unreachable, so nothing was enqueued; 4 a change-feed position is no
+longer in the log, so the reader must resync. The operations' refusals are
 turned into these once, in :class:`Commands`, not by each command.
 """
 
@@ -40,6 +41,7 @@ err_console = Console(stderr=True)
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BROKER = 3
+EXIT_RESYNC = 4
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SinceOpt = Annotated[
@@ -78,8 +80,10 @@ def exit_for(exc: Exception) -> None:
     import sqlalchemy.exc
 
     from ..broker import BrokerUnavailableError
-    from ..operations import BadInputError, NotFoundError
+    from ..operations import BadInputError, NotFoundError, ResyncRequiredError
 
+    if isinstance(exc, ResyncRequiredError):
+        fail(str(exc), code=EXIT_RESYNC)
     if isinstance(exc, NotFoundError):
         fail(f"{exc} (see `ingest feeds list`)" if exc.kind == "feed" else str(exc))
     if isinstance(exc, BadInputError):

@@ -7,6 +7,7 @@
 | :mod:`.entries` | ``entries`` | entries to process or re-crawl |
 | :mod:`.articles` | ``articles``, ``stories``, ``article_bands`` | dedup candidates |
 | :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
+| :mod:`.changes` | ``change_log`` (numbering; triggers add rows), ``change_log_state`` | changes |
 | :mod:`.queries` | nothing | listings, stats, counts for the CLI, API and metrics |
 | :mod:`.sql` | ``locks`` (:func:`take_lock`) | dialect helpers shared by the writers |
 | :mod:`.copy` | every table, of *another* database (``ingest db copy``) | every table |
@@ -29,6 +30,19 @@ from .articles import (
     refresh_story,
     save_article,
     update_classification,
+)
+from .changes import (
+    CHANGE_KINDS,
+    ChangeBatch,
+    ChangeRecord,
+    ResyncRequiredError,
+    change_log_bounds,
+    current_rows,
+    has_pending_changes,
+    lock_wait,
+    prune_changes,
+    read_changes,
+    sequence_changes,
 )
 from .crawl_requests import (
     crawl_request_progress,
@@ -89,13 +103,17 @@ from .queries import (
 from .sql import as_utc, check_database, json_array_contains, take_lock
 
 __all__ = [
+    "CHANGE_KINDS",
     "LABEL_NEGATIVE",
     "LABEL_POSITIVE",
     "ArticleFilter",
     "ArticleRecord",
+    "ChangeBatch",
+    "ChangeRecord",
     "FeedStats",
     "FetchHistory",
     "PollTarget",
+    "ResyncRequiredError",
     "SaveOutcome",
     "StoryFilter",
     "acquire_feed_lease",
@@ -106,12 +124,14 @@ __all__ = [
     "article_sort_key",
     "as_utc",
     "begin_entry_attempt",
+    "change_log_bounds",
     "check_database",
     "copy",
     "count_outdated",
     "count_touched",
     "crawl_request_progress",
     "create_crawl_request",
+    "current_rows",
     "disable_feed",
     "due_feed_ids",
     "enable_feed",
@@ -125,13 +145,17 @@ __all__ = [
     "feed_url_taken",
     "fetch_history",
     "get_feed_by_name",
+    "has_pending_changes",
     "json_array_contains",
     "list_articles",
     "list_crawl_requests",
     "list_feeds",
     "list_stories",
+    "lock_wait",
     "mark_entry_failed",
     "mark_entry_stored",
+    "prune_changes",
+    "read_changes",
     "recent_feed_entry_ids",
     "recently_fetched_article",
     "record_poll_failure",
@@ -141,6 +165,7 @@ __all__ = [
     "remove_feed",
     "reschedule_throttled",
     "save_article",
+    "sequence_changes",
     "stale_pending_entry_ids",
     "start_crawl_request",
     "start_poll",

@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from .. import models  # noqa: F401  (registers every table on SQLModel.metadata)
-from ..models import CopyRun, utcnow
+from ..models import Change, ChangeLogState, CopyRun, utcnow
 from .sql import table_of
 
 DEFAULT_CHUNK_ROWS = 1_000
@@ -90,10 +90,15 @@ Progress = Callable[[str, int], None]
 
 
 def copyable_tables() -> list[sa.Table]:
-    """The schema's tables, parents before children (foreign keys hold chunk by chunk);
-    not ``copy_runs``, which belongs to the database it is in."""
+    """The schema's tables, parents before children (foreign keys hold chunk by chunk),
+    and the change log last: the target's triggers log every row the copy writes into
+    articles, stories and feeds, and syncing the log after them replaces those entries
+    with the source's log (positions and all, so a consumer reads on where it was).
+    Not ``copy_runs``, which belongs to the database it is in."""
     runs = table_of(CopyRun)
-    return [table for table in SQLModel.metadata.sorted_tables if table is not runs]
+    last = [table_of(Change), table_of(ChangeLogState)]
+    tables = [t for t in SQLModel.metadata.sorted_tables if t is not runs and t not in last]
+    return [*tables, *last]
 
 
 def copy_database(
@@ -141,10 +146,12 @@ def _begin_run(target: Engine, tables: list[sa.Table], source_label: str) -> int
         earlier = conn.execute(
             sa.select(runs.c.source).order_by(runs.c.id.desc()).limit(1)
         ).scalar()
+        log = {table_of(Change), table_of(ChangeLogState)}  # kept by triggers/migrations
         holding = [
             table.name
             for table in tables
-            if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first()
+            if table not in log
+            and conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first()
         ]
         if holding and earlier != source_label:
             written_by = f"a copy of {earlier}" if earlier else "no copy"
