@@ -70,6 +70,21 @@ VECTOR_INDEX = "ix_articles_search"
 """PostgreSQL: the GIN index on ``articles.search_vector``."""
 
 
+def is_index_object(type_: str, name: str | None) -> bool:
+    """Whether a reflected schema object is part of the search index (migration 0004)
+    rather than of the models: the FTS5 table and its shadow tables, the tsvector
+    column and its index. Alembic's comparisons skip these."""
+    if name is None:
+        return False
+    if type_ == "table":
+        return name == FTS_TABLE or name.startswith(f"{FTS_TABLE}_")
+    if type_ == "column":
+        return name == VECTOR_COLUMN
+    if type_ == "index":
+        return name == VECTOR_INDEX
+    return False
+
+
 class QueryError(ValueError):
     """A search the query language cannot run; the message says why, for the reader."""
 
@@ -175,21 +190,25 @@ def _tokens(text: str) -> list[object]:
     return tokens
 
 
+def is_blank(text: str | None) -> bool:
+    """Whether ``text`` asks for no search at all (:func:`parse_query` returns None)."""
+    return text is None or not _clean(text).strip()
+
+
 def parse_query(text: str | None) -> SearchQuery | None:
     """The search ``text`` asks for; None when it is blank (no search).
 
     Raises :class:`QueryError` when the text is too long, holds no word to search for,
     or has an alternative made only of negated terms.
     """
-    if text is None:
+    if is_blank(text):
         return None
+    assert text is not None
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(
             f"the search is too long ({len(text)} characters; at most {MAX_QUERY_CHARS})"
         )
     cleaned = _clean(text)
-    if not cleaned.strip():
-        return None
     groups: list[tuple[list[str], list[str]]] = [([], [])]
     for token in _tokens(cleaned):
         if token is _OR:
