@@ -339,3 +339,29 @@ def test_postgres_search_uses_the_gin_index(database_url: str) -> None:
             r[0] for r in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
         )
     assert "ix_articles_search" in plan, plan
+
+
+def test_cli_query(database_url: str) -> None:
+    """`ingest articles --query`: JSON and table, most relevant first, with filters; a
+    search that cannot run is exit 2 with the reason."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+
+    runner = CliRunner()
+    in_body = article(1, "Frontline update", "Avdiivka defenders regroup.")
+    in_title = article(2, "Avdiivka defenders withdraw", "The brigade moved west.")
+    article(3, "Avdiivka", "x", positive=False)
+    result = runner.invoke(
+        app, ["articles", "--query", "avdiivka defenders", "--label", "ukraine-security", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [row["id"] for row in json.loads(result.stdout)] == [in_title, in_body]
+    table = runner.invoke(app, ["articles", "-q", "avdiivka"])
+    assert table.exit_code == 0
+    assert "Avdiivka defenders withdraw" in table.stdout
+    refused = runner.invoke(app, ["articles", "--query", "-avdiivka"])
+    assert refused.exit_code == 2
+    assert "not negated" in refused.stderr

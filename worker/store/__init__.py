@@ -8,6 +8,7 @@
 | :mod:`.articles` | ``articles``, ``stories``, ``article_bands`` | dedup candidates |
 | :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
 | :mod:`.queries` | nothing | listings, stats, counts for the CLI, API and metrics |
+| :mod:`.search` | nothing (triggers keep the index) | the full-text filter and rank of a listing |
 | :mod:`.sql` | ``locks`` (:func:`take_lock`) | dialect helpers shared by the writers |
 
 Every write is safe to repeat: rows are found by their natural keys (feed URL,
