@@ -3,7 +3,7 @@
 Why: ``GET /articles?q=`` and ``ingest articles --query`` must answer while the
 workers write, and the index (FTS5 on SQLite, a trigger-kept tsvector with a GIN index
 on PostgreSQL, migration 0004) is maintained on every store. This seeds a database at
-migration 0002 with N articles of real text (the text pool and seeding of
+the migration before 0004 with N articles of real text (the text pool and seeding of
 ``bench.reclassify_scale``: full articles and feed items in English, Russian,
 Ukrainian, ...), then measures
 
@@ -54,7 +54,6 @@ QUERIES = {
     "russian (stemmed on PG)": "удары",
 }
 FILTERED = ("common word + label + since", "ukraine", {"label": "ukraine-security"})
-BEFORE_MIGRATION = "0002"
 
 
 def _time(fn: Any, repeats: int) -> dict[str, float]:
@@ -160,6 +159,18 @@ def store_ms(batch: list[Any]) -> float:
     return statistics.median(samples)
 
 
+def _before_search(url: str) -> str:
+    """The revision before the search index (migration 0004)."""
+    from alembic.script import ScriptDirectory
+
+    from worker import migrate
+
+    before = ScriptDirectory.from_config(migrate.alembic_config(url)).get_revision("0004")
+    assert before is not None
+    assert isinstance(before.down_revision, str)
+    return before.down_revision
+
+
 def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any]:
     from worker import migrate
     from worker.db import dispose_engines, get_engine
@@ -168,7 +179,8 @@ def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any
     os.environ["INGEST_DATABASE_URL"] = url
     reset_settings()
     dispose_engines()
-    migrate.upgrade(url, BEFORE_MIGRATION)
+    before_search = _before_search(url)
+    migrate.upgrade(url, before_search)
     t0 = time.monotonic()
     seed(url, args.articles, pool, args.full_share)
     seed_s = time.monotonic() - t0
@@ -181,7 +193,7 @@ def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any
     migration_s = [time.monotonic() - t0]
     dispose_engines()
     with_index = [store_ms(chunks[1])]
-    migrate.downgrade(url, BEFORE_MIGRATION)
+    migrate.downgrade(url, before_search)
     dispose_engines()
     without.append(store_ms(chunks[2]))
     t0 = time.monotonic()

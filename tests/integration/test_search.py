@@ -275,8 +275,13 @@ def test_store_path_keeps_the_index(database_url: str) -> None:
 def test_migration_builds_the_index_for_existing_rows(database_url: str) -> None:
     """Rows stored before 0004 are found after it (the backfill); downgrading removes
     every index object and keeps the rows; upgrading again builds it again."""
+    from alembic.script import ScriptDirectory
+
     ids = [article(n, f"Pokrovsk front {n}", "Mines cleared near Pokrovsk.") for n in range(7)]
-    migrate.downgrade(database_url, "0002")
+    script = ScriptDirectory.from_config(migrate.alembic_config(database_url))
+    before = script.get_revision("0004").down_revision
+    assert isinstance(before, str)
+    migrate.downgrade(database_url, before)
     dispose_engines()
     with get_engine(database_url).connect() as connection:
         inspector = sa.inspect(connection)
