@@ -34,6 +34,7 @@ from .schemas import (
     StoryDetail,
     StoryOut,
 )
+from .search import QueryError, is_blank
 
 Row = TypeVar("Row")
 
@@ -120,8 +121,6 @@ ARTICLE_ORDERS = ("relevance", "published", "id")
 def article_order(sort: str | None, query: str | None) -> str:
     """The order of an article listing: ``sort`` when given, else by relevance when
     searching and by publication time otherwise."""
-    from .search import is_blank
-
     if sort is None:
         return "published" if is_blank(query) else "relevance"
     if sort not in ARTICLE_ORDERS:
@@ -157,8 +156,6 @@ def list_articles(
     """Up to ``limit`` articles in :func:`article_order`, after ``after``; and the key
     to pass as ``after`` for the next page (None on the last page). A search
     (``where.query``) that cannot run is refused with the reason."""
-    from .search import QueryError
-
     order = article_order(sort, where.query)
     with session_scope() as session:
         try:
