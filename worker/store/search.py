@@ -62,8 +62,8 @@ def _postgres(query: Any, search: SearchQuery) -> tuple[Any, Any]:
     the OR of the query under every configuration, a superset of what the CASE
     matches, which the GIN index answers in one scan. Its duplicate branches are
     removed first (most configurations parse most words alike): the planner estimates
-    an OR of n equal branches as n times as likely, and on a common word it took a
-    sequential scan, 3-4 times slower, for it.
+    an OR of n equal branches as far likelier than one, and chose a sequential scan of
+    the whole table for a common word, several times slower than the index.
     """
     text = sa.bindparam("search_text", search.websearch(), type_=sa.Text)
 
