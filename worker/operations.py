@@ -35,6 +35,7 @@ from .schemas import (
     StoryDetail,
     StoryOut,
 )
+from .search import QueryError, is_blank
 
 Row = TypeVar("Row")
 
@@ -112,8 +113,22 @@ def remove_feed(name: str) -> None:
 
 # --- articles and stories ------------------------------------------------------------------
 
-ArticleKey = tuple[datetime | None, int]
-"""Where a page of articles ended: the last row's sort time and id."""
+ArticleKey = tuple[datetime | float | None, int]
+"""Where a page of articles ended: the last row's sort time (or rank, by relevance) and id."""
+
+ARTICLE_ORDERS = ("relevance", "published", "id")
+
+
+def article_order(sort: str | None, query: str | None) -> str:
+    """The order of an article listing: ``sort`` when given, else by relevance when
+    searching and by publication time otherwise."""
+    if sort is None:
+        return "published" if is_blank(query) else "relevance"
+    if sort not in ARTICLE_ORDERS:
+        raise BadInputError(f"sort must be one of {', '.join(ARTICLE_ORDERS)}, not {sort!r}")
+    if sort == "relevance" and is_blank(query):
+        raise BadInputError("sort=relevance needs a search (q)")
+    return sort
 
 
 StoryFilter = store.StoryFilter
@@ -135,16 +150,21 @@ def list_articles(
     where: store.ArticleFilter,
     *,
     limit: int,
-    sort: str = "published",
+    sort: str | None = None,
     after: ArticleKey | None = None,
     include_body: bool = False,
 ) -> tuple[list[ArticleOut], ArticleKey | None]:
-    """Up to ``limit`` articles, newest first, after ``after``; and the key to pass
-    as ``after`` for the next page (None on the last page)."""
+    """Up to ``limit`` articles in :func:`article_order`, after ``after``; and the key
+    to pass as ``after`` for the next page (None on the last page). A search
+    (``where.query``) that cannot run is refused with the reason."""
+    order = article_order(sort, where.query)
     with session_scope() as session:
-        rows = store.list_articles(
-            session, where=_in_utc(where), limit=limit + 1, sort=sort, after=after
-        )
+        try:
+            rows = store.list_articles(
+                session, where=_in_utc(where), limit=limit + 1, sort=order, after=after
+            )
+        except QueryError as exc:
+            raise BadInputError(f"search: {exc}") from exc
         names = store.feed_names(session)
         items = [ArticleOut.of(a, names, body=include_body) for a, _ in rows[:limit]]
     if len(rows) <= limit:

@@ -111,10 +111,14 @@ def add_listed_article(
     published_at: datetime | None = None,
     story_id: int | None = None,
     classifier_version: str = "test",
+    title: str | None = None,
+    summary: str | None = None,
+    body: str | None = None,
 ) -> int:
     """An article row whose label, topics and story are set, not decided, for tests of
     the listings (API, CLI): ``article n`` at ``https://news.example/n``, in a story of
-    its own unless ``story_id`` is given (``store.refresh_story`` recounts it); its id."""
+    its own unless ``story_id`` is given (``store.refresh_story`` recounts it); its id.
+    ``title``, ``summary`` and ``body`` replace the numbered defaults (search tests)."""
     topics = topics or []
     with session_scope() as session:
         if story_id is None:
@@ -126,9 +130,9 @@ def add_listed_article(
             url=f"https://news.example/{n}",
             canonical_url=f"https://news.example/{n}",
             feed_id=feed_id,
-            title=f"article {n}",
-            body=f"body of article {n}",
-            summary=f"summary {n}",
+            title=f"article {n}" if title is None else title,
+            body=f"body of article {n}" if body is None else body,
+            summary=f"summary {n}" if summary is None else summary,
             published_at=published_at,
             language=language,
             extraction_method="trafilatura",

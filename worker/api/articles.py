@@ -25,13 +25,25 @@ def list_articles(
     feed: Annotated[str | None, Query(description="Feed name.")] = None,
     language: str | None = None,
     story_id: int | None = None,
-    sort: Literal["published", "id"] = "published",
+    q: Annotated[
+        str | None,
+        Query(
+            description='Full-text search: words (all must appear), "a phrase", -excluded, '
+            "OR between alternatives. Blank: no search."
+        ),
+    ] = None,
+    sort: Annotated[
+        Literal["relevance", "published", "id"] | None,
+        Query(description="Default: relevance with q, else published."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: str | None = None,
     include_body: bool = False,
 ) -> ArticlePage:
     """Articles, newest first; ``sort=published`` (publication time, or storage
-    time when the article has none) or ``sort=id`` (storage order)."""
+    time when the article has none) or ``sort=id`` (storage order). With ``q``, only
+    the articles the search finds, most relevant first unless ``sort`` says otherwise."""
+    order = operations.article_order(sort, q)
     where = store.ArticleFilter(
         label=label,
         topic=topic,
@@ -40,15 +52,16 @@ def list_articles(
         feed=feed,
         language=language,
         story_id=story_id,
+        query=q,
     )
     items, next_key = operations.list_articles(
         where,
         limit=limit,
-        sort=sort,
-        after=article_after(cursor, sort) if cursor else None,
+        sort=order,
+        after=article_after(cursor, order) if cursor else None,
         include_body=include_body,
     )
-    next_cursor = article_cursor(sort, next_key) if next_key is not None else None
+    next_cursor = article_cursor(order, next_key) if next_key is not None else None
     return ArticlePage(items=items, next_cursor=next_cursor)
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from ..operations import ArticleKey, BadInputError
 
 MAX_PAGE = 200
 """The most rows one page holds (``?limit=``)."""
+
+MAX_ID = 2**63 - 1
+"""Ids are 64-bit at most: a larger one in a tampered cursor must not reach the driver."""
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -37,18 +41,38 @@ def decode_cursor(cursor: str) -> list[Any]:
 
 def article_cursor(sort: str, key: ArticleKey) -> str:
     when, last_id = key
-    return encode_cursor(sort, when.isoformat() if when else None, last_id)
+    if isinstance(when, datetime):
+        return encode_cursor(sort, when.isoformat(), last_id)
+    return encode_cursor(sort, when, last_id)  # a rank (relevance), or no time
 
 
 def article_after(cursor: str, sort: str) -> ArticleKey:
-    """The key an article cursor holds; it must have been made for the same sort order."""
+    """The key an article cursor holds; it must have been made for the same sort order.
+
+    Every part is checked, not only parsed: a cursor is client input, and a value the
+    database cannot compare (an id past 64 bits, a NaN rank, a time that leaves the
+    calendar in UTC) would otherwise fail in the driver as a 500.
+    """
     parts = decode_cursor(cursor)
     try:
         kind, key, last_id = parts
         if kind != sort:
             raise ValueError("cursor was made for another sort order")
-        return (datetime.fromisoformat(key) if key else None), int(last_id)
-    except (ValueError, TypeError) as exc:
+        if isinstance(last_id, bool) or not isinstance(last_id, int):
+            raise ValueError("id is not an integer")
+        if not 0 <= last_id <= MAX_ID:
+            raise ValueError("id out of range")
+        if sort == "relevance":
+            if isinstance(key, bool) or not isinstance(key, int | float):
+                raise ValueError("rank is not a number")
+            if not math.isfinite(key):
+                raise ValueError("rank is not finite")
+            return float(key), last_id
+        if key is None:
+            return None, last_id
+        when = datetime.fromisoformat(key)
+        return (when if when.tzinfo is None else when.astimezone(UTC)), last_id
+    except (ValueError, TypeError, OverflowError) as exc:
         raise BadInputError(f"invalid cursor: {exc}") from exc
 
 

@@ -61,10 +61,20 @@ def articles(
     language: Annotated[str | None, typer.Option(help="Only this language code.")] = None,
     since: SinceOpt = None,
     until: Annotated[str | None, typer.Option(help="Only before this time.")] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query",
+            "-q",
+            help='Full-text search: words (all must appear), "a phrase", -excluded, '
+            "OR between alternatives; most relevant first.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """List stored articles, newest first (by publication time)."""
+    """List stored articles, newest first (by publication time), or the ones a search
+    finds, most relevant first."""
     from .. import operations, store
 
     check_label(label)
@@ -75,6 +85,7 @@ def articles(
         language=language,
         since=when(since),
         until=when(until, "--until"),
+        query=query,
     )
     if feed is not None:
         operations.get_feed(feed)  # an unknown name is an error, not an empty list

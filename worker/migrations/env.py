@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 from worker import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from worker.db import make_engine
+from worker.search import is_index_object
 from worker.settings import get_settings
 
 config = context.config
@@ -18,8 +19,15 @@ def _url() -> str:
     return url or config.get_main_option("sqlalchemy.url") or get_settings().database_url
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate leaves the full-text index (migration 0004) alone: it is not in the models."""
+    return not is_index_object(type_, name)
+
+
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    context.configure(
+        url=_url(), target_metadata=target_metadata, literal_binds=True, include_name=include_name
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -27,7 +35,9 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connectable = config.attributes.get("connection")
     if connectable is not None:
-        context.configure(connection=connectable, target_metadata=target_metadata)
+        context.configure(
+            connection=connectable, target_metadata=target_metadata, include_name=include_name
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -36,6 +46,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_name=include_name,
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():

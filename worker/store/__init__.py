@@ -9,6 +9,7 @@
 | :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
 | :mod:`.changes` | ``change_log`` (numbering; triggers add rows), ``change_log_state`` | changes |
 | :mod:`.queries` | nothing | listings, stats, counts for the CLI, API and metrics |
+| :mod:`.search` | nothing (triggers keep the index) | the full-text filter and rank of a listing |
 | :mod:`.sql` | ``locks`` (:func:`take_lock`) | dialect helpers shared by the writers |
 | :mod:`.copy` | every table, of *another* database (``ingest db copy``) | every table |
 

@@ -23,7 +23,9 @@ from ..models import (
     Story,
     utcnow,
 )
+from ..search import QueryError, parse_query
 from .feeds import list_feeds
+from .search import apply_search
 from .sql import json_array_contains
 
 LABEL_POSITIVE = "ukraine-security"
@@ -43,6 +45,12 @@ class ArticleFilter:
     feed: str | None = None
     language: str | None = None
     story_id: int | None = None
+    query: str | None = None  # full-text search (worker.search); blank = none
+
+
+SortKey = datetime | float | None
+"""A listed article's position: its sort time (``published``, ``id``) or its rank
+(``relevance``, higher first)."""
 
 
 @dataclass(frozen=True)
@@ -69,16 +77,22 @@ def list_articles(
     where: ArticleFilter,
     limit: int,
     sort: str = "published",
-    after: tuple[datetime | None, int] | None = None,
-) -> list[tuple[Article, datetime]]:
-    """One page of articles, newest first, with each row's sort time.
+    after: tuple[SortKey, int] | None = None,
+) -> list[tuple[Article, SortKey]]:
+    """One page of articles, best first, with each row's sort key.
 
-    ``sort="published"`` orders by :func:`article_sort_key` then id;
-    ``sort="id"`` by id alone (the order articles were stored). ``after`` is
-    the (sort time, id) of the last row of the previous page.
+    ``sort="published"`` orders by :func:`article_sort_key` then id, newest first;
+    ``sort="id"`` by id alone (the order articles were stored); ``sort="relevance"``
+    by the search's rank, then id (it needs ``where.query``). ``after`` is the
+    (sort key, id) of the last row of the previous page. Raises
+    :class:`~worker.search.QueryError` for a search that cannot run.
     """
     key = article_sort_key()
-    query = select(Article, key)
+    query: Any = select(Article)
+    search = parse_query(where.query)
+    rank = None
+    if search is not None:
+        query, rank = apply_search(session, query, search)
     if where.label is not None:
         query = query.where(col(Article.is_ukraine_security).is_(where.label == LABEL_POSITIVE))
     if where.topic is not None:
@@ -95,11 +109,22 @@ def list_articles(
         query = query.join(Feed, col(Feed.id) == col(Article.feed_id)).where(
             col(Feed.name) == where.feed
         )
-    if sort == "id":
+    if sort == "relevance":
+        if rank is None:
+            raise QueryError("sorting by relevance needs a search")
+        query = query.add_columns(rank)
+        if after is not None:
+            query = query.where(
+                sa.or_(rank < after[0], sa.and_(rank == after[0], col(Article.id) < after[1]))
+            )
+        query = query.order_by(rank.desc(), col(Article.id).desc())
+    elif sort == "id":
+        query = query.add_columns(key)
         if after is not None:
             query = query.where(col(Article.id) < after[1])
         query = query.order_by(col(Article.id).desc())
     else:
+        query = query.add_columns(key)
         if after is not None and after[0] is not None:
             query = query.where(
                 sa.or_(key < after[0], sa.and_(key == after[0], col(Article.id) < after[1]))
