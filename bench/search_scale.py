@@ -262,6 +262,7 @@ def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any
         "articles": args.articles,
         "seed_seconds": round(seed_s, 1),
         "migration_seconds": [round(s, 2) for s in migration_s],
+        "index_mb": index_mb(url),
         "matches": matches(url),
         "query_latency": query_latency(args.repeats),
     }
@@ -271,6 +272,43 @@ def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any
     result["writes"] = write_overhead(url, writes, args.block)
     dispose_engines()
     return result
+
+
+def index_mb(url: str) -> dict[str, float]:
+    """What the search index occupies, next to the articles' text it indexes (MB).
+
+    PostgreSQL: the ``search_vector`` column's values and the GIN index. SQLite: the
+    pages of FTS5's shadow tables (``dbstat``), or, where SQLite was built without it,
+    the ``articles_fts`` data read back (a lower bound)."""
+    from worker.db import get_engine
+
+    mb = 2**20
+    with get_engine(url).connect() as connection:
+        text = connection.execute(
+            sa.text("SELECT sum(length(title) + coalesce(length(summary), 0) + length(body))"
+                    " FROM articles")
+        ).scalar_one()  # fmt: skip
+        if _is_pg(url):
+            column = connection.execute(
+                sa.text("SELECT sum(pg_column_size(search_vector)) FROM articles")
+            ).scalar_one()
+            gin = connection.execute(
+                sa.text("SELECT pg_relation_size('ix_articles_search')")
+            ).scalar_one()
+            return {
+                "text": round(text / mb, 1),
+                "search_vector": round(column / mb, 1),
+                "gin_index": round(gin / mb, 1),
+            }
+        try:
+            shadow = connection.execute(
+                sa.text("SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'articles_fts%'")
+            ).scalar_one()
+        except sa.exc.OperationalError:
+            shadow = connection.execute(
+                sa.text("SELECT sum(length(block)) FROM articles_fts_data")
+            ).scalar_one()
+        return {"text": round(text / mb, 1), "fts5_tables": round((shadow or 0) / mb, 1)}
 
 
 def _is_pg(url: str) -> bool:
