@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import broker, store
+from . import backup, broker, store
 from .db import session_scope
 from .models import Article, Story, utcnow
 from .schemas import (
@@ -448,6 +448,17 @@ def _database_label(url: str) -> str:
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         parsed = parsed.set(database=str(Path(parsed.database).resolve()))
     return parsed.render_as_string(hide_password=True)
+
+
+def backup_database(path: Path, *, overwrite: bool = False) -> backup.Backup:
+    """A consistent backup of the live database (``INGEST_DATABASE_URL``) at ``path``
+    (``ingest db backup``; :mod:`worker.backup`)."""
+    from .settings import get_settings
+
+    try:
+        return backup.backup_database(get_settings().database_url, path, overwrite=overwrite)
+    except backup.BackupError as exc:
+        raise BadInputError(str(exc)) from None
 
 
 # --- the CLI's time syntax ----------------------------------------------------------------

@@ -24,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
 
 db_app.command("upgrade")(db.db_upgrade)
+db_app.command("backup")(db.db_backup)
 db_app.command("copy")(db.db_copy)
 
 feeds_app.command("import")(feeds.feeds_import)

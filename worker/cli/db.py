@@ -1,9 +1,11 @@
 """``ingest db``: the schema (``upgrade``, which the migrate container runs before
-anything else) and moving the data to another database (``copy``)."""
+anything else), a backup of the live database (``backup``) and moving the data to
+another database (``copy``)."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -78,3 +80,24 @@ def db_copy(
         )
     if not as_json:
         console.print("target identical to source: every table's count and SHA-256 agree")
+
+
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="File to write (SQLite file or pg_dump archive).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Back up the live database to PATH, safely while workers write.
+
+    SQLite: the online backup API (one consistent snapshot, checked before it is kept).
+    PostgreSQL: pg_dump --format=custom (restore with pg_restore).
+    """
+    from .. import operations
+
+    taken = operations.backup_database(path, overwrite=force)
+    if as_json:
+        emit_json({**dataclasses.asdict(taken), "path": str(taken.path)})
+        return
+    what = f", {taken.articles} articles" if taken.articles is not None else ""
+    console.print(f"backup of the {taken.database} database written to {taken.path} "
+                  f"({taken.bytes} bytes{what})")  # fmt: skip

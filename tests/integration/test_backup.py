@@ -1,0 +1,195 @@
+"""``ingest db backup``: consistent backups of a database that workers keep writing.
+
+A writer thread stores articles through the store path (dedup, stories, bands, one
+transaction each, as the pipeline does) for the whole test. Each backup taken
+meanwhile must be a database in its own right: whole (integrity check), every story's
+counter equal to a recount of its articles, every band key and entry pointing at an
+article that exists, at the current schema revision; and it must hold at least what
+was stored before it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bench.db_copy import article_record, build_source, texts
+from tests.support import services
+from worker import migrate, operations, store
+from worker.db import make_engine, session_scope
+
+pytestmark = pytest.mark.integration
+
+
+class Writer(threading.Thread):
+    """Stores articles into ``url`` until stopped, as a worker would."""
+
+    def __init__(self, url: str, pool: list[tuple[str, str, str]]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.pool = url, pool
+        self.stop = threading.Event()
+        self.stored = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            i = 10_000
+            while not self.stop.is_set():
+                with session_scope(self.url) as session:
+                    store.save_article(session, article_record(i, self.pool[i % len(self.pool)], 1))
+                self.stored += 1
+                i += 1
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+
+
+def articles_in(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM articles")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def assert_consistent(url: str) -> int:
+    """The invariants a half-copied database would break; its article count."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            miscounted = conn.execute(sa.text(
+                "SELECT s.id FROM stories s LEFT JOIN articles a ON a.story_id = s.id "
+                "GROUP BY s.id, s.article_count HAVING count(a.id) <> s.article_count"
+            )).all()  # fmt: skip
+            assert miscounted == []
+            orphans = conn.execute(sa.text(
+                "SELECT count(*) FROM article_bands b LEFT JOIN articles a ON a.id = b.article_id"
+                " WHERE a.id IS NULL"
+            )).scalar_one()  # fmt: skip
+            assert orphans == 0
+            lost = conn.execute(sa.text(
+                "SELECT count(*) FROM entries e LEFT JOIN articles a ON a.id = e.article_id"
+                " WHERE e.article_id IS NOT NULL AND a.id IS NULL"
+            )).scalar_one()  # fmt: skip
+            assert lost == 0
+            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        assert [revision] == migrate.current_heads(url)
+    finally:
+        engine.dispose()
+    return articles_in(url)
+
+
+@pytest.fixture
+def live_sqlite(
+    tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, Writer]]:
+    from worker.db import dispose_engines
+    from worker.settings import reset_settings
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    pool = texts(shared_data)
+    build_source(url, pool, 150)
+    monkeypatch.setenv("INGEST_DATABASE_URL", url)
+    reset_settings()
+    writer = Writer(url, pool)
+    writer.start()
+    yield url, writer
+    writer.stop.set()
+    writer.join(timeout=30)
+    assert writer.error is None, writer.error
+    dispose_engines()
+
+
+def test_sqlite_backups_taken_while_a_worker_writes_are_whole(
+    live_sqlite: tuple[str, Writer], tmp_path: Path
+) -> None:
+    url, writer = live_sqlite
+    for n in range(3):
+        before = articles_in(url)
+        backup = operations.backup_database(tmp_path / f"backup-{n}.db")
+        assert backup.database == "sqlite"
+        assert not (tmp_path / f"backup-{n}.db.partial").exists()
+        copy_url = f"sqlite:///{backup.path}"
+        assert assert_consistent(copy_url) == backup.articles
+        assert backup.articles is not None
+        assert backup.articles >= before
+    assert writer.stored > 0  # the backups really ran beside writes
+    assert articles_in(url) >= backup.articles
+
+    with pytest.raises(operations.BadInputError, match="exists"):
+        operations.backup_database(tmp_path / "backup-0.db")
+    assert operations.backup_database(tmp_path / "backup-0.db", overwrite=True).articles
+
+
+def test_cli_backup_and_its_refusals(live_sqlite: tuple[str, Writer], tmp_path: Path) -> None:
+    url, _ = live_sqlite
+    env = {**os.environ, "INGEST_DATABASE_URL": url}
+    target = tmp_path / "cli.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "db", "backup", str(target), "--json"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["articles"] == assert_consistent(f"sqlite:///{target}")
+    for args, message in (
+        ([str(target)], "exists"),
+        ([str(tmp_path / "no-such-dir" / "x.db")], "is not a directory"),
+    ):
+        refused = subprocess.run(
+            [sys.executable, "-m", "worker.cli", "db", "backup", *args],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 2
+        assert message in " ".join(refused.stderr.split())  # the console wraps long lines
+
+
+def test_postgres_dump_taken_while_a_worker_writes_restores_whole(
+    postgres_server: services.PostgresServer,
+    shared_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pg_dump of a live database, restored with pg_restore into a fresh database: the
+    restore is consistent and at head, and the service writes on in it."""
+    from worker.db import dispose_engines
+    from worker.settings import reset_settings
+
+    url = postgres_server.create_database("live")
+    pool = texts(shared_data)
+    build_source(url, pool, 80)
+    monkeypatch.setenv("INGEST_DATABASE_URL", url)
+    reset_settings()
+    writer = Writer(url, pool)
+    writer.start()
+    try:
+        before = articles_in(url)
+        backup = operations.backup_database(tmp_path / "live.dump")
+    finally:
+        writer.stop.set()
+        writer.join(timeout=30)
+    assert writer.error is None, writer.error
+    assert backup.database == "postgresql"
+    assert backup.bytes > 0
+
+    restored = postgres_server.create_database("restored")
+    libpq = sa.make_url(restored).set(drivername="postgresql").render_as_string(False)
+    done = subprocess.run(
+        ["pg_restore", "--no-owner", "--dbname", libpq, str(backup.path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert assert_consistent(restored) >= before
+    # Sequences came with the dump: the store path writes on in the restored database.
+    with session_scope(restored) as session:
+        text = ("Restored and writing", "A story no article told before. " * 30, "en")
+        outcome = store.save_article(session, article_record(99_999, text, 1))
+    assert outcome.action == "created"
+    dispose_engines()
