@@ -25,6 +25,7 @@ from ..models import (
 )
 from .feeds import list_feeds
 from .sql import json_array_contains
+from .subscriptions import subscription_counts
 
 LABEL_POSITIVE = "ukraine-security"
 
@@ -229,6 +230,7 @@ def totals(session: Session) -> dict[str, Any]:
         "stories": stories,
         "entries": entries,
         "feeds": feeds,
+        "subscriptions": subscription_counts(session),
     }
 
 
