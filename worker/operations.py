@@ -361,14 +361,23 @@ def _subscription_out(row: Any, head: int) -> SubscriptionOut:
     )
 
 
+def _numbered_head() -> None:
+    """Number pending changes, so a lag counts what is committed now."""
+    from . import changefeed
+
+    changefeed.sequence_pending(wait_ms=changefeed.READ_SEQUENCE_WAIT_MS)
+
+
 def list_subscriptions() -> list[SubscriptionOut]:
     """Every subscription with its state, failures and lag."""
+    _numbered_head()
     with session_scope() as session:
         _, head = store.change_log_bounds(session)
         return [_subscription_out(r, head) for r in store.list_subscriptions(session)]
 
 
 def get_subscription(subscription_id: int) -> SubscriptionOut:
+    _numbered_head()
     with session_scope() as session:
         _, head = store.change_log_bounds(session)
         row = store.get_subscription(session, subscription_id)
