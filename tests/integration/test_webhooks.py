@@ -346,15 +346,13 @@ def test_the_database_copy_keeps_subscriptions(sqlite_url: str, tmp_path: Path) 
 
 
 def _env(database_url: str, broker_url: str, **overrides: str) -> dict[str, str]:
-    return worker_env(
-        database_url,
-        broker_url,
-        INGEST_WEBHOOK_INTERVAL_SECONDS="0.5",
-        INGEST_WEBHOOK_TIMEOUT_SECONDS="3",
-        INGEST_WEBHOOK_RETRY_BASE_SECONDS="0.5",
-        INGEST_WEBHOOK_RETRY_MAX_SECONDS="2",
-        **overrides,
-    )
+    fast = {
+        "INGEST_WEBHOOK_INTERVAL_SECONDS": "0.5",
+        "INGEST_WEBHOOK_TIMEOUT_SECONDS": "3",
+        "INGEST_WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+        "INGEST_WEBHOOK_RETRY_MAX_SECONDS": "2",
+    }
+    return worker_env(database_url, broker_url, **{**fast, **overrides})
 
 
 def _created_at(article_ids: list[int]) -> dict[int, float]:
