@@ -168,6 +168,21 @@ def test_a_stopped_receiver_is_retried_and_nothing_is_lost(
     assert [r.event["data"]["id"] for r in receiver.distinct()] == articles
 
 
+def test_a_long_backlog_is_sent_in_runs_that_end_inside_the_time_limit(
+    database_url: str, receiver: Receiver
+) -> None:
+    created = subscribe(receiver.url)
+    articles = [add_listed_article(n=n) for n in range(4)]
+    receiver.delay = 1.0  # a slow receiver: half the 5 s limit passes after 3 events
+    config = settings(task_time_limit=5)
+
+    first = deliver(created.id, config)
+    assert (first.status, first.delivered) == ("more", 3)
+    assert operations.get_subscription(created.id).lag > 0
+    assert deliver(created.id, config).status == "caught_up"
+    assert [r.event["data"]["id"] for r in receiver.requests] == articles
+
+
 def test_two_runs_never_hold_one_subscription(database_url: str) -> None:
     """The lease: one holder at a time; only the holder moves the position; a dead
     holder's lease lapses and the next run takes over."""

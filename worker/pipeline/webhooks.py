@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -60,7 +60,8 @@ def make_poster(settings: Settings) -> WebhookPoster:
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    """What one run did: ``status`` is ``caught_up``, ``failed``, ``paused`` (this
+    """What one run did: ``status`` is ``caught_up``, ``more`` (it used its time; beat
+    starts the next run at once), ``failed``, ``paused`` (this
     run's failure paused it), ``busy`` (not due, or another run holds it), ``stopped``
     (the lease was lost or an operator paused it mid-run) or ``resync`` (the position
     was pruned from the log)."""
@@ -121,6 +122,13 @@ class _Run:
     clock: Callable[[], datetime]
     settings: Settings
     delivered: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def out_of_time(self) -> bool:
+        """A run stops well inside the task's time limit, so a subscription with a long
+        backlog is never cut off mid-request by it; the next run picks up at once."""
+        return time.monotonic() - self.started > self.settings.task_time_limit / 2
 
     def deliver(
         self,
@@ -169,6 +177,8 @@ class _Run:
                     position=change.position,
                     http_status=result.status,
                 )
+                if self.out_of_time:
+                    return DeliveryOutcome("more", self.delivered, 0, position)
             if page.next > position:
                 if not self._commit(page.next, None):
                     return DeliveryOutcome("stopped", self.delivered, 0, position)
