@@ -327,9 +327,19 @@ def test_cli_round_trip(database_url: str, receiver: Receiver) -> None:
 def test_stats_and_metrics_show_paused_subscriptions(database_url: str) -> None:
     created = subscribe("http://127.0.0.1:9/hook")
     operations.pause_subscription(created.id)
+    from worker.metrics import DatabaseCollector
+
+    gauges = {
+        (s.name, s.labels.get("state")): s.value
+        for family in DatabaseCollector(operations.totals).collect()
+        for s in family.samples
+    }
+    assert gauges[("ingest_db_subscriptions", "paused")] == 1
+    assert gauges[("ingest_db_subscriptions", "active")] == 0
     assert operations.totals()["subscriptions"] == {"paused": 1}
     stats = json.loads(cli("stats", "--json").stdout)
     assert stats["totals"]["subscriptions"] == {"paused": 1}
+    assert "1 paused" in cli("stats").stdout
 
 
 def test_the_database_copy_keeps_subscriptions(sqlite_url: str, tmp_path: Path) -> None:
