@@ -27,7 +27,7 @@ from . import changefeed, pipeline, store
 from .celery_app import get_app
 from .db import session_scope
 from .errors import TransientError
-from .fetch import Fetcher
+from .fetch import Fetcher, WebhookPoster
 from .models import utcnow
 from .politeness import build_fetcher
 from .settings import Settings, get_settings
@@ -459,10 +459,10 @@ def maintain_change_log(self: Task) -> dict[str, int]:
 # Webhooks (worker.pipeline.webhooks): beat finds subscriptions with new changes; one
 # delivery run per subscription at a time sends them, in order.
 
-_poster: Any = None
+_poster: WebhookPoster | None = None
 
 
-def get_poster() -> Any:
+def get_poster() -> WebhookPoster:
     """One webhook HTTP client (connection pool) per worker process."""
     global _poster
     if _poster is None:
