@@ -75,6 +75,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "schedule": settings.changes_interval_seconds,
                 "options": {"expires": settings.changes_interval_seconds * 2},
             },
+            "dispatch-webhooks": {
+                "task": "worker.tasks.dispatch_webhooks",
+                "schedule": settings.webhook_interval_seconds,
+                "options": {"expires": max(2.0, settings.webhook_interval_seconds * 2)},
+            },
         },
     }
     if settings.result_backend:

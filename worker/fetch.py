@@ -407,3 +407,83 @@ class Fetcher:
             )
         error_class = "gone" if status == 410 else "http_4xx" if status < 500 else "http_5xx"
         raise PermanentError(f"HTTP {status}", url=url, status=status, error_class=error_class)
+
+
+# Webhook deliveries: the one kind of request we send rather than fetch.
+
+WEBHOOK_RESPONSE_MAX_BYTES = 64 * 1024
+"""How much of a subscriber's answer is read: only its status matters, and the start of
+its body explains a failure; a receiver that streams more is cut off."""
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """One POST to a subscriber: its status (None: no answer) and, when it failed, why."""
+
+    status: int | None
+    error: str | None
+    error_class: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class WebhookPoster:
+    """Signed POSTs to subscribers, bounded and behind the SSRF guard.
+
+    A subscriber's URL is somebody's input, like a feed's: it is checked before each
+    request (DNS may have changed since the subscription was made) and again at connect
+    time on the same lookup (:class:`~worker.ssrf.PinnedBackend`). Redirects are not
+    followed (a 3xx is a failure: a redirect could point inside). Every step has a
+    timeout and the whole request a deadline, so a delivery never outlives the
+    subscription's lease (:mod:`worker.pipeline.webhooks`).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        user_agent: str,
+        allowed_networks: tuple[str, ...] = (),
+        resolver: Callable[[str, int], list[str]] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._allowed = allowed_networks
+        self._resolver = resolver
+        self._client = httpx.Client(
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": user_agent},
+            trust_env=False,
+            transport=PinnedTransport(PinnedBackend(allowed_networks, resolver=resolver)),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> DeliveryResult:
+        """POST ``body``; a refusal, a timeout or a non-2xx answer is a failed result,
+        never an exception (the caller records it on the subscription)."""
+        deadline = time.monotonic() + 2 * self.timeout
+        try:
+            check_url_allowed(url, allowed_networks=self._allowed, resolver=self._resolver)
+            with self._client.stream("POST", url, content=body, headers=headers) as response:
+                head = bytearray()
+                for piece in response.iter_raw():
+                    head += piece[: WEBHOOK_RESPONSE_MAX_BYTES - len(head)]
+                    if len(head) >= WEBHOOK_RESPONSE_MAX_BYTES or time.monotonic() > deadline:
+                        break
+        except (PermanentError, TransientError) as exc:
+            return DeliveryResult(None, exc.message, exc.error_class)
+        except BlockedAddressError as exc:
+            return DeliveryResult(None, str(exc), "ssrf_blocked")
+        except httpx.TimeoutException as exc:
+            return DeliveryResult(None, f"timed out: {type(exc).__name__}", "timeout")
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            return DeliveryResult(None, f"{type(exc).__name__}: {exc}"[:500], "connection")
+        status = response.status_code
+        if 200 <= status < 300:
+            return DeliveryResult(status, None)
+        text = bytes(head[:300]).decode("utf-8", errors="replace").strip()
+        return DeliveryResult(status, f"HTTP {status}" + (f": {text}" if text else ""), "http")

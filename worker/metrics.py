@@ -55,6 +55,11 @@ ENTRIES_KNOWN_URL = Counter(
     "ingest_entries_known_url",
     "Entries linked to an article fetched recently from the same URL, without a fetch.",
 )
+WEBHOOK_DELIVERIES = Counter(
+    "ingest_webhook_deliveries",
+    "Webhook POSTs by outcome (delivered: a 2xx; failed: anything else).",
+    ["outcome"],
+)
 TASK_LATENCY = Histogram(
     "ingest_task_duration_seconds",
     "Wall time of Celery tasks.",
@@ -93,6 +98,14 @@ def record_entry(status: str, action: str | None, *, positive: bool | None) -> N
         DUPLICATES.labels(kind="exact" if action == "duplicate" else "near").inc()
     if positive:
         CLASSIFIER_POSITIVES.inc()
+
+
+def record_webhooks(delivered: int, failed: int) -> None:
+    """Count one delivery run's POSTs."""
+    if delivered:
+        WEBHOOK_DELIVERIES.labels(outcome="delivered").inc(delivered)
+    if failed:
+        WEBHOOK_DELIVERIES.labels(outcome="failed").inc(failed)
 
 
 _task_started: dict[str, float] = {}
@@ -160,6 +173,15 @@ class DatabaseCollector(Collector):
         for state, count in sorted(data["feeds"].items()):
             feeds.add_metric([state], count)
         yield feeds
+        if "subscriptions" in data:
+            subscriptions = GaugeMetricFamily(
+                "ingest_db_subscriptions",
+                "Webhook subscriptions by state (paused ones need an operator).",
+                labels=["state"],
+            )
+            for state in ("active", "paused"):
+                subscriptions.add_metric([state], data["subscriptions"].get(state, 0))
+            yield subscriptions
 
 
 def render(*registries: CollectorRegistry) -> tuple[bytes, str]:

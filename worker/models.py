@@ -361,3 +361,39 @@ class CopyRun(SQLModel, table=True):
     finished_at: datetime | None = _ts()
     identical: bool | None = Field(default=None)
     report: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+
+
+# Webhooks (docs/schema.md, "subscriptions"; docs/operations.md, "Webhooks").
+
+
+class SubscriptionBase(SQLModel):
+    """The subscription columns an operator sees (``SubscriptionOut``): where events go,
+    which ones, and how delivery is going. The table adds the secret and the lease."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2048, nullable=False)
+    label: str | None = Field(default=None, max_length=32)
+    topics: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    kinds: list[str] = Field(default_factory=lambda: ["article"], sa_type=JSONType, nullable=False)
+    state: str = Field(default="active", max_length=16, nullable=False, index=True)
+    position: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    consecutive_failures: int = Field(default=0, nullable=False)
+    last_error: str | None = Field(default=None)
+    last_http_status: int | None = Field(default=None)
+    last_attempt_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    next_attempt_at: datetime | None = _ts()
+    paused_at: datetime | None = _ts()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Subscription(SubscriptionBase, table=True):
+    """A webhook subscriber: changes of the change log that match its filter are POSTed
+    to its URL, signed with its secret, in log order, from ``position`` on."""
+
+    __tablename__ = "subscriptions"
+
+    secret: str = Field(max_length=128, nullable=False)
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = _ts()

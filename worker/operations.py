@@ -34,6 +34,9 @@ from .schemas import (
     StatsOut,
     StoryDetail,
     StoryOut,
+    SubscriptionCreated,
+    SubscriptionIn,
+    SubscriptionOut,
 )
 from .search import QueryError, is_blank
 
@@ -336,6 +339,102 @@ def read_changes(
     except ValueError as exc:
         raise BadInputError(str(exc)) from None
     return changefeed.read_page(after=after, limit=limit, kinds=wanted, include_body=include_body)
+
+
+# --- webhook subscriptions ---------------------------------------------------------------
+
+
+def add_subscription(spec: SubscriptionIn) -> SubscriptionCreated:
+    """Subscribe a URL to the changes after now (docs/operations.md, "Webhooks").
+
+    The URL must pass the SSRF guard now, as it must at every delivery. The answer
+    holds the signing secret, the only time it is shown.
+    """
+    from . import changefeed
+    from .errors import IngestError
+    from .settings import get_settings
+    from .ssrf import check_url_allowed
+    from .webhooks import new_secret
+
+    try:
+        check_url_allowed(spec.url, allowed_networks=get_settings().allow_private_networks)
+    except IngestError as exc:
+        raise BadInputError(f"subscriber URL refused: {exc.message}") from None
+    changefeed.sequence_pending(wait_ms=changefeed.READ_SEQUENCE_WAIT_MS)
+    with session_scope() as session:
+        _, head = store.change_log_bounds(session)
+        row = store.create_subscription(
+            session,
+            url=spec.url,
+            label=spec.label,
+            topics=spec.topics,
+            kinds=spec.kinds,
+            secret=new_secret(),
+            position=head,
+        )
+        return SubscriptionCreated.model_validate({**row.model_dump(), "lag": 0})
+
+
+def _subscription_out(row: Any, head: int) -> SubscriptionOut:
+    return SubscriptionOut.model_validate(
+        {**row.model_dump(exclude={"secret"}), "lag": max(0, head - row.position)}
+    )
+
+
+def _numbered_head() -> None:
+    """Number pending changes, so a lag counts what is committed now."""
+    from . import changefeed
+
+    changefeed.sequence_pending(wait_ms=changefeed.READ_SEQUENCE_WAIT_MS)
+
+
+def list_subscriptions() -> list[SubscriptionOut]:
+    """Every subscription with its state, failures and lag."""
+    _numbered_head()
+    with session_scope() as session:
+        _, head = store.change_log_bounds(session)
+        return [_subscription_out(r, head) for r in store.list_subscriptions(session)]
+
+
+def get_subscription(subscription_id: int) -> SubscriptionOut:
+    _numbered_head()
+    with session_scope() as session:
+        _, head = store.change_log_bounds(session)
+        row = store.get_subscription(session, subscription_id)
+        return _subscription_out(_found(row, "subscription", subscription_id), head)
+
+
+def pause_subscription(subscription_id: int) -> SubscriptionOut:
+    """Stop delivering; the position stays, so ``resume`` loses nothing."""
+    with session_scope() as session:
+        _, head = store.change_log_bounds(session)
+        row = store.pause_subscription(session, subscription_id)
+        return _subscription_out(_found(row, "subscription", subscription_id), head)
+
+
+def resume_subscription(subscription_id: int) -> SubscriptionOut:
+    """Deliver again, at once, from where delivery stopped (its failures forgotten)."""
+    import structlog
+
+    with session_scope() as session:
+        horizon, head = store.change_log_bounds(session)
+        row, skipped = store.resume_subscription(
+            session, subscription_id, horizon=horizon, head=head
+        )
+        found = _found(row, "subscription", subscription_id)
+        if skipped:
+            structlog.get_logger(__name__).warning(
+                "subscription_resumed_past_pruned_changes",
+                subscription_id=subscription_id,
+                skipped_positions=skipped,
+            )
+        return _subscription_out(found, head)
+
+
+def remove_subscription(subscription_id: int) -> None:
+    with session_scope() as session:
+        if not store.remove_subscription(session, subscription_id):
+            raise NotFoundError("subscription", subscription_id)
 
 
 # --- stats and health -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlmodel._compat import SQLModelConfig
 
-from .models import ArticleBase, CrawlRequestBase, FeedBase, StoryBase
+from .models import ArticleBase, CrawlRequestBase, FeedBase, StoryBase, SubscriptionBase
 
 if TYPE_CHECKING:
     from .models import Article, Story
@@ -244,3 +244,53 @@ class ChangePage(BaseModel):
     changes: list[ChangeOut]
     next: int = Field(description="Pass as ?after= next time; equal to after when nothing is new.")
     head: int = Field(description="The log's last position now: next == head means caught up.")
+
+
+# --- webhook subscriptions ----------------------------------------------------------------
+
+
+def _articles_only() -> list[ChangeKind]:
+    return ["article"]
+
+
+class SubscriptionIn(BaseModel):
+    """A webhook subscription to add: where to POST, and which changes (docs/operations.md,
+    "Webhooks"). ``label`` and ``topics`` (any of) narrow articles and stories."""
+
+    url: str = Field(min_length=8, max_length=2048)
+    label: Label | None = None
+    topics: list[str] = Field(default_factory=list)
+    kinds: list[ChangeKind] = Field(default_factory=_articles_only, min_length=1)
+
+    _http_url = field_validator("url")(http_url)
+
+    @field_validator("topics")
+    @classmethod
+    def _known_topics(cls, value: list[str]) -> list[str]:
+        from .classify.topics import TOPICS
+
+        unknown = [t for t in value if t not in TOPICS]
+        if unknown:
+            raise ValueError(f"unknown topic {unknown[0]!r} (one of {', '.join(TOPICS)})")
+        return list(dict.fromkeys(value))
+
+    @field_validator("kinds")
+    @classmethod
+    def _distinct_kinds(cls, value: list[ChangeKind]) -> list[ChangeKind]:
+        return list(dict.fromkeys(value))
+
+
+class SubscriptionOut(SubscriptionBase):
+    """A subscription with its delivery health; never its secret, which only the answer
+    to its creation shows (``SubscriptionCreated``)."""
+
+    model_config = _ROW
+
+    id: int
+    lag: int = Field(default=0, description="Changes in the log after the subscription's position.")
+
+
+class SubscriptionCreated(SubscriptionOut):
+    """A new subscription and its signing secret, shown this once: store it now."""
+
+    secret: str = Field(description="Verifies webhook-signature (Standard Webhooks, whsec_...).")

@@ -167,6 +167,31 @@ class Settings(BaseSettings):
         "GET /changes and `ingest changes` number them themselves).",
     )
 
+    # Webhooks (docs/operations.md, "Webhooks").
+    webhook_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Pause a webhook subscription after this many failed deliveries in a row "
+        "(`ingest subscriptions resume` delivers again from where it stopped).",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of each step of a webhook POST."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=2.0, gt=0, description="Wait after a first failed delivery; doubles each time."
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=600.0, gt=0, description="Longest wait between two delivery attempts."
+    )
+    webhook_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often beat looks for subscriptions with new changes to deliver.",
+    )
+    webhook_batch_size: int = Field(
+        default=100, ge=1, le=1000, description="Changes one delivery run reads per page."
+    )
+
     # API.
     api_token: str | None = Field(default=None, description="Bearer token for write endpoints.")
     api_read_requires_token: bool = False

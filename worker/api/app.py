@@ -12,7 +12,7 @@ from .. import __version__, metrics
 from ..broker import BrokerUnavailableError
 from ..operations import BadInputError, NotFoundError, ResyncRequiredError
 from ..settings import Settings, get_settings
-from . import articles, changes, crawl_requests, feeds, ops, stories
+from . import articles, changes, crawl_requests, feeds, ops, stories, subscriptions
 from .deps import require_read, require_write
 
 
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     reads = (articles.reads, stories.reads, feeds.reads, crawl_requests.reads, changes.reads)
     for router in reads:
         app.include_router(router, dependencies=read, tags=["read"])
-    for router in (crawl_requests.writes, feeds.writes):
+    for router in (crawl_requests.writes, feeds.writes, subscriptions.writes):
         app.include_router(router, dependencies=write, tags=["write"])
     app.include_router(ops.router, tags=["ops"])
     app.add_exception_handler(NotFoundError, _refused)

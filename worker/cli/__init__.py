@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from . import changes, crawl, db, feeds, processes, read
+from . import changes, crawl, db, feeds, processes, read, subscriptions
 from .common import EXIT_BAD_INPUT, Commands, err_console
 
 app = typer.Typer(
@@ -22,6 +22,10 @@ db_app = typer.Typer(help="Database schema, and moving to another database.", no
 feeds_app = typer.Typer(help="Manage the feeds that are polled.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
+subscriptions_app = typer.Typer(
+    help="Webhook subscribers of the change feed.", no_args_is_help=True
+)
+app.add_typer(subscriptions_app, name="subscriptions")
 
 db_app.command("upgrade")(db.db_upgrade)
 db_app.command("backup")(db.db_backup)
@@ -33,6 +37,12 @@ feeds_app.command("list")(feeds.feeds_list)
 feeds_app.command("enable")(feeds.feeds_enable)
 feeds_app.command("disable")(feeds.feeds_disable)
 feeds_app.command("remove")(feeds.feeds_remove)
+
+subscriptions_app.command("add")(subscriptions.subscriptions_add)
+subscriptions_app.command("list")(subscriptions.subscriptions_list)
+subscriptions_app.command("pause")(subscriptions.subscriptions_pause)
+subscriptions_app.command("resume")(subscriptions.subscriptions_resume)
+subscriptions_app.command("remove")(subscriptions.subscriptions_remove)
 
 app.command("recrawl")(crawl.recrawl)
 app.command("crawl-requests")(crawl.crawl_requests)

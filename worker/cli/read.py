@@ -171,6 +171,13 @@ def stats(as_json: JsonOpt = False) -> None:
         f"exact duplicates {totals['exact_duplicates']}), stories {totals['stories']}, "
         f"entries {totals['entries']}"
     )
+    hooks = totals.get("subscriptions") or {}
+    if hooks:
+        paused = hooks.get("paused", 0)
+        console.print(
+            f"webhook subscriptions: {hooks.get('active', 0)} active, {paused} paused"
+            + (" (see `ingest subscriptions list`)" if paused else "")
+        )
 
 
 def health(as_json: JsonOpt = False) -> None:

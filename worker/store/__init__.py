@@ -8,6 +8,7 @@
 | :mod:`.articles` | ``articles``, ``stories``, ``article_bands`` | dedup candidates |
 | :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
 | :mod:`.changes` | ``change_log`` (numbering; triggers add rows), ``change_log_state`` | changes |
+| :mod:`.subscriptions` | ``subscriptions`` (webhook subscribers: position, lease, health) | due |
 | :mod:`.queries` | nothing | listings, stats, counts for the CLI, API and metrics |
 | :mod:`.search` | nothing (triggers keep the index) | the full-text filter and rank of a listing |
 | :mod:`.sql` | ``locks`` (:func:`take_lock`) | dialect helpers shared by the writers |
@@ -102,6 +103,21 @@ from .queries import (
     totals,
 )
 from .sql import as_utc, check_database, json_array_contains, take_lock
+from .subscriptions import (
+    acquire_subscription_lease,
+    create_subscription,
+    due_subscription_ids,
+    get_subscription,
+    has_active_subscriptions,
+    list_subscriptions,
+    pause_subscription,
+    record_delivery,
+    record_delivery_failure,
+    release_subscription_lease,
+    remove_subscription,
+    resume_subscription,
+    subscription_counts,
+)
 
 __all__ = [
     "CHANGE_KINDS",
@@ -118,6 +134,7 @@ __all__ = [
     "SaveOutcome",
     "StoryFilter",
     "acquire_feed_lease",
+    "acquire_subscription_lease",
     "add_entries",
     "add_poll",
     "add_url_entry",
@@ -132,9 +149,11 @@ __all__ = [
     "count_touched",
     "crawl_request_progress",
     "create_crawl_request",
+    "create_subscription",
     "current_rows",
     "disable_feed",
     "due_feed_ids",
+    "due_subscription_ids",
     "enable_feed",
     "entry_ids_for_request",
     "entry_ids_since",
@@ -146,31 +165,41 @@ __all__ = [
     "feed_url_taken",
     "fetch_history",
     "get_feed_by_name",
+    "get_subscription",
+    "has_active_subscriptions",
     "has_pending_changes",
     "json_array_contains",
     "list_articles",
     "list_crawl_requests",
     "list_feeds",
     "list_stories",
+    "list_subscriptions",
     "lock_wait",
     "mark_entry_failed",
     "mark_entry_stored",
+    "pause_subscription",
     "prune_changes",
     "read_changes",
     "recent_feed_entry_ids",
     "recently_fetched_article",
+    "record_delivery",
+    "record_delivery_failure",
     "record_poll_failure",
     "record_poll_success",
     "refresh_story",
     "release_feed_lease",
+    "release_subscription_lease",
     "remove_feed",
+    "remove_subscription",
     "reschedule_throttled",
+    "resume_subscription",
     "save_article",
     "sequence_changes",
     "stale_pending_entry_ids",
     "start_crawl_request",
     "start_poll",
     "story_articles",
+    "subscription_counts",
     "take_lock",
     "totals",
     "touch_entries",

@@ -27,6 +27,7 @@ from ..search import QueryError, parse_query
 from .feeds import list_feeds
 from .search import apply_search
 from .sql import json_array_contains
+from .subscriptions import subscription_counts
 
 LABEL_POSITIVE = "ukraine-security"
 
@@ -254,6 +255,7 @@ def totals(session: Session) -> dict[str, Any]:
         "stories": stories,
         "entries": entries,
         "feeds": feeds,
+        "subscriptions": subscription_counts(session),
     }
 
 
