@@ -18,6 +18,8 @@ SHA-256, and the bench also compares every row of every table itself.
 
     python -m bench.db_copy                    # 10,000 articles
     python -m bench.db_copy --articles 50000
+    python -m bench.run --fetches 12000 --skip-baseline --keep-db /tmp/pipeline.db
+    python -m bench.db_copy --source /tmp/pipeline.db   # a database the real pipeline made
 
 The test suite runs the same builder and copy on a smaller database
 (``tests/integration/test_db_copy.py``).
@@ -41,6 +43,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from eval.classifier_eval import DEFAULT_DATA_DIR, load_items  # noqa: E402
 from worker import dedup, migrate, store  # noqa: E402
+from worker.backup import backup_database  # noqa: E402
 from worker.classify import classify  # noqa: E402
 from worker.db import session_scope  # noqa: E402
 from worker.feeds import FeedItem, entry_key  # noqa: E402
@@ -179,7 +182,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     source = f"sqlite:///{workdir / 'source.db'}"
     pool = texts(args.data_dir)
     t0 = time.monotonic()
-    feed_ids = build_source(source, pool, args.articles)
+    if args.source is not None:
+        # A database the real pipeline made (bench.run --keep-db): copy it, then write on.
+        backup_database(f"sqlite:///{args.source}", workdir / "source.db")
+        with session_scope(source) as session:
+            feed_ids = [feed.id for feed in store.list_feeds(session) if feed.id is not None]
+    else:
+        feed_ids = build_source(source, pool, args.articles)
     build_s = time.monotonic() - t0
     pg = services.start_postgres()
     try:
@@ -203,6 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "articles": articles.source_rows,
             "rows": sum(t.source_rows for t in final.tables),
             "source_mb": round((workdir / "source.db").stat().st_size / 2**20, 1),
+            "source": "pipeline (bench.run)" if args.source else "store path",
             "build_seconds": round(build_s, 1),
             "live_copy_seconds": round(live_s, 1),
             "live_rows_per_second": round(sum(t.source_rows for t in live.tables) / live_s),
@@ -223,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=10_000)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--source", type=Path, default=None,
+        help="copy this SQLite database (one bench.run --keep-db made) instead of building one",
+    )  # fmt: skip
     parser.add_argument(
         "--write-rate", type=float, default=20.0,
         help="articles/s the source's writer stores during the live copy",

@@ -706,6 +706,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/)")
+    parser.add_argument(
+        "--keep-db", type=Path, default=None,
+        help="with --db sqlite: keep a backup of the database the run made at this path",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.feeds, args.fetches = 20, 300
@@ -727,6 +731,11 @@ def main(argv: list[str] | None = None) -> int:
         bare.append(run_baseline(pages, halves[0], args.concurrency))
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         worker_result = run_worker(args, pages, Path(tmp))
+        if args.keep_db is not None and args.db == "sqlite":
+            # The database the real pipeline made, for bench.db_copy --source.
+            from worker.backup import backup_database
+
+            backup_database(f"sqlite:///{Path(tmp) / 'bench.db'}", args.keep_db, overwrite=True)
     worker_result.pop("articles_in_plan")
     if args.skip_baseline:
         baseline: dict[str, Any] = {"processes": args.concurrency, "pages_per_s": float("nan"),
