@@ -3,7 +3,7 @@
 The source is made once per session by the store path the pipeline uses (real
 classification, fingerprints and dedup into stories, feeds, entries, polls and
 re-crawl requests; ``bench.db_copy.build_source``) from the labelled news text the
-repo's evaluation reads: 2,000 articles (``INGEST_TEST_COPY_ARTICLES`` to change;
+repo's evaluation reads: 1,200 articles (``INGEST_TEST_COPY_ARTICLES`` to change;
 ``python -m bench.db_copy`` runs 10,000 with a live writer, docs/operations.md). Each
 test copies it and checks the target row for row, not only the command's own report.
 """
@@ -30,7 +30,7 @@ from worker.db import make_engine, session_scope
 from worker.models import Article, Story
 from worker.store.copy import CopyError
 
-ARTICLES = int(os.environ.get("INGEST_TEST_COPY_ARTICLES", "2000"))
+ARTICLES = int(os.environ.get("INGEST_TEST_COPY_ARTICLES", "1200"))
 
 
 @pytest.fixture(scope="session")
