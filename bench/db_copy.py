@@ -176,7 +176,7 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support import services
-    from worker import operations
+    from worker import database_ops
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-db-copy-"))
     source = f"sqlite:///{workdir / 'source.db'}"
@@ -196,15 +196,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         writer = Writer(source, pool, args.articles + 1, feed_ids[0], args.write_rate)
         writer.start()
         t0 = time.monotonic()
-        live = operations.copy_database(target, source_url=source)
+        live = database_ops.copy_database(target, source_url=source)
         live_s = time.monotonic() - t0
         writer.stop.set()
         writer.join()
         t0 = time.monotonic()
-        final = operations.copy_database(target, source_url=source)
+        final = database_ops.copy_database(target, source_url=source)
         final_s = time.monotonic() - t0
         t0 = time.monotonic()
-        again = operations.copy_database(target, source_url=source)
+        again = database_ops.copy_database(target, source_url=source)
         again_s = time.monotonic() - t0
         rows_equal = snapshot(source) == snapshot(target)
         articles = {t.table: t for t in final.tables}["articles"]

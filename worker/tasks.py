@@ -23,11 +23,11 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
-from . import changefeed, pipeline, store
+from . import pipeline, store
 from .celery_app import get_app
 from .db import session_scope
 from .errors import TransientError
-from .fetch import Fetcher, WebhookPoster
+from .fetch import Fetcher
 from .models import utcnow
 from .politeness import build_fetcher
 from .settings import Settings, get_settings
@@ -177,7 +177,7 @@ def poll_feed(self: Task, feed_id: int, force: bool = False) -> dict[str, Any]:
     return {
         "status": outcome.status,
         "new": len(outcome.new_entry_ids),
-        "http_status": outcome.http_status,  # for the fetch metrics (_count_outcome)
+        "http_status": outcome.http_status,  # for the fetch metrics (task_metrics.count_outcome)
     }
 
 
@@ -446,75 +446,6 @@ def reclassify_batch(self: Task, article_ids: list[int]) -> int:
     return pipeline.reclassify_articles(article_ids)
 
 
-# The change feed
-
-
-@_task("maintain_change_log")
-def maintain_change_log(self: Task) -> dict[str, int]:
-    """Number new changes (for readers of the table) and prune past retention."""
-    _bind(self)
-    return changefeed.maintain(retention_days=get_settings().changes_retention_days)
-
-
-# Webhooks (worker.pipeline.webhooks): beat finds subscriptions with new changes; one
-# delivery run per subscription at a time sends them, in order.
-
-_poster: WebhookPoster | None = None
-
-
-def get_poster() -> WebhookPoster:
-    """One webhook HTTP client (connection pool) per worker process."""
-    global _poster
-    if _poster is None:
-        from .pipeline.webhooks import make_poster
-
-        _poster = make_poster(get_settings())
-    return _poster
-
-
-@_task("dispatch_webhooks", retry_on=())
-def dispatch_webhooks(self: Task) -> int:
-    """Start a delivery run for each subscription with changes past its position."""
-    from .pipeline import webhooks
-
-    _bind(self)
-    due = webhooks.due_subscriptions()
-    expires = max(5.0, get_settings().webhook_interval_seconds * 5)
-    with app.producer_or_acquire() as producer, producer.batch():
-        for subscription_id in due:
-            # A stale message only finds the lease taken or nothing to send; it may go.
-            deliver_webhooks.apply_async((subscription_id,), producer=producer, expires=expires)
-    return len(due)
-
-
-@_task("deliver_webhooks")
-def deliver_webhooks(self: Task, subscription_id: int) -> dict[str, Any]:
-    """Send a subscription's pending events, in order, until caught up or one fails.
-
-    A failure is recorded on the subscription with when to try again (the backoff
-    lives in the row, not in a countdown message, so it survives a broker restart);
-    beat starts the next run once that time has come. The lease owner is unique to
-    this run, so a redelivered copy of this message waits for the lease to run out.
-    """
-    import uuid
-
-    from .pipeline import webhooks
-
-    _bind(self, subscription_id=subscription_id)
-    outcome = webhooks.deliver(
-        subscription_id,
-        poster=get_poster(),
-        settings=get_settings(),
-        owner=f"{self.request.id or 'local'}:{uuid.uuid4().hex[:12]}",
-    )
-    return {
-        "status": outcome.status,
-        "delivered": outcome.delivered,
-        "failed": outcome.failed,
-        "position": outcome.position,
-    }
-
-
 # Re-crawls and reclassification are enqueued by the CLI and the API through
 # worker.broker.
 
@@ -535,7 +466,7 @@ def run_crawl_request(self: Task, request_id: int) -> dict[str, Any]:
         owner=str(self.request.id or f"recrawl-{request_id}"),
     )
     if expansion.poll is not None:
-        _metrics().record_poll(expansion.poll.status, expansion.poll.http_status)
+        task_metrics.metrics().record_poll(expansion.poll.status, expansion.poll.http_status)
     if expansion.status == "busy":
         raise self.retry(countdown=LEASE_BUSY_RETRY_SECONDS, max_retries=20)
     if expansion.status != "running":
@@ -544,47 +475,6 @@ def run_crawl_request(self: Task, request_id: int) -> dict[str, Any]:
     return {"status": "running", "entries": len(expansion.entry_ids)}
 
 
-# Metrics: counters are taken from each task's returned outcome (a task_postrun
-# hook), so the tasks above and the pure core stay free of them.
-
-
-def _metrics() -> Any:
-    from . import metrics
-
-    return metrics
-
-
-def _count_outcome(
-    task: Any = None, retval: Any = None, state: str | None = None, **_: Any
-) -> None:
-    """Turn a finished task's returned outcome into Prometheus counters."""
-    if state != "SUCCESS" or not isinstance(retval, dict) or task is None:
-        return
-    if task.name == poll_feed.name:
-        _metrics().record_poll(str(retval.get("status")), retval.get("http_status"))
-    elif task.name == process_entry.name:
-        _count_entry(retval)
-    elif task.name == process_entries.name:
-        for result in retval.get("entries") or []:
-            _count_entry(result)
-    elif task.name == deliver_webhooks.name:
-        _metrics().record_webhooks(int(retval.get("delivered", 0)), int(retval.get("failed", 0)))
-
-
-def _count_entry(result: dict[str, Any]) -> None:
-    # The label travels in the task's return value: no extra query per entry.
-    status, action = str(result.get("status")), result.get("action")
-    positive = result.get("is_ukraine_security") if action != "updated" else None
-    _metrics().record_entry(status, action, positive=bool(positive))
-
-
-def _connect_metrics() -> None:
-    from celery.signals import task_postrun, task_prerun
-
-    metrics = _metrics()
-    task_prerun.connect(metrics.on_task_prerun, weak=False)
-    task_postrun.connect(metrics.on_task_postrun, weak=False)
-    task_postrun.connect(_count_outcome, weak=False)
-
-
-_connect_metrics()
+# The tasks that serve downstream apps (the change log, webhooks) and the metrics hook
+# live in their own modules; importing them here registers them with this app.
+from . import task_metrics, tasks_downstream  # noqa: E402, F401

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from bench.db_copy import article_record, build_source, texts
 from tests.support import services
-from worker import migrate, operations, store
+from worker import database_ops, migrate, operations, store
 from worker.db import make_engine, session_scope
 
 pytestmark = pytest.mark.integration
@@ -114,7 +114,7 @@ def test_sqlite_backups_taken_while_a_worker_writes_are_whole(
     url, writer = live_sqlite
     for n in range(3):
         before = articles_in(url)
-        backup = operations.backup_database(tmp_path / f"backup-{n}.db")
+        backup = database_ops.backup_database(tmp_path / f"backup-{n}.db")
         assert backup.database == "sqlite"
         assert not (tmp_path / f"backup-{n}.db.partial").exists()
         copy_url = f"sqlite:///{backup.path}"
@@ -125,8 +125,8 @@ def test_sqlite_backups_taken_while_a_worker_writes_are_whole(
     assert articles_in(url) >= backup.articles
 
     with pytest.raises(operations.BadInputError, match="exists"):
-        operations.backup_database(tmp_path / "backup-0.db")
-    assert operations.backup_database(tmp_path / "backup-0.db", overwrite=True).articles
+        database_ops.backup_database(tmp_path / "backup-0.db")
+    assert database_ops.backup_database(tmp_path / "backup-0.db", overwrite=True).articles
 
 
 def test_cli_backup_and_its_refusals(live_sqlite: tuple[str, Writer], tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_postgres_dump_taken_while_a_worker_writes_restores_whole(
     writer.start()
     try:
         before = articles_in(url)
-        backup = operations.backup_database(tmp_path / "live.dump")
+        backup = database_ops.backup_database(tmp_path / "live.dump")
     finally:
         writer.stop.set()
         writer.join(timeout=30)

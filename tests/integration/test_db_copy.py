@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from bench.db_copy import article_record, build_source, snapshot, texts
 from tests.support import services
-from worker import migrate, operations, store
+from worker import database_ops, migrate, operations, store
 from worker.db import make_engine, session_scope
 from worker.models import Article, Story
 from worker.store.copy import CopyError
@@ -59,7 +59,7 @@ def postgres_url(postgres_server: services.PostgresServer) -> str:
 
 
 def test_copies_a_real_database_to_postgres_row_for_row(source_url: str, postgres_url: str) -> None:
-    report = operations.copy_database(postgres_url, source_url=source_url)
+    report = database_ops.copy_database(postgres_url, source_url=source_url)
 
     assert report.identical
     by_table = {t.table: t for t in report.tables}
@@ -102,14 +102,14 @@ def test_an_interrupted_copy_resumes_and_a_second_run_catches_up(
             raise InterruptedError
 
     with pytest.raises(InterruptedError):
-        operations.copy_database(
+        database_ops.copy_database(
             postgres_url, source_url=source_url, chunk_rows=500, progress=stop_in_articles
         )
     partial = snapshot(postgres_url)
     stored = len(snapshot(source_url)["articles"])
     assert 0 < len(partial["articles"]) < stored
 
-    resumed = operations.copy_database(postgres_url, source_url=source_url, chunk_rows=500)
+    resumed = database_ops.copy_database(postgres_url, source_url=source_url, chunk_rows=500)
     articles = {t.table: t for t in resumed.tables}["articles"]
     assert resumed.identical
     assert (articles.unchanged, articles.inserted) == (
@@ -122,7 +122,7 @@ def test_an_interrupted_copy_resumes_and_a_second_run_catches_up(
         assert first is not None
         first.title, first.is_ukraine_security = "Re-titled", not first.is_ukraine_security
         store.remove_feed(session, "feed-2")
-    caught_up = operations.copy_database(postgres_url, source_url=source_url)
+    caught_up = database_ops.copy_database(postgres_url, source_url=source_url)
     assert caught_up.identical
     changed = {t.table: t for t in caught_up.tables}
     assert changed["feeds"].deleted == 1
@@ -133,27 +133,27 @@ def test_an_interrupted_copy_resumes_and_a_second_run_catches_up(
 def test_copies_back_from_postgres_to_sqlite(
     source_url: str, postgres_url: str, tmp_path: Path
 ) -> None:
-    operations.copy_database(postgres_url, source_url=source_url)
+    database_ops.copy_database(postgres_url, source_url=source_url)
     back = f"sqlite:///{tmp_path / 'back.db'}"
-    assert operations.copy_database(back, source_url=postgres_url).identical
+    assert database_ops.copy_database(back, source_url=postgres_url).identical
     assert snapshot(back) == snapshot(source_url)
 
 
 def test_refuses_what_it_cannot_copy(source_url: str, postgres_url: str, tmp_path: Path) -> None:
     with pytest.raises(operations.BadInputError, match="target is the source"):
-        operations.copy_database(source_url, source_url=source_url)
+        database_ops.copy_database(source_url, source_url=source_url)
     with pytest.raises(operations.BadInputError, match="not a database URL"):
-        operations.copy_database("not a url", source_url=source_url)
+        database_ops.copy_database("not a url", source_url=source_url)
     old = f"sqlite:///{tmp_path / 'old.db'}"
     migrate.upgrade(old, revision="0001")
     with pytest.raises(operations.BadInputError, match="run `ingest db upgrade`"):
-        operations.copy_database(postgres_url, source_url=old)
+        database_ops.copy_database(postgres_url, source_url=old)
     # A target holding other data is refused, not merged.
     migrate.upgrade(postgres_url)
     with session_scope(postgres_url) as session:
         store.upsert_feed(session, name="feed-0", url="https://elsewhere.example/rss")
     with pytest.raises(operations.BadInputError, match=r"table feeds.*empty database"):
-        operations.copy_database(postgres_url, source_url=source_url)
+        database_ops.copy_database(postgres_url, source_url=source_url)
 
 
 def test_copy_error_is_raised_for_a_bad_chunk_size(source_url: str, tmp_path: Path) -> None:

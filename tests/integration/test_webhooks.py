@@ -20,7 +20,7 @@ from tests.integration.helpers import running_celery, wait_ready, wait_until, wo
 from tests.support import services
 from tests.support.factories import add_listed_article
 from tests.support.receiver import Receiver, verifies
-from worker import operations, store
+from worker import database_ops, operations, store
 from worker.cli import app as cli_app
 from worker.db import session_scope
 from worker.models import Article, Subscription, utcnow
@@ -347,7 +347,7 @@ def test_the_database_copy_keeps_subscriptions(sqlite_url: str, tmp_path: Path) 
     add_listed_article(n=1)
     target = f"sqlite:///{tmp_path / 'copy.db'}"
 
-    report = operations.copy_database(target)
+    report = database_ops.copy_database(target)
 
     assert report.identical
     from worker.db import make_engine

@@ -43,13 +43,13 @@ def db_copy(
     Safe to interrupt and run again: it rewrites only what differs. Run it once with
     the workers up, stop them, run it again, then point INGEST_DATABASE_URL at the target.
     """
-    from .. import operations
+    from .. import database_ops
 
     def progress(table: str, rows: int) -> None:
         if not as_json:
             err_console.print(f"  {table}: {rows} rows walked", highlight=False)
 
-    report = operations.copy_database(to, source_url=source, chunk_rows=chunk, progress=progress)
+    report = database_ops.copy_database(to, source_url=source, chunk_rows=chunk, progress=progress)
     if as_json:
         emit_json(
             {
@@ -92,9 +92,9 @@ def db_backup(
     SQLite: the online backup API (one consistent snapshot, checked before it is kept).
     PostgreSQL: pg_dump --format=custom (restore with pg_restore).
     """
-    from .. import operations
+    from .. import database_ops
 
-    taken = operations.backup_database(path, overwrite=force)
+    taken = database_ops.backup_database(path, overwrite=force)
     if as_json:
         emit_json({**dataclasses.asdict(taken), "path": str(taken.path)})
         return

@@ -110,7 +110,7 @@ def copy_database(
     progress: Progress | None = None,
 ) -> CopyReport:
     """Make ``target`` hold exactly what ``source`` holds; both must be migrated to
-    the same revision (the caller checks: :func:`worker.operations.copy_database`).
+    the same revision (the caller checks: :func:`worker.database_ops.copy_database`).
 
     ``source_label`` names the source in the target's ``copy_runs`` (its URL without
     the password): a target that holds rows is written only if an earlier run from
