@@ -121,14 +121,17 @@ def copy_database(
     tables = copyable_tables()
     run_id = _begin_run(target, tables, source_label)
     with _snapshot(source) as reader:
+        # Both schemas are read once, before anything is written.
+        shared = {table.name: _shared_columns(table, reader, target) for table in tables}
         for table in tables:
-            columns = _shared_columns(table, reader, target)
             table_report = TableReport(table=table.name)
-            _sync_table(reader, target, table, columns, chunk_rows, table_report, progress)
+            _sync_table(
+                reader, target, table, shared[table.name], chunk_rows, table_report, progress
+            )
             report.tables.append(table_report)
         report.sequences = _move_sequences(target, tables)
         for table, table_report in zip(tables, report.tables, strict=True):
-            columns = _shared_columns(table, reader, target)
+            columns = shared[table.name]
             table_report.source_rows, table_report.source_sha256 = _digest(reader, table, columns)
             with target.connect() as conn:
                 table_report.target_rows, table_report.target_sha256 = _digest(conn, table, columns)
