@@ -153,14 +153,21 @@ def test_docker_compose_config_validates() -> None:
 
 def test_build_context_is_only_the_package_for_every_builder() -> None:
     """The root .dockerignore (read by BuildKit, the classic builder and compose v1 alike;
-    a per-Dockerfile ignore file is BuildKit-only) keeps .venv, tests and data out."""
+    a per-Dockerfile ignore file is BuildKit-only) keeps .venv, tests, data and secrets out."""
     lines = [
         line.strip()
         for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "**"
-    assert set(lines[1:]) == {"!pyproject.toml", "!README.md", "!worker/**", "**/__pycache__"}
+    assert set(lines[1:]) == {
+        "!pyproject.toml",
+        "!README.md",
+        "!requirements/lock.txt",
+        "!requirements/test-lock.txt",
+        "!worker/**",
+        "**/__pycache__",
+    }
     assert not (DEPLOY / "Dockerfile.dockerignore").exists()
 
 
