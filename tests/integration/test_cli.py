@@ -27,6 +27,7 @@ from tests.integration.helpers import (
 )
 from tests.support import services
 from tests.support.factories import add_listed_article
+from tests.support.monitoring import scraped, worker_metric_names
 from worker import store
 from worker.classify import CLASSIFIER_VERSION
 from worker.cli import app
@@ -295,6 +296,10 @@ def test_recrawl_reclassify_and_worker_metrics(
             return text if settled else ""
 
         text = wait_until(metrics_settled, timeout=20, what="task metrics")
+        # What deploy/prometheus/alerts.yaml and the Grafana dashboard query is really
+        # served (webhook deliveries aside: this run delivers none).
+        unserved = worker_metric_names() - {"ingest_webhook_deliveries_total"} - set(scraped(text))
+        assert not unserved, unserved
         # Counted in the pool's child processes, served merged by the main process.
         assert _metric(text, "ingest_feed_polls_total", status="ok") == 2
         assert _metric(text, "ingest_fetches_total", kind="feed", status="200") == 2

@@ -17,7 +17,22 @@ DEPLOY = REPO / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
+SECRETS = DEPLOY / "secrets"
 SECRET_WORDS = re.compile(r"(PASSWORD|TOKEN|SECRET|API_KEY)", re.IGNORECASE)
+MONITORING = {"prometheus", "blackbox", "grafana"}  # the `monitoring` profile
+# Where each service may write on its read-only root: its tmpfs mounts (volumes aside).
+WRITABLE = {
+    "redis": set(),
+    "postgres": {"/var/run/postgresql", "/tmp"},
+    "migrate": {"/tmp"},
+    "worker": {"/tmp"},
+    "beat": {"/tmp"},
+    "api": {"/tmp"},
+    "flower": {"/tmp", "/data"},
+    "prometheus": set(),
+    "blackbox": set(),
+    "grafana": {"/tmp"},
+}
 # Each `ingest` command a container runs, and the test that runs the same command
 # (`ingest worker` and `ingest beat` through helpers.running_celery).
 EXERCISED_BY = {
@@ -71,12 +86,16 @@ def test_no_remote_add_and_no_secrets() -> None:
             assert not re.search(r"https?://", args), f"ADD of a URL: {args}"
         if keyword in ("ENV", "ARG"):
             assert not SECRET_WORDS.search(args), f"secret baked into the image: {args}"
+        if keyword in ("COPY", "ADD"):
+            assert not re.search(r"secret|\.env\b|\.txt\.example", args), f"{keyword} {args}"
 
 
 def test_compose_has_every_service_with_healthchecks_and_volumes() -> None:
     data = compose()
     services = data["services"]
-    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "api", "flower"}
+    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "api", "flower"} | (
+        MONITORING
+    )
     for name, service in services.items():
         image = service.get("image", "")
         assert ":" in image, f"{name}: untagged image {image}"
@@ -89,7 +108,7 @@ def test_compose_has_every_service_with_healthchecks_and_volumes() -> None:
             "service_completed_successfully"
         )
     assert services["beat"]["deploy"]["replicas"] == 1
-    assert set(data["volumes"]) >= {"pg-data", "redis-data", "beat-data"}
+    assert set(data["volumes"]) >= {"pg-data", "redis-data", "beat-data", "prometheus-data"}
     assert any("pg-data:" in v for v in services["postgres"]["volumes"])
 
 
@@ -106,24 +125,90 @@ def test_compose_commands_are_the_ones_the_tests_run() -> None:
 
 
 def test_no_secret_values_in_compose() -> None:
-    """Passwords and tokens come from deploy/.env, never literals in the compose file."""
+    """Passwords and tokens are compose secrets (files mounted under /run/secrets), never
+    literals or environment values in the compose file, deploy/.env or the image."""
 
     def walk(node: Any, key: str = "") -> None:
         if isinstance(node, dict):
             for k, v in node.items():
-                walk(v, str(k))
+                if k != "secrets":  # names of secrets and their files: checked below
+                    walk(v, str(k))
         elif isinstance(node, list):
             for item in node:
                 walk(item, key)
         elif isinstance(node, str) and SECRET_WORDS.search(key):
-            assert node.startswith("${") or node == "", f"{key} has a literal value"
+            assert node.startswith(("${", "/run/secrets/")) or node == "", (
+                f"{key} has a literal value"
+            )
 
-    walk(compose())
+    data = compose()
+    walk(data)
+    text = COMPOSE.read_text()
+    for example in SECRETS.glob("*.example"):
+        assert example.read_text().strip() not in text, f"{example.name}'s value in compose"
+    for name, service in data["services"].items():
+        environment = service.get("environment", {})
+        # The values themselves would show in `docker inspect` and every process listing.
+        for variable in ("POSTGRES_PASSWORD", "INGEST_API_TOKEN", "INGEST_DATABASE_URL"):
+            assert variable not in environment, f"{name}: {variable} instead of {variable}_FILE"
+        for variable, value in environment.items():
+            if variable.endswith("_FILE"):
+                secret = value.removeprefix("/run/secrets/")
+                assert secret in service.get("secrets", []), f"{name}: {variable} not mounted"
     example = dict(
         line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
         if line and not line.startswith("#")
     )  # fmt: skip
-    assert {"POSTGRES_PASSWORD", "INGEST_API_TOKEN"} <= set(example)
+    for key, value in example.items():  # a switch such as *_REQUIRES_TOKEN=false at most
+        assert not SECRET_WORDS.search(key) or value in ("true", "false"), f"{key} in .env"
+
+
+def test_secrets_are_files_with_examples_and_never_committed() -> None:
+    data = compose()
+    files = {name: spec["file"] for name, spec in data["secrets"].items()}
+    assert set(files) == {
+        "postgres_password",
+        "database_url",
+        "api_token",
+        "grafana_admin_password",
+    }
+    for name, path in files.items():
+        assert path == f"./secrets/{name}.txt"
+        assert (SECRETS / f"{name}.txt.example").is_file(), f"no example for {name}"
+        assert name in (DEPLOY / "make-secrets.sh").read_text(), f"make-secrets.sh skips {name}"
+    assert "/deploy/secrets/*.txt" in (REPO / ".gitignore").read_text().splitlines()
+    used = {s for service in data["services"].values() for s in service.get("secrets", [])}
+    assert used == set(files)
+    # Only the API checks the token; every ingest role reads the database URL.
+    for name in ("migrate", "worker", "beat", "api"):
+        secrets = set(data["services"][name]["secrets"])
+        assert secrets == ({"database_url", "api_token"} if name == "api" else {"database_url"})
+
+
+def test_every_service_is_hardened() -> None:
+    """No capability, no privilege gain, a read-only root (writable: volumes and the listed
+    tmpfs mounts), and memory, CPU and process limits that deploy/.env may override."""
+    services = compose()["services"]
+    assert set(services) == set(WRITABLE)
+    for name, service in services.items():
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "cap_add" not in service, f"{name}: every service runs without capabilities"
+        assert "privileged" not in service, name
+        assert service["read_only"] is True, f"{name}: read_only root claimed for every service"
+        tmpfs = {mount.split(":")[0] for mount in service.get("tmpfs", [])}
+        assert tmpfs == WRITABLE[name], name
+        for key in ("mem_limit", "cpus"):
+            assert re.fullmatch(r"\$\{[A-Z_]+:-[0-9.]+[kmg]?\}", str(service[key])), (name, key)
+        assert int(service["pids_limit"]) > 0, name
+    # Started as their images' own unprivileged users, Redis and PostgreSQL need no
+    # capability to chown or switch users.
+    assert services["redis"]["user"] == "redis"
+    assert services["postgres"]["user"] == "postgres"
+    operations = (REPO / "docs" / "operations.md").read_text()
+    for service in services.values():
+        variable = str(service["mem_limit"])[2:].split(":-")[0]
+        assert variable in operations, f"{variable} is not documented in docs/operations.md"
 
 
 def _compose_client() -> list[str] | None:
@@ -153,14 +238,21 @@ def test_docker_compose_config_validates() -> None:
 
 def test_build_context_is_only_the_package_for_every_builder() -> None:
     """The root .dockerignore (read by BuildKit, the classic builder and compose v1 alike;
-    a per-Dockerfile ignore file is BuildKit-only) keeps .venv, tests and data out."""
+    a per-Dockerfile ignore file is BuildKit-only) keeps .venv, tests, data and secrets out."""
     lines = [
         line.strip()
         for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "**"
-    assert set(lines[1:]) == {"!pyproject.toml", "!README.md", "!worker/**", "**/__pycache__"}
+    assert set(lines[1:]) == {
+        "!pyproject.toml",
+        "!README.md",
+        "!requirements/lock.txt",
+        "!requirements/test-lock.txt",
+        "!worker/**",
+        "**/__pycache__",
+    }
     assert not (DEPLOY / "Dockerfile.dockerignore").exists()
 
 

@@ -64,6 +64,8 @@ app.command("run", context_settings=processes.PASSTHROUGH)(processes.run_cmd)
 def main() -> None:
     """Entry point: refuse bad ``INGEST_*`` settings with one line each, not a traceback."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+    from rich.markup import escape
 
     from ..settings import get_settings
 
@@ -73,5 +75,8 @@ def main() -> None:
         for error in exc.errors():
             field = str(error["loc"][0]).upper() if error["loc"] else "*"
             err_console.print(f"[bold red]error:[/] INGEST_{field}: {error['msg']}")
+        sys.exit(EXIT_BAD_INPUT)
+    except SettingsError as exc:  # an unreadable INGEST_*_FILE, a value that is not JSON
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(EXIT_BAD_INPUT)
     app()
