@@ -357,7 +357,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         proxied_url = direct_url.replace(f":{pg.port}/", f":{proxy.port}/")
         common = {
             "INGEST_BROKER_URL": redis.url,
-            "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "INGEST_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/29",  # the outlets and the hostile host
             "INGEST_BEAT_INTERVAL_SECONDS": "1",
             "INGEST_PER_HOST_RATE": "100000",
             "INGEST_PER_HOST_BURST": "100000",

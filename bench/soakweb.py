@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from html import escape
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.newsweb import NewsWeb, Page, article_path, page_bytes
@@ -63,6 +63,21 @@ class SoakWeb:
         self.web = NewsWeb(self.pages)
         self._inner = self.web._handle
         self.web._handle = self._handle  # type: ignore[method-assign]
+        # Hostile pages live on a host of their own (127.0.0.2), as they would on the
+        # web: a host that fails must pause itself (the circuit breaker), not the outlets.
+        soak = self
+
+        class Hostile(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:
+                soak._handle(self)
+
+        self.hostile_server = ThreadingHTTPServer(("127.0.0.2", 0), Hostile)
+        self.hostile_server.daemon_threads = True
         self.items: list[Item] = []
         self.by_feed: dict[str, list[Item]] = {name: [] for name in self.feed_names}
         self._next_article = 0
@@ -74,8 +89,14 @@ class SoakWeb:
     def base_url(self) -> str:
         return self.web.base_url
 
+    @property
+    def hostile_base_url(self) -> str:
+        host, port = self.hostile_server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
     def start(self) -> SoakWeb:
         self.web.start()
+        threading.Thread(target=self.hostile_server.serve_forever, daemon=True).start()
         for name in self.feed_names:
             self._render(name)
         return self
@@ -83,6 +104,8 @@ class SoakWeb:
     def stop(self) -> None:
         self.stop_publishing()
         self.web.stop()
+        self.hostile_server.shutdown()
+        self.hostile_server.server_close()
 
     def feed_url(self, name: str) -> str:
         return f"{self.base_url}/feed/{name}.xml"
@@ -133,7 +156,7 @@ class SoakWeb:
         if kind == "hostile":
             hostile = self.rng.choice(HOSTILE_KINDS)
             n = self._take_article()
-            link = f"{self.base_url}/h/{hostile}/{n}.html"
+            link = f"{self.hostile_base_url}/h/{hostile}/{n}.html"
             return Item(feed, link, link, f"Hostile page {n} ({hostile})", kind, now, hostile)
         if kind == "copy":
             originals = [i for i in self.items if i.kind == "fresh"]
