@@ -11,6 +11,7 @@ permanent errors are recorded by the pipeline and never retried.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +81,28 @@ def _first_retry_countdown(exc: BaseException) -> float:
     )
 
 
+def beat_tick(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A periodic task that meets a database that is away skips this tick.
+
+    Beat sends the next tick within seconds, so there is nothing to retry and
+    nothing lost; what is worth saying is one warning line, not an error with a
+    traceback every tick for as long as the outage lasts (the chaos soak,
+    bench/soak.py, counted one per second per task during a PostgreSQL restart).
+    """
+
+    @functools.wraps(fn)
+    def run(self: Task, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except DATABASE_AWAY as exc:
+            first_line = (str(exc.orig) if exc.orig is not None else str(exc)).splitlines()
+            log.warning("tick_skipped_database_away", task=self.name,
+                        error=(first_line or ["?"])[0][:200])  # fmt: skip
+            return None
+
+    return run
+
+
 def _retry_after_countdown(retry_after: float) -> float:
     return min(retry_after, 3600.0) + random.uniform(0, 5)
 
@@ -139,7 +162,8 @@ def _bind(task: Task, **context: Any) -> None:
 
 
 @_task("poll_due_feeds", retry_on=())
-def poll_due_feeds(self: Task) -> int:
+@beat_tick
+def poll_due_feeds(self: Task) -> int | None:
     """Enqueue a poll for every feed that is due, and re-enqueue stranded entries."""
     _bind(self)
     settings = get_settings()

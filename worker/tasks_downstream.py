@@ -15,7 +15,7 @@ from celery import Task
 from . import changefeed
 from .fetch import WebhookPoster
 from .settings import get_settings
-from .tasks import _bind, _task, app
+from .tasks import _bind, _task, app, beat_tick
 
 # The change feed
 
@@ -44,7 +44,8 @@ def get_poster() -> WebhookPoster:
 
 
 @_task("dispatch_webhooks", retry_on=())
-def dispatch_webhooks(self: Task) -> int:
+@beat_tick
+def dispatch_webhooks(self: Task) -> int | None:
     """Start a delivery run for each subscription with changes past its position."""
     from .pipeline import webhooks
 
