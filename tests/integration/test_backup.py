@@ -290,3 +290,39 @@ def test_restore_refuses_what_it_cannot_restore(
     with pytest.raises(operations.BadInputError, match="already has"):
         database_ops.restore_database(dump, url=busy)
     assert articles_in(source) == 5
+
+
+def test_release_after_restore_frees_what_the_old_deployment_held(database_url: str) -> None:
+    """Every enabled feed due now and no lease left, on both databases; a disabled feed
+    stays as it was; webhook delivery leases are freed."""
+    from datetime import timedelta
+
+    from tests.support.factories import add_feed
+    from worker.models import Feed, Subscription, utcnow
+
+    now = utcnow()
+    later = now + timedelta(minutes=5)
+    held = add_feed(name="held")  # claimed and leased by a poll of the old deployment
+    idle = add_feed(name="idle")
+    off = add_feed(name="off", enabled=False)
+    with session_scope() as session:
+        session.execute(sa.update(Feed).where(Feed.id == held).values(
+            lease_owner="old-task", lease_until=later, next_poll_at=later))  # fmt: skip
+        session.execute(sa.update(Feed).where(Feed.id == off).values(next_poll_at=later))
+        store.create_subscription(session, url="http://127.0.0.1:9/hook", label=None,
+                                  topics=[], kinds=["article"], secret="s", position=0)  # fmt: skip
+        session.execute(sa.update(Subscription).values(lease_owner="old-run", lease_until=later))
+    with session_scope() as session:
+        assert store.release_feeds_after_restore(session, now=now) == 2
+        assert store.release_subscription_leases(session) == 1
+    with session_scope() as session:
+        feeds = {f.id: f for f in session.exec(sa.select(Feed)).scalars()}
+        subscription = session.exec(sa.select(Subscription)).scalars().one()
+    for feed_id in (held, idle):
+        assert feeds[feed_id].lease_owner is None
+        assert feeds[feed_id].lease_until is None
+        assert feeds[feed_id].next_poll_at is not None
+        assert feeds[feed_id].next_poll_at <= now
+    assert feeds[off].next_poll_at == later
+    assert subscription.lease_owner is None
+    assert subscription.lease_until is None
