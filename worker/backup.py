@@ -186,6 +186,8 @@ def restore_database(url: str, path: Path, *, replace: bool = False) -> Restored
 
 
 def _restore_sqlite(backup: Path, target: Path, *, replace: bool) -> Restored:
+    if backup.resolve() == target.resolve():
+        raise BackupError(f"{backup} is the database itself; it is already in place")
     existed = target.exists()
     if existed and not replace:
         raise BackupError(

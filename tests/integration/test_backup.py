@@ -281,6 +281,7 @@ def test_restore_refuses_what_it_cannot_restore(
         (junk, f"sqlite:///{tmp_path / 'new.db'}", "neither a SQLite database"),
         (sqlite_backup, empty, "is a sqlite backup and the database is postgresql"),
         (sqlite_backup, source, "exists; stop the workers"),
+        (sqlite_backup, f"sqlite:///{sqlite_backup}", "is the database itself"),
     ):
         with pytest.raises(operations.BadInputError, match=message):
             database_ops.restore_database(path, url=url)
