@@ -1,6 +1,7 @@
 """The database's own operations, for the command line only: a consistent backup of
-the live database (``ingest db backup``) and a verified copy into another database
-(``ingest db copy``, how a deployment moves from SQLite to PostgreSQL).
+the live database (``ingest db backup``), putting one back (``ingest db restore``) and
+a verified copy into another database (``ingest db copy``, how a deployment moves
+from SQLite to PostgreSQL).
 
 Apart from :mod:`worker.operations` because the API has no door for them (they read
 or write whole databases, not rows), and they raise its :class:`BadInputError` so
@@ -9,6 +10,7 @@ the CLI turns a refusal into exit 2 the same way.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import backup, store
@@ -88,3 +90,79 @@ def backup_database(path: Path, *, overwrite: bool = False) -> backup.Backup:
         return backup.backup_database(get_settings().database_url, path, overwrite=overwrite)
     except backup.BackupError as exc:
         raise BadInputError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What ``ingest db restore`` did, and what the operator is left to do."""
+
+    path: Path
+    database: str  # sqlite | postgresql
+    replaced: bool
+    revision: str
+    articles: int
+    entries_pending: int
+    """Left pending by the old deployment: beat sends them again once they have been
+    pending ``INGEST_STALE_PENDING_SECONDS``."""
+    feeds_due: int
+    subscription_leases_released: int
+    change_log_head: int
+    """Followers of the change feed and webhook consumers resync from here."""
+    queued_crawl_requests: list[int]
+    """Re-crawls recorded but never started: their message is gone with the old queue."""
+
+
+def restore_database(path: Path, *, url: str | None = None, replace: bool = False) -> RestoreReport:
+    """Restore the backup at ``path`` into the database (``INGEST_DATABASE_URL`` unless
+    ``url``), migrate it, and release what the old deployment held (``ingest db
+    restore``; the drill in docs/operations.md).
+
+    Releasing matters for resuming at once: the feeds claimed or leased when the backup
+    was taken, and the webhook deliveries under way, were held by tasks that no longer
+    exist. Pending entries need nothing here: beat's pending-entry sweep sends them again.
+    """
+    import sqlalchemy as sa
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util import CommandError
+
+    from . import migrate
+    from .db import make_engine, session_scope
+    from .models import utcnow
+    from .settings import get_settings
+
+    url = url or get_settings().database_url
+    try:
+        restored = backup.restore_database(url, path, replace=replace)
+    except (backup.BackupError, sa.exc.ArgumentError) as exc:
+        raise BadInputError(str(exc)) from None
+    try:
+        migrate.upgrade(url)
+    except CommandError as exc:  # a revision this version does not know: a newer release
+        raise BadInputError(
+            f"the backup was restored but cannot be migrated ({exc}); was it taken by a "
+            "newer release of ingest? Run that release's `ingest db upgrade`"
+        ) from None
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            revision = MigrationContext.configure(conn).get_current_revision() or ""
+    finally:
+        engine.dispose()
+    with session_scope(url) as session:
+        feeds_due = store.release_feeds_after_restore(session, now=utcnow())
+        leases = store.release_subscription_leases(session)
+        counts = store.totals(session)
+        _, head = store.change_log_bounds(session)
+        queued = store.queued_crawl_request_ids(session)
+    return RestoreReport(
+        path=path,
+        database=restored.database,
+        replaced=restored.replaced,
+        revision=revision,
+        articles=int(counts["articles"]),
+        entries_pending=int(counts["entries"].get("pending", 0)),
+        feeds_due=feeds_due,
+        subscription_leases_released=leases,
+        change_log_head=head,
+        queued_crawl_requests=queued,
+    )

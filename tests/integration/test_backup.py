@@ -23,8 +23,10 @@ import sqlalchemy as sa
 
 from bench.db_copy import article_record, build_source, texts
 from tests.support import services
+from tests.support.factories import BODY
 from worker import database_ops, migrate, operations, store
-from worker.db import make_engine, session_scope
+from worker.backup import backup_database
+from worker.db import dispose_engines, make_engine, session_scope
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +195,135 @@ def test_postgres_dump_taken_while_a_worker_writes_restores_whole(
         outcome = store.save_article(session, article_record(99_999, text, 1))
     assert outcome.action == "created"
     dispose_engines()
+
+
+def small_pool() -> list[tuple[str, str, str]]:
+    """A few texts for the restore tests (loading the labelled sets costs seconds)."""
+    words = BODY.split()
+    return [
+        (f"Report {n}", " ".join(words[n * 7 :] + words[: n * 7]) + f" Report {n}.", "en")
+        for n in range(8)
+    ]
+
+
+def _crash_after_writing(path: Path) -> None:
+    """Re-title every article in another process that dies without closing its
+    connection, so the commit stays in the database's ``-wal`` (nothing folds it in)."""
+    script = (
+        "import os, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1])\n"
+        "conn.execute('PRAGMA wal_autocheckpoint=0')\n"
+        "conn.execute(\"UPDATE articles SET title = 'written after the backup'\")\n"
+        "conn.commit()\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+
+
+def test_sqlite_restore_replaces_a_database_and_its_log(tmp_path: Path) -> None:
+    """``ingest db restore --force`` over a database whose ``-wal`` still holds commits:
+    the result is the backup, whole, and the old log was not replayed onto it. Feed
+    claims and leases the backup holds are released, so polling resumes at once."""
+    from datetime import timedelta
+
+    from worker.models import Article, Feed, utcnow
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    build_source(url, small_pool(), 20)
+    with session_scope(url) as session:  # a poll in flight when the backup is taken
+        session.execute(sa.update(Feed).values(
+            lease_owner="task-of-the-old-deployment",
+            lease_until=utcnow() + timedelta(minutes=5),
+            next_poll_at=utcnow() + timedelta(minutes=5),
+        ))  # fmt: skip
+    backup = tmp_path / "backup.db"
+    assert backup_database(url, backup).articles == 20
+    _crash_after_writing(tmp_path / "live.db")
+    wal = tmp_path / "live.db-wal"
+    assert wal.stat().st_size > 0  # the old database's last commits live only there
+
+    env = {**os.environ, "INGEST_DATABASE_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "db", "restore", str(backup), "--force", "--json"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["replaced"] is True
+    assert report["articles"] == 20
+    assert report["feeds_due"] == 3
+    assert report["revision"] == migrate.current_heads(url)[0]
+    assert assert_consistent(url) == 20
+    dispose_engines()  # this process's pool still holds the replaced file open
+    with session_scope(url) as session:
+        feeds = session.exec(sa.select(Feed.lease_owner, Feed.next_poll_at)).all()
+        titles = set(session.exec(sa.select(Article.title)).scalars())
+    now = utcnow()
+    assert all(owner is None and due is not None and due <= now for owner, due in feeds)
+    assert "written after the backup" not in titles
+
+
+def test_restore_refuses_what_it_cannot_restore(
+    postgres_server: services.PostgresServer, tmp_path: Path
+) -> None:
+    """Each refusal says why and leaves the target as it was (exit 2 from the CLI)."""
+    sqlite_backup = tmp_path / "backup.db"
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    build_source(source, small_pool(), 5)
+    backup_database(source, sqlite_backup)
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a backup")
+    busy = postgres_server.create_database("busy")
+    migrate.upgrade(busy)
+    empty = postgres_server.create_database("empty")
+    for path, url, message in (
+        (tmp_path / "missing.db", f"sqlite:///{tmp_path / 'new.db'}", "no backup at"),
+        (junk, f"sqlite:///{tmp_path / 'new.db'}", "neither a SQLite database"),
+        (sqlite_backup, empty, "is a sqlite backup and the database is postgresql"),
+        (sqlite_backup, source, "exists; stop the workers"),
+        (sqlite_backup, f"sqlite:///{sqlite_backup}", "is the database itself"),
+    ):
+        with pytest.raises(operations.BadInputError, match=message):
+            database_ops.restore_database(path, url=url)
+    assert not (tmp_path / "new.db").exists()
+    dump = tmp_path / "busy.dump"
+    backup_database(busy, dump)
+    with pytest.raises(operations.BadInputError, match="already has"):
+        database_ops.restore_database(dump, url=busy)
+    assert articles_in(source) == 5
+
+
+def test_release_after_restore_frees_what_the_old_deployment_held(database_url: str) -> None:
+    """Every enabled feed due now and no lease left, on both databases; a disabled feed
+    stays as it was; webhook delivery leases are freed."""
+    from datetime import timedelta
+
+    from tests.support.factories import add_feed
+    from worker.models import Feed, Subscription, utcnow
+
+    now = utcnow()
+    later = now + timedelta(minutes=5)
+    held = add_feed(name="held")  # claimed and leased by a poll of the old deployment
+    idle = add_feed(name="idle")
+    off = add_feed(name="off", enabled=False)
+    with session_scope() as session:
+        session.execute(sa.update(Feed).where(Feed.id == held).values(
+            lease_owner="old-task", lease_until=later, next_poll_at=later))  # fmt: skip
+        session.execute(sa.update(Feed).where(Feed.id == off).values(next_poll_at=later))
+        store.create_subscription(session, url="http://127.0.0.1:9/hook", label=None,
+                                  topics=[], kinds=["article"], secret="s", position=0)  # fmt: skip
+        session.execute(sa.update(Subscription).values(lease_owner="old-run", lease_until=later))
+    with session_scope() as session:
+        assert store.release_feeds_after_restore(session, now=now) == 2
+        assert store.release_subscription_leases(session) == 1
+    with session_scope() as session:
+        feeds = {f.id: f for f in session.exec(sa.select(Feed)).scalars()}
+        subscription = session.exec(sa.select(Subscription)).scalars().one()
+    for feed_id in (held, idle):
+        assert feeds[feed_id].lease_owner is None
+        assert feeds[feed_id].lease_until is None
+        assert feeds[feed_id].next_poll_at is not None
+        assert feeds[feed_id].next_poll_at <= now
+    assert feeds[off].next_poll_at == later
+    assert subscription.lease_owner is None
+    assert subscription.lease_until is None

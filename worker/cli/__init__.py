@@ -18,7 +18,10 @@ from .common import EXIT_BAD_INPUT, Commands, err_console
 app = typer.Typer(
     cls=Commands, help="Ukraine-security news ingestion worker.", no_args_is_help=True
 )
-db_app = typer.Typer(help="Database schema, and moving to another database.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema, backups and restores, and moving to another database.",
+    no_args_is_help=True,
+)
 feeds_app = typer.Typer(help="Manage the feeds that are polled.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
@@ -29,6 +32,7 @@ app.add_typer(subscriptions_app, name="subscriptions")
 
 db_app.command("upgrade")(db.db_upgrade)
 db_app.command("backup")(db.db_backup)
+db_app.command("restore")(db.db_restore)
 db_app.command("copy")(db.db_copy)
 
 feeds_app.command("import")(feeds.feeds_import)

@@ -1,6 +1,6 @@
 """``ingest db``: the schema (``upgrade``, which the migrate container runs before
-anything else), a backup of the live database (``backup``) and moving the data to
-another database (``copy``)."""
+anything else), a backup of the live database (``backup``), putting one back
+(``restore``) and moving the data to another database (``copy``)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,49 @@ def db_backup(
     what = f", {taken.articles} articles" if taken.articles is not None else ""
     console.print(f"backup of the {taken.database} database written to {taken.path} "
                   f"({taken.bytes} bytes{what})")  # fmt: skip
+
+
+def db_restore(
+    path: Annotated[
+        Path, typer.Argument(help="A backup `ingest db backup` wrote (SQLite file or pg_dump).")
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing SQLite database file.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore a backup into INGEST_DATABASE_URL, migrate it, and make it ready to resume.
+
+    Stop the workers and beat first. SQLite: the file is replaced only with --force.
+    PostgreSQL: the database must exist and be empty (createdb). Then start the workers
+    and beat on an empty queue (docs/operations.md, "Restore drill").
+    """
+    from .. import database_ops
+
+    done = database_ops.restore_database(path, replace=force)
+    if as_json:
+        emit_json({**dataclasses.asdict(done), "path": str(done.path)})
+        return
+    console.print(
+        f"restored the {done.database} backup {done.path} ({done.articles} articles); "
+        f"schema at revision {done.revision}",
+        highlight=False,
+    )
+    console.print(
+        f"  {done.entries_pending} entries pending: beat sends them again once they have been "
+        "pending INGEST_STALE_PENDING_SECONDS",
+        highlight=False,
+    )
+    console.print(f"  {done.feeds_due} feeds due now (the old deployment's claims and leases "
+                  "released)", highlight=False)  # fmt: skip
+    console.print(
+        f"  change log at position {done.change_log_head}: change-feed followers and webhook "
+        'consumers must resync (docs/operations.md, "Restore drill")',
+        highlight=False,
+    )
+    if done.queued_crawl_requests:
+        ids = ", ".join(str(i) for i in done.queued_crawl_requests)
+        console.print(
+            f"  re-crawl requests {ids} were queued and never started: submit them again",
+            highlight=False,
+        )

@@ -89,6 +89,17 @@ def crawl_request_progress(session: Session, request_id: int) -> CrawlRequest | 
     return request
 
 
+def queued_crawl_request_ids(session: Session) -> list[int]:
+    """Requests recorded but never expanded: their task message is the only trace of
+    them, so a lost queue (a restore) leaves them for the operator to submit again."""
+    rows = session.exec(
+        select(CrawlRequest.id)
+        .where(col(CrawlRequest.status) == "queued")
+        .order_by(col(CrawlRequest.id))
+    ).all()
+    return [int(r) for r in rows if r is not None]
+
+
 def list_crawl_requests(session: Session, *, limit: int = 20) -> list[CrawlRequest]:
     return list(
         session.exec(select(CrawlRequest).order_by(col(CrawlRequest.id).desc()).limit(limit)).all()

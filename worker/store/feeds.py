@@ -128,6 +128,34 @@ def release_feed_lease(session: Session, *, feed_id: int, owner: str) -> None:
     )
 
 
+def release_feeds_after_restore(session: Session, *, now: datetime) -> int:
+    """Drop every feed lease and make every enabled feed due now; how many are due.
+
+    After a restore the claims and leases in the table belong to a deployment that is
+    gone: the tasks that held them will never finish, and a feed claimed when the backup
+    was taken would wait out its claim (``FEED_LEASE_SECONDS``) before anyone polls it.
+    The database is also behind by the time since the backup, and a poll is what finds
+    the items published meanwhile, so every feed is polled at once (beat's batches and
+    the per-host limits pace it, as on a first start). Scheduling columns only: the
+    change log does not record them.
+    """
+    session.execute(
+        sa.update(Feed)
+        .where(col(Feed.lease_owner).is_not(None) | col(Feed.lease_until).is_not(None))
+        .values(lease_owner=None, lease_until=None)
+    )
+    session.execute(
+        sa.update(Feed)
+        .where(col(Feed.enabled).is_(True))
+        .where(col(Feed.next_poll_at).is_(None) | (col(Feed.next_poll_at) > now))
+        .values(next_poll_at=now)
+    )
+    due = session.execute(
+        sa.select(sa.func.count()).select_from(Feed).where(col(Feed.enabled).is_(True))
+    ).scalar_one()
+    return int(due)
+
+
 def feed_url_taken(session: Session, *, url: str, feed_id: int) -> bool:
     """True when another feed already has ``url`` (a redirect must not collide with it)."""
     other = session.exec(

@@ -133,6 +133,17 @@ def _due_and_free(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
     )
 
 
+def release_subscription_leases(session: Session) -> int:
+    """Free every delivery lease (after a restore: the runs that held them are gone, and
+    delivery would otherwise wait for the leases to run out); how many were held."""
+    released = session.execute(
+        sa.update(Subscription)
+        .where(col(Subscription.lease_owner).is_not(None))
+        .values(lease_owner=None, lease_until=None)
+    )
+    return int(getattr(released, "rowcount", 0) or 0)
+
+
 def release_subscription_lease(session: Session, *, subscription_id: int, owner: str) -> None:
     session.execute(
         sa.update(Subscription)
