@@ -109,7 +109,8 @@ class RestoreReport:
     change_log_head: int
     """Followers of the change feed and webhook consumers resync from here."""
     queued_crawl_requests: list[int]
-    """Re-crawls recorded but never started: their message is gone with the old queue."""
+    """Re-crawls recorded but never started: their message is gone with the old queue, so
+    beat's sweep sends them again (``tasks.poll_due_feeds``)."""
 
 
 def restore_database(path: Path, *, url: str | None = None, replace: bool = False) -> RestoreReport:

@@ -164,7 +164,8 @@ def _bind(task: Task, **context: Any) -> None:
 @_task("poll_due_feeds", retry_on=())
 @beat_tick
 def poll_due_feeds(self: Task) -> int | None:
-    """Enqueue a poll for every feed that is due, and re-enqueue stranded entries."""
+    """Enqueue a poll for every feed that is due, and re-enqueue stranded entries and
+    re-crawl requests whose message was lost."""
     _bind(self)
     settings = get_settings()
     now = utcnow()
@@ -181,9 +182,18 @@ def poll_due_feeds(self: Task) -> int | None:
             limit=settings.due_batch_size,
         )
         store.touch_entries(session, stale)
-    _send_batch([(poll_feed, (feed_id,), {}) for feed_id in feed_ids])
+        lost_requests = store.queued_crawl_request_ids(
+            session,
+            older_than=now - timedelta(seconds=settings.stale_pending_seconds),
+            limit=settings.due_batch_size,
+        )
+    _send_batch(
+        [(poll_feed, (feed_id,), {}) for feed_id in feed_ids]
+        + [(run_crawl_request, (request_id,), {}) for request_id in lost_requests]
+    )
     enqueue_entries(stale)
-    log.info("due_feeds_enqueued", feeds=len(feed_ids), stale_entries=len(stale))
+    log.info("due_feeds_enqueued", feeds=len(feed_ids), stale_entries=len(stale),
+             crawl_requests_resent=len(lost_requests))  # fmt: skip
     return len(feed_ids)
 
 

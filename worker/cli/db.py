@@ -144,6 +144,7 @@ def db_restore(
     if done.queued_crawl_requests:
         ids = ", ".join(str(i) for i in done.queued_crawl_requests)
         console.print(
-            f"  re-crawl requests {ids} were queued and never started: submit them again",
+            f"  re-crawl requests {ids} were queued and never started: beat sends them again "
+            "once they are INGEST_STALE_PENDING_SECONDS old",
             highlight=False,
         )

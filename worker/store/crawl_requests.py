@@ -8,6 +8,7 @@ the request rather than on the hot task path.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -89,14 +90,21 @@ def crawl_request_progress(session: Session, request_id: int) -> CrawlRequest | 
     return request
 
 
-def queued_crawl_request_ids(session: Session) -> list[int]:
-    """Requests recorded but never expanded: their task message is the only trace of
-    them, so a lost queue (a restore) leaves them for the operator to submit again."""
-    rows = session.exec(
-        select(CrawlRequest.id)
-        .where(col(CrawlRequest.status) == "queued")
-        .order_by(col(CrawlRequest.id))
-    ).all()
+def queued_crawl_request_ids(
+    session: Session, *, older_than: datetime | None = None, limit: int | None = None
+) -> list[int]:
+    """Requests recorded but never expanded (still ``queued``), oldest first.
+
+    ``run_crawl_request`` moves a request on (to ``running`` or a final state) as its
+    first write, seconds after it is sent, so one still queued since before
+    ``older_than`` lost its message: a Redis restart, or a restore that left the old
+    queue behind. Beat sends those again, as it does stranded entries (expanding a
+    request twice links the same entries again, which is harmless).
+    """
+    query = select(CrawlRequest.id).where(col(CrawlRequest.status) == "queued")
+    if older_than is not None:
+        query = query.where(col(CrawlRequest.requested_at) < older_than)
+    rows = session.exec(query.order_by(col(CrawlRequest.id)).limit(limit)).all()
     return [int(r) for r in rows if r is not None]
 
 
