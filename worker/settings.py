@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         "`ingest reclassify` afterwards.",
     )
     task_time_limit: int = Field(default=120, ge=5)
+    retry_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=600,
+        description="Wait before a task's first retry; each later retry waits up to twice as "
+        "long as the one before (never less than this, at most 600 s), or the server's "
+        "Retry-After when that is longer.",
+    )
     broker_visibility_timeout: int | None = Field(
         default=None,
         ge=5,

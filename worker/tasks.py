@@ -5,13 +5,13 @@ Everything about an entry or a feed lives in :mod:`worker.pipeline`; what stays
 here is what only the queue knows: whether this delivery is a retry or a
 redelivery, the time limits, and how a batch hands entries on. Every task has
 the same retry policy (:func:`_task`): transient errors (timeouts, 5xx, 429, a
-database that is briefly away) retry with exponential backoff and full jitter;
-permanent errors are recorded by the pipeline and never retried.
+database that is briefly away) retry with exponential backoff, never sooner than
+``retry_base_seconds`` (:mod:`worker.backoff`); permanent errors are recorded by
+the pipeline and never retried.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -21,9 +21,9 @@ import sqlalchemy.exc
 import structlog
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.utils.time import get_exponential_backoff_interval
 
 from . import pipeline, store
+from .backoff import retry_delay
 from .celery_app import get_app
 from .db import session_scope
 from .errors import TransientError
@@ -43,6 +43,15 @@ RETRYABLE = (TransientError, sqlalchemy.exc.OperationalError)
 DATABASE_AWAY = (sqlalchemy.exc.OperationalError,)
 
 
+class PolicyTask(Task):  # type: ignore[misc]
+    """The base of every task: a retry that names no countdown gets the shared backoff."""
+
+    def retry(self, *args: Any, countdown: float | None = None, **options: Any) -> Any:
+        if countdown is None and options.get("eta") is None:
+            countdown = retry_countdown(options.get("exc"), self.request.retries)
+        return super().retry(*args, countdown=countdown, **options)
+
+
 def _task(
     name: str, *, retry_on: tuple[type[BaseException], ...] = DATABASE_AWAY, **options: Any
 ) -> Callable[[Callable[..., Any]], Task]:
@@ -50,38 +59,34 @@ def _task(
 
     ``acks_late``: a task is acknowledged when it ends, so a worker killed
     mid-task leaves it to be redelivered (the tasks are idempotent).
-    ``retry_on``: the exceptions Celery retries by itself, with exponential
-    backoff and full jitter up to :data:`RETRY_BACKOFF_MAX`, at most
-    :data:`MAX_RETRIES` times; ``()`` for a task that handles its own.
+    ``retry_on``: the exceptions Celery retries by itself, at most
+    :data:`MAX_RETRIES` times, each after :func:`retry_countdown` (Celery's own
+    ``retry_backoff`` is off: its full jitter can retry at once); ``()`` for a
+    task that handles its own. ``base`` defaults to :class:`PolicyTask`.
     """
+    options.setdefault("base", PolicyTask)
     decorator: Callable[[Callable[..., Any]], Task] = app.task(
         bind=True,
         name=f"worker.tasks.{name}",
         acks_late=True,
         autoretry_for=retry_on,
-        retry_backoff=True,
-        retry_backoff_max=RETRY_BACKOFF_MAX,
-        retry_jitter=True,
+        retry_backoff=False,
         max_retries=MAX_RETRIES,
         **options,
     )
     return decorator
 
 
-def _first_retry_countdown(exc: BaseException) -> float:
-    """The wait before a first retry: the server's (or our limiter's) Retry-After if it
-    gave one, else what the shared policy gives a first retry."""
-    if isinstance(exc, TransientError) and exc.retry_after:
-        return _retry_after_countdown(exc.retry_after)
-    return float(
-        get_exponential_backoff_interval(
-            factor=1, retries=0, maximum=RETRY_BACKOFF_MAX, full_jitter=True
-        )
+def retry_countdown(exc: BaseException | None, retries: int) -> float:
+    """The wait before retry number ``retries + 1``: the shared exponential backoff from
+    ``retry_base_seconds``, or the server's (or our limiter's) Retry-After when longer."""
+    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+    return retry_delay(
+        retries,
+        base=get_settings().retry_base_seconds,
+        cap=RETRY_BACKOFF_MAX,
+        retry_after=retry_after,
     )
-
-
-def _retry_after_countdown(retry_after: float) -> float:
-    return min(retry_after, 3600.0) + random.uniform(0, 5)
 
 
 _fetcher: Fetcher | None = None
@@ -200,7 +205,7 @@ def _result(outcome: pipeline.EntryOutcome) -> dict[str, Any]:
     }
 
 
-class EntryTask(Task):  # type: ignore[misc]
+class EntryTask(PolicyTask):
     """Records a hard time-limit kill on the entry (Celery calls this in the parent)."""
 
     def on_failure(
@@ -300,18 +305,12 @@ def process_entry(
         )
     except _GaveUpError as gave_up:
         return gave_up.result
-    except TransientError as exc:
-        if exc.retry_after:
-            # The server (or our per-host limiter) said when to come back:
-            # wait that long rather than the generic exponential backoff.
-            raise self.retry(exc=exc, countdown=_retry_after_countdown(exc.retry_after)) from exc
-        raise
     except _TimedOutError as exc:
         return _timed_out(entry_id, exc, self.request.timelimit)
     return result
 
 
-class EntryBatchTask(Task):  # type: ignore[misc]
+class EntryBatchTask(PolicyTask):
     """After a hard time-limit kill, the batch's entries go on alone (in the parent)."""
 
     def on_failure(
@@ -430,7 +429,7 @@ def _begin_ahead(
 
 def _retry_alone(entry_id: int, exc: Exception, *, force: bool) -> None:
     """Send one entry of a batch on as a first retry of ``process_entry``."""
-    countdown = _first_retry_countdown(exc)
+    countdown = retry_countdown(exc, 0)
     process_entry.apply_async((entry_id,), {"force": force}, countdown=countdown, retries=1)
     log.info(
         "entry_retry_scheduled", entry_id=entry_id, countdown=round(countdown, 1), error=str(exc)
