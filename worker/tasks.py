@@ -23,10 +23,10 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from . import pipeline, store
-from .backoff import retry_delay
+from .backoff import defer_delay, retry_delay
 from .celery_app import get_app
 from .db import session_scope
-from .errors import TransientError
+from .errors import TransientError, is_throttle
 from .fetch import Fetcher
 from .models import utcnow
 from .politeness import build_fetcher
@@ -40,6 +40,9 @@ MAX_RETRIES = 5
 RETRY_BACKOFF_MAX = 600
 """Seconds: the longest backoff of any task's retry (a batch's entries sent on alone too)."""
 RETRYABLE = (TransientError, sqlalchemy.exc.OperationalError)
+MAX_DEFERRALS = 12
+"""Times an entry is held back for a paused host (an hour at the default 5-minute pause)
+before a refusal counts as a failed attempt, like any transient error."""
 DATABASE_AWAY = (sqlalchemy.exc.OperationalError,)
 
 
@@ -227,6 +230,14 @@ class _GaveUpError(Exception):
         self.result = result
 
 
+class _DeferredError(Exception):
+    """The entry's host is paused: send the entry again after the pause."""
+
+    def __init__(self, refusal: TransientError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
 class _TimedOutError(Exception):
     """The soft time limit struck while processing the entry."""
 
@@ -242,17 +253,24 @@ def _run_entry(
     repeat: bool,
     final_attempt: bool,
     settings: Settings,
+    deferrals: int = 0,
     ahead: pipeline.Prefetched | None = None,
 ) -> dict[str, Any]:
     """One attempt at one entry, shared by ``process_entry`` and ``process_entries``.
 
     Returns the task-level result; raises what the caller must handle (``RETRYABLE``,
-    :class:`_TimedOutError`) and :class:`_GaveUpError` past the attempts cap.
-    ``ahead``: the entry was loaded, and its page fetch started, while the
-    previous entry of its batch was processed.
+    :class:`_DeferredError`, :class:`_TimedOutError`) and :class:`_GaveUpError` past
+    the attempts cap. ``deferrals``: how often the entry was already held back for a
+    paused host. ``ahead``: the entry was loaded, and its page fetch started, while
+    the previous entry of its batch was processed.
     """
     started = pipeline.start_attempt(
-        entry_id, force=force, repeat=repeat, final_attempt=final_attempt, settings=settings
+        entry_id,
+        force=force,
+        repeat=repeat,
+        final_attempt=final_attempt,
+        settings=settings,
+        can_defer=deferrals < MAX_DEFERRALS,
     )
     if isinstance(started, pipeline.EntryOutcome):
         raise _GaveUpError(_result(started))
@@ -264,12 +282,33 @@ def _run_entry(
             delivery=started,
             ahead=ahead,
         )
-    except RETRYABLE:
+    except RETRYABLE as exc:
+        if started.can_defer and isinstance(exc, TransientError) and is_throttle(exc):
+            # Our limiter refused before any request: not an attempt, not a retry.
+            pipeline.defer_attempt(entry_id, started, reason=str(exc))
+            raise _DeferredError(exc) from exc
         pipeline.count_failed_attempt(entry_id, started)
         raise
     except SoftTimeLimitExceeded as exc:
         raise _TimedOutError(counted=not started.count_attempt) from exc
     return _result(outcome)
+
+
+def _defer(
+    entry_id: int, refusal: TransientError, *, force: bool, retries: int, deferrals: int
+) -> dict[str, Any]:
+    """Send the entry again when its host's pause ends, keeping its retries so far."""
+    countdown = defer_delay(refusal.retry_after or 0.0)
+    process_entry.apply_async(
+        (entry_id,), {"force": force, "deferrals": deferrals}, countdown=countdown, retries=retries
+    )
+    log.info(
+        "entry_deferred_until_host_resumes",
+        entry_id=entry_id,
+        countdown=round(countdown, 1),
+        deferrals=deferrals,
+    )
+    return {"entry_id": entry_id, "status": "deferred"}
 
 
 def _timed_out(entry_id: int, exc: _TimedOutError, limit: Any) -> dict[str, Any]:
@@ -284,7 +323,7 @@ def _timed_out(entry_id: int, exc: _TimedOutError, limit: Any) -> dict[str, Any]
 
 @_task("process_entry", retry_on=RETRYABLE, base=EntryTask)
 def process_entry(
-    self: Task, entry_id: int, force: bool = False, repeat: bool = False
+    self: Task, entry_id: int, force: bool = False, repeat: bool = False, deferrals: int = 0
 ) -> dict[str, Any]:
     """Process one entry within the time limit and a cap on started attempts.
 
@@ -293,6 +332,8 @@ def process_entry(
     process killed is redelivered, and would otherwise be forever).
     ``repeat``: the entry was already attempted in a run that died (sent by
     :func:`process_entries` for a redelivered batch), so this run counts.
+    ``deferrals``: times the entry was held back for a paused host (at most
+    :data:`MAX_DEFERRALS`; those neither count as attempts nor use up retries).
     """
     _bind(self, entry_id=entry_id)
     try:
@@ -302,9 +343,18 @@ def process_entry(
             repeat=repeat or _is_repeat(self),
             final_attempt=self.request.retries >= MAX_RETRIES,
             settings=get_settings(),
+            deferrals=deferrals,
         )
     except _GaveUpError as gave_up:
         return gave_up.result
+    except _DeferredError as deferred:
+        return _defer(
+            entry_id,
+            deferred.refusal,
+            force=force,
+            retries=self.request.retries,
+            deferrals=deferrals + 1,
+        )
     except _TimedOutError as exc:
         return _timed_out(entry_id, exc, self.request.timelimit)
     return result
@@ -344,6 +394,8 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
 
     - a retryable error (timeout, 5xx, 429, database away) sends that entry
       alone with the backoff of a first retry (or the server's Retry-After);
+    - a refusal because the entry's host is paused (a 429, or its circuit
+      breaker) sends it alone after the pause, as a deferral, not a retry;
     - the soft time limit gives up on the entry that used up the time (more
       than half of it) and sends the rest on, as a new batch;
     - a redelivered batch (its worker died) splits into single entries that
@@ -388,6 +440,8 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
                 )
             except _GaveUpError as gave_up:
                 result = gave_up.result
+            except _DeferredError as deferred:
+                result = _defer(entry_id, deferred.refusal, force=force, retries=0, deferrals=1)
             except RETRYABLE as exc:
                 _retry_alone(entry_id, exc, force=force)
                 continue

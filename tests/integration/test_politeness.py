@@ -124,7 +124,7 @@ def test_429_from_one_worker_pauses_the_host_for_another(
                 worker_a.get(web.url("busy"))
             with pytest.raises(TransientError) as info:
                 worker_b.get(web.url("page.html"))
-        assert info.value.error_class == "host_throttled"
+        assert info.value.error_class == "host_paused"
         assert [path for path, _t in web.requests] == ["/busy"]
 
 
