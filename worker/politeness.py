@@ -68,6 +68,7 @@ __all__ = [
     "build_politeness",
     "is_throttle",
     "politeness_from_settings",
+    "read_paused_hosts",
 ]
 
 log = structlog.get_logger(__name__)
@@ -156,6 +157,27 @@ def politeness_from_settings(settings: Settings) -> Politeness:
         # A probe may take as long as any fetch; after that another request may probe.
         probe_lease=settings.total_timeout + settings.connect_timeout,
     )
+
+
+def read_paused_hosts(settings: Settings) -> list[HostPause] | None:
+    """The hosts paused for every worker, for operators; None when Redis does not answer.
+
+    Without Redis (the embedded mode) each worker process keeps its own pauses, which
+    no other process can read: nothing is listed.
+    """
+    url = settings.effective_redis_url
+    if not url:
+        return []
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return RedisHostLimiter(client, HostRates(HostRate(1.0, 1), {})).paused_hosts()
+    except redis.RedisError as exc:
+        log.warning("paused_hosts_unavailable", error=str(exc))
+        return None
+    finally:
+        client.close()
 
 
 def build_fetcher(settings: Settings) -> Fetcher:
