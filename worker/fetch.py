@@ -11,8 +11,8 @@ Politeness is pluggable: a :class:`HostLimiter` is asked before every request
 (including each redirect hop and robots.txt itself), told about 429/503
 answers so it can pause the host for every worker, and told about timeouts and
 5xx answers, which open the host's circuit breaker (:mod:`worker.breaker`); a
-:class:`RobotsChecker` vets article URLs. Both live in :mod:`worker.politeness`; the fetcher only
-knows these small protocols. Errors come out typed (:mod:`worker.errors`).
+:class:`RobotsChecker` vets article URLs. Both live in :mod:`worker.politeness`;
+the fetcher only knows these small protocols. Errors come out typed (:mod:`worker.errors`).
 """
 
 from __future__ import annotations

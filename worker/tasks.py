@@ -40,10 +40,10 @@ MAX_RETRIES = 5
 RETRY_BACKOFF_MAX = 600
 """Seconds: the longest backoff of any task's retry (a batch's entries sent on alone too)."""
 RETRYABLE = (TransientError, sqlalchemy.exc.OperationalError)
+DATABASE_AWAY = (sqlalchemy.exc.OperationalError,)
 MAX_DEFERRALS = 12
 """Times an entry is held back for a paused host (an hour at the default 5-minute pause)
 before a refusal counts as a failed attempt, like any transient error."""
-DATABASE_AWAY = (sqlalchemy.exc.OperationalError,)
 
 
 class PolicyTask(Task):  # type: ignore[misc]
@@ -303,10 +303,11 @@ def _defer(
         (entry_id,), {"force": force, "deferrals": deferrals}, countdown=countdown, retries=retries
     )
     log.info(
-        "entry_deferred_until_host_resumes",
+        "entry_deferred",
         entry_id=entry_id,
         countdown=round(countdown, 1),
         deferrals=deferrals,
+        reason=str(refusal),
     )
     return {"entry_id": entry_id, "status": "deferred"}
 

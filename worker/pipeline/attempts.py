@@ -95,7 +95,6 @@ def defer_attempt(entry_id: int, delivery: Delivery, *, reason: str) -> None:
         store.defer_entry(
             session, entry_id=entry_id, reason=reason, uncount=not delivery.count_attempt
         )
-    log.info("entry_deferred", entry_id=entry_id, reason=reason)
 
 
 def give_up(

@@ -4,7 +4,7 @@
 |---|---|---|
 | :mod:`.feeds` | ``feeds`` (operator changes, beat claims, leases, the poll state machine) | |
 | :mod:`.polls` | ``feed_polls`` | a feed's fetch history |
-| :mod:`.entries` | ``entries`` (the ledger: attempts, stored/failed, deferrals) | entries to process or re-crawl |
+| :mod:`.entries` | ``entries`` (attempts, deferrals) | entries to process or re-crawl |
 | :mod:`.articles` | ``articles``, ``stories``, ``article_bands`` | dedup candidates |
 | :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
 | :mod:`.changes` | ``change_log`` (numbering; triggers add rows), ``change_log_state`` | changes |
