@@ -78,6 +78,8 @@ class HostRates:
 
 
 def refused(host: str, slot: Slot) -> TransientError:
+    """The error for a refused slot: the host is paused (and why), or its turn is further
+    away than ``max_wait``. Both are throttles (:func:`~worker.errors.is_throttle`)."""
     if slot.flag:
         return TransientError(
             f"host {host} is paused for {slot.wait:.1f}s"
