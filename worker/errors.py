@@ -56,3 +56,13 @@ class PermanentError(IngestError):
     """Will not succeed by retrying; recorded against the feed or URL and dropped."""
 
     error_class = "permanent"
+
+
+THROTTLE_CLASSES = frozenset({"host_throttled", "host_paused", "limiter_unavailable"})
+"""Refusals by our own per-host limiter, not failures of the server: the host's turn is
+too far away, the host is paused (a 429, or the circuit breaker), or the limiter is away."""
+
+
+def is_throttle(exc: IngestError) -> bool:
+    """Our limiter, not the server, refused: reschedule or defer, don't count a failure."""
+    return exc.error_class in THROTTLE_CLASSES

@@ -8,10 +8,11 @@ guard (:mod:`worker.ssrf`) re-checked on every hop, and content-type checks so
 a feed URL that returns a PDF fails clearly.
 
 Politeness is pluggable: a :class:`HostLimiter` is asked before every request
-(including each redirect hop and robots.txt itself) and told about 429/503
-answers so it can pause the host for every worker; a :class:`RobotsChecker`
-vets article URLs. Both live in :mod:`worker.politeness`; the fetcher only
-knows these small protocols. Errors come out typed (:mod:`worker.errors`).
+(including each redirect hop and robots.txt itself), told about 429/503
+answers so it can pause the host for every worker, and told about timeouts and
+5xx answers, which open the host's circuit breaker (:mod:`worker.breaker`); a
+:class:`RobotsChecker` vets article URLs. Both live in :mod:`worker.politeness`;
+the fetcher only knows these small protocols. Errors come out typed (:mod:`worker.errors`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from .decoding import BoundedDecoder, charset_from_content_type, looks_binary
-from .errors import PermanentError, TransientError
+from .errors import IngestError, PermanentError, TransientError
 from .ssrf import BlockedAddressError, PinnedBackend, PinnedTransport, check_url_allowed
 
 if TYPE_CHECKING:
@@ -54,11 +55,20 @@ MAX_RETRY_AFTER_SECONDS = 24 * 3600
 class HostLimiter(Protocol):
     """Rate limit shared by all workers; see :mod:`worker.politeness`."""
 
-    def acquire(self, host: str) -> None:
-        """Block until a request to ``host`` is allowed, or raise TransientError."""
+    def acquire(self, host: str) -> bool:
+        """Block until a request to ``host`` is allowed, or raise TransientError.
 
-    def pause(self, host: str, seconds: float) -> None:
+        True: this request is the one probe of a host whose circuit breaker paused it;
+        report how it went (:meth:`failed` or :meth:`recovered`)."""
+
+    def pause(self, host: str, seconds: float, *, reason: str) -> None:
         """Stop every worker from requesting ``host`` for ``seconds``."""
+
+    def failed(self, host: str, *, url: str, error_class: str, detail: str, probe: bool) -> None:
+        """A request to ``host`` timed out or was answered 5xx (the breaker counts it)."""
+
+    def recovered(self, host: str) -> None:
+        """The probe after a pause was answered: close the breaker."""
 
 
 class RobotsChecker(Protocol):
@@ -211,17 +221,22 @@ class Fetcher:
             check_url_allowed(
                 current, allowed_networks=self.policy.allowed_networks, resolver=self._resolver
             )
+            probe = False
             if self.limiter is not None:
                 # Waiting for our turn is politeness, not slowness of the
                 # server: it does not count against the total timeout.
-                self.limiter.acquire(host_key(current))
+                probe = self.limiter.acquire(host_key(current))
             budget = self.policy.total_timeout - network_seconds
             hop_started = time.monotonic()
-            status, resp_headers, body = self._one_request(
-                current, headers, budget=budget, expect=expect, limit=limit
-            )
+            try:
+                status, resp_headers, body = self._one_request(
+                    current, headers, budget=budget, expect=expect, limit=limit
+                )
+            except IngestError as exc:
+                self._note_failure(current, exc, probe=probe)
+                raise
             network_seconds += time.monotonic() - hop_started
-            self._note_status(current, status, resp_headers)
+            self._note_status(current, status, resp_headers, probe=probe)
             if status in REDIRECT_STATUSES:
                 location = resp_headers.get("location")
                 if not location:
@@ -272,15 +287,40 @@ class Fetcher:
             error_class="redirect_loop",
         )
 
-    def _note_status(self, url: str, status: int, headers: dict[str, str]) -> None:
-        """Tell the limiter when a host asks every one of us to slow down."""
-        if self.limiter is None or status not in HOST_PAUSE_STATUSES:
+    def _note_status(self, url: str, status: int, headers: dict[str, str], *, probe: bool) -> None:
+        """Tell the limiter when a host asks every one of us to slow down, and how the
+        host answered (a 5xx counts towards its circuit breaker; any other answer to a
+        probe closes the breaker)."""
+        if self.limiter is None:
             return
-        retry_after = parse_retry_after(headers.get("retry-after"))
-        if retry_after is None and status == 429:
-            retry_after = self.policy.default_429_pause
-        if retry_after:
-            self.limiter.pause(host_key(url), retry_after)
+        host = host_key(url)
+        if status in HOST_PAUSE_STATUSES:
+            retry_after = parse_retry_after(headers.get("retry-after"))
+            if retry_after is None and status == 429:
+                retry_after = self.policy.default_429_pause
+            if retry_after:
+                self.limiter.pause(
+                    host, retry_after, reason=f"HTTP {status} (Retry-After {retry_after:g}s)"
+                )
+        if status >= 500:
+            detail = f"HTTP {status} url={url}"
+            self.limiter.failed(host, url=url, error_class="http_5xx", detail=detail, probe=probe)
+        elif probe:
+            self.limiter.recovered(host)
+
+    def _note_failure(self, url: str, exc: IngestError, *, probe: bool) -> None:
+        """A timeout counts towards the host's circuit breaker. A refusal after the host
+        answered (too large, wrong type) still closes it, if this was its probe; a
+        network error or our own SSRF refusal says nothing about the host."""
+        if self.limiter is None:
+            return
+        host = host_key(url)
+        if isinstance(exc, TransientError):
+            self.limiter.failed(
+                host, url=url, error_class=exc.error_class, detail=str(exc), probe=probe
+            )
+        elif probe and exc.error_class != "ssrf_blocked":
+            self.limiter.recovered(host)
 
     def _one_request(
         self,

@@ -51,6 +51,10 @@ CLASSIFIER_POSITIVES = Counter(
     "ingest_classifier_positives", "Stored articles labelled ukraine-security."
 )
 ENTRIES_FAILED = Counter("ingest_entries_failed", "Entries given up on (permanent failures).")
+ENTRIES_DEFERRED = Counter(
+    "ingest_entries_deferred",
+    "Entries held back until their host's pause ends (a 429, or its circuit breaker).",
+)
 ENTRIES_KNOWN_URL = Counter(
     "ingest_entries_known_url",
     "Entries linked to an article fetched recently from the same URL, without a fetch.",
@@ -84,6 +88,9 @@ def record_poll(status: str, http_status: int | None) -> None:
 def record_entry(status: str, action: str | None, *, positive: bool | None) -> None:
     """Count one processed entry; ``positive`` is the stored article's label."""
     if status == "skipped":
+        return
+    if status == "deferred":  # no fetch went out; the entry comes back after the pause
+        ENTRIES_DEFERRED.inc()
         return
     if action == "known_url":  # no fetch and no write of an article
         ENTRIES_KNOWN_URL.inc()

@@ -30,6 +30,7 @@ from .schemas import (
     FeedOut,
     FeedStatsOut,
     Health,
+    PausedHostOut,
     RecrawlIn,
     StatsOut,
     StoryDetail,
@@ -460,7 +461,19 @@ def stats() -> StatsOut:
             )
             for s in store.feed_stats(session)
         ]
-        return StatsOut(totals=store.totals(session), feeds=feeds)
+        totals = store.totals(session)
+    return StatsOut(totals=totals, feeds=feeds, paused_hosts=paused_hosts())
+
+
+def paused_hosts() -> list[PausedHostOut] | None:
+    """The hosts paused for every worker now, and why; None when Redis does not answer."""
+    from .politeness import read_paused_hosts
+    from .settings import get_settings
+
+    found = read_paused_hosts(get_settings())
+    if found is None:
+        return None
+    return [PausedHostOut(host=p.host, seconds_left=p.seconds_left, reason=p.reason) for p in found]
 
 
 def health() -> Health:

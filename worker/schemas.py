@@ -105,11 +105,25 @@ class FeedStatsOut(BaseModel):
     ukraine_security: int
 
 
+class PausedHostOut(BaseModel):
+    """A host every worker leaves alone for now, and why: a 429/503 with Retry-After, or
+    its circuit breaker (docs/fetching.md, "Circuit breaker")."""
+
+    host: str
+    seconds_left: float
+    reason: str
+
+
 class StatsOut(BaseModel):
-    """Whole-database counts and every feed's stats."""
+    """Whole-database counts, every feed's stats, and the hosts paused now."""
 
     totals: dict[str, Any]
     feeds: list[FeedStatsOut]
+    paused_hosts: list[PausedHostOut] | None = Field(
+        default_factory=list,
+        description="Hosts paused for every worker; null when Redis, which holds the "
+        "pauses, did not answer (without Redis each worker keeps its own, unlisted).",
+    )
 
 
 # --- articles and stories -------------------------------------------------------------

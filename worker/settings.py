@@ -157,6 +157,21 @@ class Settings(BaseSettings):
     host_pause_on_429_seconds: float = Field(
         default=60.0, ge=0, description="Pause for a host that sent 429 without Retry-After."
     )
+    host_breaker_failures: int = Field(
+        default=3,
+        ge=0,
+        description="Pause a host for every worker after this many timeouts or 5xx answers "
+        "from it within the window (a URL's 5xx count once; each timeout counts); 0 = off.",
+    )
+    host_breaker_window_seconds: float = Field(
+        default=300.0, gt=0, description="The window in which the host's failures are counted."
+    )
+    host_breaker_pause_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long the circuit breaker pauses a host; its entries are deferred "
+        "until then (keep it below the broker visibility timeout).",
+    )
     respect_robots: bool = True
     robots_ttl_seconds: int = Field(default=24 * 3600, ge=60, description="robots.txt cache TTL.")
     revalidate_every_polls: int = Field(
@@ -187,6 +202,14 @@ class Settings(BaseSettings):
         "`ingest reclassify` afterwards.",
     )
     task_time_limit: int = Field(default=120, ge=5)
+    retry_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=600,
+        description="Wait before a task's first retry; each later retry waits up to twice as "
+        "long as the one before (never less than this, at most 600 s), or the server's "
+        "Retry-After when that is longer.",
+    )
     broker_visibility_timeout: int | None = Field(
         default=None,
         ge=5,

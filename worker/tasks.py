@@ -5,14 +5,14 @@ Everything about an entry or a feed lives in :mod:`worker.pipeline`; what stays
 here is what only the queue knows: whether this delivery is a retry or a
 redelivery, the time limits, and how a batch hands entries on. Every task has
 the same retry policy (:func:`_task`): transient errors (timeouts, 5xx, 429, a
-database that is briefly away) retry with exponential backoff and full jitter;
-permanent errors are recorded by the pipeline and never retried.
+database that is briefly away) retry with exponential backoff, never sooner than
+``retry_base_seconds`` (:mod:`worker.backoff`); permanent errors are recorded by
+the pipeline and never retried.
 """
 
 from __future__ import annotations
 
 import functools
-import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -22,12 +22,12 @@ import sqlalchemy.exc
 import structlog
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.utils.time import get_exponential_backoff_interval
 
 from . import pipeline, store
+from .backoff import defer_delay, retry_delay
 from .celery_app import get_app
 from .db import session_scope
-from .errors import TransientError
+from .errors import TransientError, is_throttle
 from .fetch import Fetcher
 from .models import utcnow
 from .politeness import build_fetcher
@@ -42,6 +42,18 @@ RETRY_BACKOFF_MAX = 600
 """Seconds: the longest backoff of any task's retry (a batch's entries sent on alone too)."""
 RETRYABLE = (TransientError, sqlalchemy.exc.OperationalError)
 DATABASE_AWAY = (sqlalchemy.exc.OperationalError,)
+MAX_DEFERRALS = 12
+"""Times an entry is held back for a paused host (an hour at the default 5-minute pause)
+before a refusal counts as a failed attempt, like any transient error."""
+
+
+class PolicyTask(Task):  # type: ignore[misc]
+    """The base of every task: a retry that names no countdown gets the shared backoff."""
+
+    def retry(self, *args: Any, countdown: float | None = None, **options: Any) -> Any:
+        if countdown is None and options.get("eta") is None:
+            countdown = retry_countdown(options.get("exc"), self.request.retries)
+        return super().retry(*args, countdown=countdown, **options)
 
 
 def _task(
@@ -51,33 +63,33 @@ def _task(
 
     ``acks_late``: a task is acknowledged when it ends, so a worker killed
     mid-task leaves it to be redelivered (the tasks are idempotent).
-    ``retry_on``: the exceptions Celery retries by itself, with exponential
-    backoff and full jitter up to :data:`RETRY_BACKOFF_MAX`, at most
-    :data:`MAX_RETRIES` times; ``()`` for a task that handles its own.
+    ``retry_on``: the exceptions Celery retries by itself, at most
+    :data:`MAX_RETRIES` times, each after :func:`retry_countdown` (Celery's own
+    ``retry_backoff`` is off: its full jitter can retry at once); ``()`` for a
+    task that handles its own. ``base`` defaults to :class:`PolicyTask`.
     """
+    options.setdefault("base", PolicyTask)
     decorator: Callable[[Callable[..., Any]], Task] = app.task(
         bind=True,
         name=f"worker.tasks.{name}",
         acks_late=True,
         autoretry_for=retry_on,
-        retry_backoff=True,
-        retry_backoff_max=RETRY_BACKOFF_MAX,
-        retry_jitter=True,
+        retry_backoff=False,
         max_retries=MAX_RETRIES,
         **options,
     )
     return decorator
 
 
-def _first_retry_countdown(exc: BaseException) -> float:
-    """The wait before a first retry: the server's (or our limiter's) Retry-After if it
-    gave one, else what the shared policy gives a first retry."""
-    if isinstance(exc, TransientError) and exc.retry_after:
-        return _retry_after_countdown(exc.retry_after)
-    return float(
-        get_exponential_backoff_interval(
-            factor=1, retries=0, maximum=RETRY_BACKOFF_MAX, full_jitter=True
-        )
+def retry_countdown(exc: BaseException | None, retries: int) -> float:
+    """The wait before retry number ``retries + 1``: the shared exponential backoff from
+    ``retry_base_seconds``, or the server's (or our limiter's) Retry-After when longer."""
+    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+    return retry_delay(
+        retries,
+        base=get_settings().retry_base_seconds,
+        cap=RETRY_BACKOFF_MAX,
+        retry_after=retry_after,
     )
 
 
@@ -101,10 +113,6 @@ def beat_tick(fn: Callable[..., Any]) -> Callable[..., Any]:
             return None
 
     return run
-
-
-def _retry_after_countdown(retry_after: float) -> float:
-    return min(retry_after, 3600.0) + random.uniform(0, 5)
 
 
 _fetcher: Fetcher | None = None
@@ -234,7 +242,7 @@ def _result(outcome: pipeline.EntryOutcome) -> dict[str, Any]:
     }
 
 
-class EntryTask(Task):  # type: ignore[misc]
+class EntryTask(PolicyTask):
     """Records a hard time-limit kill on the entry (Celery calls this in the parent)."""
 
     def on_failure(
@@ -256,6 +264,14 @@ class _GaveUpError(Exception):
         self.result = result
 
 
+class _DeferredError(Exception):
+    """The entry's host is paused: send the entry again after the pause."""
+
+    def __init__(self, refusal: TransientError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
 class _TimedOutError(Exception):
     """The soft time limit struck while processing the entry."""
 
@@ -271,17 +287,24 @@ def _run_entry(
     repeat: bool,
     final_attempt: bool,
     settings: Settings,
+    deferrals: int = 0,
     ahead: pipeline.Prefetched | None = None,
 ) -> dict[str, Any]:
     """One attempt at one entry, shared by ``process_entry`` and ``process_entries``.
 
     Returns the task-level result; raises what the caller must handle (``RETRYABLE``,
-    :class:`_TimedOutError`) and :class:`_GaveUpError` past the attempts cap.
-    ``ahead``: the entry was loaded, and its page fetch started, while the
-    previous entry of its batch was processed.
+    :class:`_DeferredError`, :class:`_TimedOutError`) and :class:`_GaveUpError` past
+    the attempts cap. ``deferrals``: how often the entry was already held back for a
+    paused host. ``ahead``: the entry was loaded, and its page fetch started, while
+    the previous entry of its batch was processed.
     """
     started = pipeline.start_attempt(
-        entry_id, force=force, repeat=repeat, final_attempt=final_attempt, settings=settings
+        entry_id,
+        force=force,
+        repeat=repeat,
+        final_attempt=final_attempt,
+        settings=settings,
+        can_defer=deferrals < MAX_DEFERRALS,
     )
     if isinstance(started, pipeline.EntryOutcome):
         raise _GaveUpError(_result(started))
@@ -293,12 +316,34 @@ def _run_entry(
             delivery=started,
             ahead=ahead,
         )
-    except RETRYABLE:
+    except RETRYABLE as exc:
+        if started.can_defer and isinstance(exc, TransientError) and is_throttle(exc):
+            # Our limiter refused before any request: not an attempt, not a retry.
+            pipeline.defer_attempt(entry_id, started, reason=str(exc))
+            raise _DeferredError(exc) from exc
         pipeline.count_failed_attempt(entry_id, started)
         raise
     except SoftTimeLimitExceeded as exc:
         raise _TimedOutError(counted=not started.count_attempt) from exc
     return _result(outcome)
+
+
+def _defer(
+    entry_id: int, refusal: TransientError, *, force: bool, retries: int, deferrals: int
+) -> dict[str, Any]:
+    """Send the entry again when its host's pause ends, keeping its retries so far."""
+    countdown = defer_delay(refusal.retry_after or 0.0)
+    process_entry.apply_async(
+        (entry_id,), {"force": force, "deferrals": deferrals}, countdown=countdown, retries=retries
+    )
+    log.info(
+        "entry_deferred",
+        entry_id=entry_id,
+        countdown=round(countdown, 1),
+        deferrals=deferrals,
+        reason=str(refusal),
+    )
+    return {"entry_id": entry_id, "status": "deferred"}
 
 
 def _timed_out(entry_id: int, exc: _TimedOutError, limit: Any) -> dict[str, Any]:
@@ -313,7 +358,7 @@ def _timed_out(entry_id: int, exc: _TimedOutError, limit: Any) -> dict[str, Any]
 
 @_task("process_entry", retry_on=RETRYABLE, base=EntryTask)
 def process_entry(
-    self: Task, entry_id: int, force: bool = False, repeat: bool = False
+    self: Task, entry_id: int, force: bool = False, repeat: bool = False, deferrals: int = 0
 ) -> dict[str, Any]:
     """Process one entry within the time limit and a cap on started attempts.
 
@@ -322,6 +367,8 @@ def process_entry(
     process killed is redelivered, and would otherwise be forever).
     ``repeat``: the entry was already attempted in a run that died (sent by
     :func:`process_entries` for a redelivered batch), so this run counts.
+    ``deferrals``: times the entry was held back for a paused host (at most
+    :data:`MAX_DEFERRALS`; those neither count as attempts nor use up retries).
     """
     _bind(self, entry_id=entry_id)
     try:
@@ -331,21 +378,24 @@ def process_entry(
             repeat=repeat or _is_repeat(self),
             final_attempt=self.request.retries >= MAX_RETRIES,
             settings=get_settings(),
+            deferrals=deferrals,
         )
     except _GaveUpError as gave_up:
         return gave_up.result
-    except TransientError as exc:
-        if exc.retry_after:
-            # The server (or our per-host limiter) said when to come back:
-            # wait that long rather than the generic exponential backoff.
-            raise self.retry(exc=exc, countdown=_retry_after_countdown(exc.retry_after)) from exc
-        raise
+    except _DeferredError as deferred:
+        return _defer(
+            entry_id,
+            deferred.refusal,
+            force=force,
+            retries=self.request.retries,
+            deferrals=deferrals + 1,
+        )
     except _TimedOutError as exc:
         return _timed_out(entry_id, exc, self.request.timelimit)
     return result
 
 
-class EntryBatchTask(Task):  # type: ignore[misc]
+class EntryBatchTask(PolicyTask):
     """After a hard time-limit kill, the batch's entries go on alone (in the parent)."""
 
     def on_failure(
@@ -379,6 +429,8 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
 
     - a retryable error (timeout, 5xx, 429, database away) sends that entry
       alone with the backoff of a first retry (or the server's Retry-After);
+    - a refusal because the entry's host is paused (a 429, or its circuit
+      breaker) sends it alone after the pause, as a deferral, not a retry;
     - the soft time limit gives up on the entry that used up the time (more
       than half of it) and sends the rest on, as a new batch;
     - a redelivered batch (its worker died) splits into single entries that
@@ -423,6 +475,8 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
                 )
             except _GaveUpError as gave_up:
                 result = gave_up.result
+            except _DeferredError as deferred:
+                result = _defer(entry_id, deferred.refusal, force=force, retries=0, deferrals=1)
             except RETRYABLE as exc:
                 _retry_alone(entry_id, exc, force=force)
                 continue
@@ -464,7 +518,7 @@ def _begin_ahead(
 
 def _retry_alone(entry_id: int, exc: Exception, *, force: bool) -> None:
     """Send one entry of a batch on as a first retry of ``process_entry``."""
-    countdown = _first_retry_countdown(exc)
+    countdown = retry_countdown(exc, 0)
     process_entry.apply_async((entry_id,), {"force": force}, countdown=countdown, retries=1)
     log.info(
         "entry_retry_scheduled", entry_id=entry_id, countdown=round(countdown, 1), error=str(exc)

@@ -196,6 +196,37 @@ def test_reading_commands(database_url: str) -> None:
     assert ingest("stats").exit_code == 0
 
 
+def test_stats_lists_paused_hosts_and_why(sqlite_url: str, broker_url: str) -> None:
+    """A host paused by any worker (its circuit breaker, or a 429) is listed with its reason."""
+    import redis
+
+    from worker.politeness import HostRate, HostRates, RedisHostLimiter
+
+    client = redis.Redis.from_url(broker_url)
+    reason = "circuit breaker: 3 timeouts or 5xx within 300s (last: timeout url=http://x/)"
+    RedisHostLimiter(client, HostRates(HostRate(1.0, 1), {})).pause(
+        "drip.example", 300, reason=reason
+    )
+    client.close()
+
+    (paused,) = ingest_json("stats")["paused_hosts"]
+    assert paused["host"] == "drip.example"
+    assert paused["reason"] == reason
+    assert 290 < paused["seconds_left"] <= 300
+    table = ingest("stats")
+    assert table.exit_code == 0
+    assert "paused host drip.example" in table.stdout
+    assert "circuit breaker: 3 timeouts" in table.stdout
+
+
+def test_stats_says_when_paused_hosts_are_unknown(sqlite_url: str, dead_broker: str) -> None:
+    """Redis away: the database's stats still print, and the paused hosts are unknown."""
+    assert ingest_json("stats")["paused_hosts"] is None
+    table = ingest("stats")
+    assert table.exit_code == 0
+    assert "paused hosts: unknown" in table.stdout
+
+
 # --- with a real worker -----------------------------------------------------------
 
 

@@ -123,7 +123,8 @@ def test_429_is_transient_with_retry_after_and_pauses_the_host(web: LocalWeb) ->
         requests_before = len(web.requests)
         with pytest.raises(TransientError) as again:
             fetcher.get(web.url("other-page"))
-    assert again.value.error_class == "host_throttled"
+    assert again.value.error_class == "host_paused"
+    assert "HTTP 429 (Retry-After 120s)" in str(again.value)  # why, for the entry's note
     assert again.value.retry_after is not None
     assert again.value.retry_after > 100
     assert len(web.requests) == requests_before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
@@ -9,12 +10,25 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from sqlmodel import select
 
-from tests.integration.helpers import processed, rss, running_celery, wait_until, worker_env
+from tests.integration.helpers import (
+    SEEDS,
+    dripping_page,
+    processed,
+    rss,
+    running_celery,
+    wait_stored,
+    wait_until,
+    worker_env,
+)
 from tests.support.factories import add_feed
+from worker.breaker import BreakerPolicy
+from worker.db import session_scope
 from worker.errors import PermanentError, TransientError
 from worker.fetch import Fetcher, FetchPolicy
 from worker.localweb import LocalWeb
+from worker.models import Article
 from worker.politeness import HostRate, HostRates, RedisHostLimiter, RobotsCache
 
 pytestmark = pytest.mark.integration
@@ -124,8 +138,56 @@ def test_429_from_one_worker_pauses_the_host_for_another(
                 worker_a.get(web.url("busy"))
             with pytest.raises(TransientError) as info:
                 worker_b.get(web.url("page.html"))
-        assert info.value.error_class == "host_throttled"
+        assert info.value.error_class == "host_paused"
         assert [path for path, _t in web.requests] == ["/busy"]
+
+
+def test_breaker_pauses_a_dripping_host_for_every_worker_until_a_probe_is_answered(
+    redis_client: redis_lib.Redis, prefix: str
+) -> None:
+    """Two timeouts (one per worker) open the host's breaker: both workers are refused at
+    once, with the reason; after the pause one request probes while the other waits,
+    and the probe's answer closes the breaker."""
+    breaker = BreakerPolicy(failures=2, window=30.0, pause=1.5)
+    drip = FetchPolicy(
+        user_agent=AGENT, connect_timeout=2, read_timeout=2, total_timeout=0.5,
+        allowed_networks=("127.0.0.1/32",),
+    )  # fmt: skip
+    limiters = [
+        RedisHostLimiter(
+            redis_client, HostRates(HostRate(100.0, 10), {}), prefix=prefix, breaker=breaker
+        )
+        for _ in range(2)
+    ]
+    with LocalWeb() as web:
+        web.routes["/drip"] = dripping_page(b"x" * 4096, chunk=16, every=0.1)
+        web.add_page("page.html", b"<html><body>ok</body></html>")
+        worker_a, worker_b = (Fetcher(drip, limiter=limiter) for limiter in limiters)
+        with worker_a, worker_b:
+            for fetcher in (worker_a, worker_b):
+                with pytest.raises(TransientError) as info:
+                    fetcher.get(web.url("drip"))
+                assert info.value.error_class == "timeout"
+            for fetcher in (worker_a, worker_b):
+                with pytest.raises(TransientError) as info:
+                    fetcher.get(web.url("page.html"))
+                assert info.value.error_class == "host_paused"
+                assert "circuit breaker: 2 timeouts or 5xx within 30s" in str(info.value)
+            (paused,) = limiters[1].paused_hosts()
+            assert paused.host == "127.0.0.1"
+            assert 0 < paused.seconds_left <= 1.5
+            assert "circuit breaker" in paused.reason
+            assert [p for p, _t in web.requests] == ["/drip", "/drip"]
+
+            time.sleep(1.6)  # the pause is over: half-open
+            assert limiters[0].acquire("127.0.0.1") is True  # worker A holds the probe
+            with pytest.raises(TransientError) as info:
+                worker_b.get(web.url("page.html"))
+            assert "waiting for the probe" in str(info.value)
+            limiters[0].recovered("127.0.0.1")  # A's probe was answered
+            assert worker_b.get(web.url("page.html")).status == 200
+            assert worker_a.get(web.url("page.html")).status == 200
+            assert limiters[0].paused_hosts() == []
 
 
 ROBOTS = b"""User-agent: *
@@ -245,3 +307,93 @@ def test_two_celery_workers_share_the_per_host_limit(
     assert four_seconds <= 1 + 2 * 4 + 1
     # And the limiter really bound: n requests need at least (n - burst) / rate.
     assert span >= (len(times) - 1 - 1) / 2 * 0.9
+
+
+class SickHost:
+    """Article pages that drip (each fetch runs into the total timeout) until
+    :meth:`recover`, then answer at once; how long each dripping fetch held its
+    client is recorded."""
+
+    def __init__(self, web: LocalWeb, html: bytes) -> None:
+        self.web = web
+        self.html = html
+        self.sick = True
+        self.drips: list[float] = []
+
+    def page(self, n: int) -> str:
+        body = self.html.replace(b"macron-trump-security-guarantees", f"sick-{n}".encode())
+        drip = dripping_page(body, chunk=64, every=0.1)
+
+        def route(handler: BaseHTTPRequestHandler) -> None:
+            if not self.sick:
+                handler.send_response(200)
+                handler.send_header("Content-Type", "text/html; charset=utf-8")
+                handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(body)
+                return
+            started = time.monotonic()
+            drip(handler)  # returns once the client has given up
+            self.drips.append(time.monotonic() - started)
+
+        self.web.routes[f"/sick/{n}.html"] = route
+        return self.web.url(f"sick/{n}.html")
+
+    def recover(self) -> None:
+        self.sick = False
+
+
+def test_a_dripping_host_costs_k_timeouts_and_its_entries_wait_for_it(
+    sqlite_url: str, broker_url: str, web: LocalWeb, tmp_path: Path
+) -> None:
+    """Eight entries on a host whose pages drip: the breaker opens after K = 2 timeouts,
+    the other entries are deferred (not failed, attempts not counted), and once the host
+    recovers the probe closes the breaker and every entry is stored. Slot time spent on
+    the host: at most K + (slots - 1) full timeouts, not 6 per entry."""
+    k, slots, timeout, pause = 2, 2, 1.0, 3.0
+    host = SickHost(web, (SEEDS / "seed-article.html").read_bytes())
+    items = [{"title": f"Sick {n}", "link": host.page(n), "guid": f"sick-{n}"} for n in range(8)]
+    web.add_page("feed.xml", rss(items))
+    add_feed(name="sick-host", url=web.url("feed.xml"))
+    env = worker_env(
+        sqlite_url,
+        broker_url,
+        INGEST_TOTAL_TIMEOUT=str(timeout),
+        INGEST_HOST_BREAKER_FAILURES=str(k),
+        INGEST_HOST_BREAKER_WINDOW_SECONDS="30",
+        INGEST_HOST_BREAKER_PAUSE_SECONDS=str(pause),
+        INGEST_RETRY_BASE_SECONDS="0.5",
+    )
+
+    with running_celery(env, tmp_path, beat=True, concurrency=slots) as celery:
+        wait_until(
+            lambda: celery.events().named("host_breaker_open"), timeout=60, what="breaker open"
+        )
+        opened_at = time.monotonic()
+        host.recover()
+        entries = wait_stored(8, timeout=60)
+        events = celery.events()
+    stored_at = time.monotonic()
+
+    # The breaker opened after K timeouts, and said why.
+    opened = events.expect("host_breaker_open", host="127.0.0.1")
+    assert f"circuit breaker: {k} timeouts or 5xx within 30s" in opened["reason"]
+    assert "timeout" in opened["reason"]
+    # Slot time: every dripping fetch ended at the total timeout, and there were at most
+    # K of them plus one per other slot already fetching when the breaker opened.
+    print(f"\ndripping fetches: {len(host.drips)}, {sum(host.drips):.1f} s")
+    assert k <= len(host.drips) <= k + slots - 1
+    assert all(held < timeout + 1.0 for held in host.drips)
+    # The other entries were deferred until the pause ended, not failed or retried.
+    deferred = {e["entry_id"] for e in events.named("entry_deferred")}
+    assert len(deferred) >= 8 - len(host.drips)
+    assert not events.named("entry_failed")
+    assert stored_at - opened_at >= pause - 0.5  # nothing was stored before the pause ended
+    events.expect("host_breaker_closed", host="127.0.0.1")
+    # Every entry is stored with its page, and only fetches that went out were attempts.
+    with session_scope() as session:
+        articles = session.exec(select(Article)).all()
+    assert len(articles) == 8
+    assert all(a.extraction_method == "trafilatura" for a in articles)
+    assert sum(e.attempts for e in entries) == 8 + len(host.drips)
+    assert all(e.error is None for e in entries)

@@ -4,6 +4,7 @@ permanent ones are recorded once, and a missing page falls back to the feed summ
 from __future__ import annotations
 
 from http.server import BaseHTTPRequestHandler
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,8 @@ def test_transient_retried_permanent_recorded(
 ) -> None:
     seed_html = (SEEDS / "seed-article.html").read_bytes()
     _flaky(web, failures=2, body=seed_html)
+    broken_html = seed_html.replace(b"macron-trump-security-guarantees", b"broken-copy")
+    _flaky(web, failures=3, body=broken_html, path="/broken.html", status=500, retry_after="")
     limited_html = seed_html.replace(b"macron-trump-security-guarantees", b"limited-copy")
     _flaky(web, failures=1, body=limited_html, path="/limited.html", status=429, retry_after="3")
     web.add_page(
@@ -75,15 +78,19 @@ def test_transient_retried_permanent_recorded(
                     "talks in Istanbul on Monday, with prisoner exchanges on the agenda.",
                 },
                 {"title": "Gone", "link": web.url("missing.html"), "guid": "gone-2"},
+                {"title": "Broken", "link": web.url("broken.html"), "guid": "broken"},
             ]
         ),
     )
     add_feed(name="local", url=web.url("feed.xml"))
+    base = 0.5  # the first retry's wait (INGEST_RETRY_BASE_SECONDS), small to keep this fast
+    env = worker_env(sqlite_url, broker_url, INGEST_RETRY_BASE_SECONDS=str(base))
 
-    with running_celery(worker_env(sqlite_url, broker_url), tmp_path, beat=True) as celery:
-        wait_until(lambda: processed(4), timeout=90, what="entries processed")
+    with running_celery(env, tmp_path, beat=True) as celery:
+        wait_until(lambda: processed(5), timeout=90, what="entries processed")
     requests = [path for path, _t in web.requests]
     limited_times = [t for path, t in web.requests if path == "/limited.html"]
+    broken_times = [t for path, t in web.requests if path == "/broken.html"]
 
     with session_scope() as session:
         entries = {e.guid: e for e in session.exec(select(Entry)).all()}
@@ -110,7 +117,16 @@ def test_transient_retried_permanent_recorded(
     assert entries["gone-2"].error_class == "http_4xx"
     assert entries["gone-2"].http_status == 404
     assert "gone-2" not in articles
-    # The four items went out as one batch; each retried entry left it on its
+    # A page answering 500 is asked again no sooner than the base delay, and later each
+    # time: the jittered backoff no longer rounds to zero ("Retry in 0s").
+    gaps = [later - earlier for earlier, later in pairwise(broken_times)]
+    assert len(broken_times) == 4  # three 500s, then the page
+    assert entries["broken"].status == "stored"
+    assert gaps[0] >= base  # the first retry (the entry leaves its batch)
+    assert gaps[1] >= base  # the second: between one and two bases
+    assert gaps[2] >= 2 * base  # the third: between two and four
+    assert "Retry in 0s" not in celery.log()
+    # The items went out in batches; each retried entry left its batch on its
     # own, and every attempt is counted once per entry.
     assert entries["flaky"].attempts == 3
     assert entries["limited"].attempts == 2

@@ -171,8 +171,9 @@ def test_local_limiter_pause_and_max_wait() -> None:
     limiter.pause("h", 20)
     limiter.acquire("h")
     assert clock.slept == [20]
-    limiter.pause("h", 100)
+    limiter.pause("h", 100, reason="HTTP 429")
     with pytest.raises(TransientError) as info:
         limiter.acquire("h")
-    assert info.value.error_class == "host_throttled"
+    assert info.value.error_class == "host_paused"  # not the bucket: the pause, and why
+    assert "HTTP 429" in str(info.value)
     assert limiter.reserve("other") == (True, 0.0)

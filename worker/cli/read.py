@@ -150,8 +150,15 @@ def stats(as_json: JsonOpt = False) -> None:
         {**s.feed.model_dump(include=STATS_FEED_ROW), **s.model_dump(exclude={"feed"})}
         for s in result.feeds
     ]
+    paused = result.paused_hosts
     if as_json:
-        emit_json({"totals": totals, "feeds": feeds})
+        emit_json(
+            {
+                "totals": totals,
+                "feeds": feeds,
+                "paused_hosts": None if paused is None else [p.model_dump() for p in paused],
+            }
+        )
         return
     table = Table(
         "feed", "state", "errors", "last success", "polls 24h", "pending", "stored", "failed",
@@ -171,6 +178,12 @@ def stats(as_json: JsonOpt = False) -> None:
         f"exact duplicates {totals['exact_duplicates']}), stories {totals['stories']}, "
         f"entries {totals['entries']}"
     )
+    if paused is None:
+        console.print("paused hosts: unknown (Redis did not answer)")
+    for p in paused or []:
+        console.print(
+            f"paused host {p.host} ({p.seconds_left:.0f} s left): {p.reason}", markup=False
+        )
     hooks = totals.get("subscriptions") or {}
     if hooks:
         paused = hooks.get("paused", 0)

@@ -17,6 +17,7 @@ from .attempts import (
     broker_marks_redelivery,
     count_failed_attempt,
     counted_at_start,
+    defer_attempt,
     give_up,
     start_attempt,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "broker_marks_redelivery",
     "count_failed_attempt",
     "counted_at_start",
+    "defer_attempt",
     "expand_crawl_request",
     "fetch_page",
     "fetch_policy",

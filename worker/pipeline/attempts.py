@@ -48,11 +48,13 @@ def start_attempt(
     repeat: bool,
     final_attempt: bool,
     settings: Settings,
+    can_defer: bool = False,
 ) -> Delivery | EntryOutcome:
     """Count the attempt if it must be counted now; past the cap, give up.
 
     Returns the :class:`Delivery` to process the entry with, or the outcome of
-    giving up. An operator's forced re-crawl is never capped.
+    giving up. An operator's forced re-crawl is never capped. ``can_defer``: the
+    caller defers the entry if its host turns out to be paused (:func:`defer_attempt`).
     """
     counted = counted_at_start(force=force, repeat=repeat, settings=settings)
     if counted:
@@ -66,7 +68,9 @@ def start_attempt(
                 error=f"gave up after {attempts - 1} attempts",
                 error_class="attempts_exhausted",
             )
-    return Delivery(force=force, final_attempt=final_attempt, count_attempt=not counted)
+    return Delivery(
+        force=force, final_attempt=final_attempt, count_attempt=not counted, can_defer=can_defer
+    )
 
 
 def count_failed_attempt(entry_id: int, delivery: Delivery) -> None:
@@ -78,6 +82,19 @@ def count_failed_attempt(entry_id: int, delivery: Delivery) -> None:
             store.begin_entry_attempt(session, entry_id=entry_id)
     except sqlalchemy.exc.OperationalError:
         pass  # the database is away: the retry, counted at its start, still counts
+
+
+def defer_attempt(entry_id: int, delivery: Delivery, *, reason: str) -> None:
+    """The entry's host is paused (a 429, or its circuit breaker): this attempt never
+    reached the host, so it is not an attempt.
+
+    Takes back the count if it was counted at its start, notes why on the entry, and
+    touches it, so beat's stale-entry sweep leaves it to its deferred message.
+    """
+    with session_scope() as session:
+        store.defer_entry(
+            session, entry_id=entry_id, reason=reason, uncount=not delivery.count_attempt
+        )
 
 
 def give_up(

@@ -19,7 +19,7 @@ from .. import dedup, store
 from ..classify import classify
 from ..db import session_scope
 from ..decoding import decode_body as decode_html
-from ..errors import IngestError, PermanentError, TransientError
+from ..errors import IngestError, PermanentError, TransientError, is_throttle
 from ..extract import ExtractedArticle, extract_article, from_feed_summary
 from ..fetch import HTML_CONTENT_TYPES, Fetcher, FetchResult
 from ..models import utcnow
@@ -38,11 +38,14 @@ class Delivery:
     transient failure stores the feed's summary instead of raising.
     ``count_attempt``: the attempt was not counted when it began (a first
     delivery), so the write that stores or fails the entry counts it.
+    ``can_defer``: a refusal by our own limiter (the host is paused) is raised
+    for the queue to defer, even on the final attempt, instead of falling back.
     """
 
     force: bool = False
     final_attempt: bool = False
     count_attempt: bool = False
+    can_defer: bool = False
 
 
 @dataclass
@@ -239,7 +242,7 @@ def process_entry(
             ):
                 extracted, note = fallback, "extraction empty or too short; used feed summary"
     except TransientError as exc:
-        if not delivery.final_attempt:
+        if not delivery.final_attempt or (delivery.can_defer and is_throttle(exc)):
             raise
         extracted, note = _fallback_or_fail(job, exc)
         if extracted is None:

@@ -4,7 +4,7 @@
 |---|---|---|
 | :mod:`.feeds` | ``feeds`` (operator changes, beat claims, leases, the poll state machine) | |
 | :mod:`.polls` | ``feed_polls`` | a feed's fetch history |
-| :mod:`.entries` | ``entries`` | entries to process or re-crawl |
+| :mod:`.entries` | ``entries`` (attempts, deferrals) | entries to process or re-crawl |
 | :mod:`.articles` | ``articles``, ``stories``, ``article_bands`` | dedup candidates |
 | :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
 | :mod:`.changes` | ``change_log`` (numbering; triggers add rows), ``change_log_state`` | changes |
@@ -58,6 +58,7 @@ from .entries import (
     add_entries,
     add_url_entry,
     begin_entry_attempt,
+    defer_entry,
     entry_ids_for_request,
     entry_ids_since,
     entry_to_process,
@@ -154,6 +155,7 @@ __all__ = [
     "create_crawl_request",
     "create_subscription",
     "current_rows",
+    "defer_entry",
     "disable_feed",
     "due_feed_ids",
     "due_subscription_ids",

@@ -114,6 +114,30 @@ def begin_entry_attempt(session: Session, *, entry_id: int, at_least: int = 1) -
     return None if attempts is None else int(attempts)
 
 
+def defer_entry(session: Session, *, entry_id: int, reason: str, uncount: bool) -> None:
+    """Note why an unstored entry waits (its host is paused) and touch it.
+
+    ``uncount`` takes back the attempt counted when this delivery started: it never
+    reached the host. Touching ``updated_at`` keeps beat's stale-entry sweep from
+    sending a second message while the deferred one waits; the note is replaced
+    when the entry is stored or failed.
+    """
+    attempts: Any = col(Entry.attempts)
+    if uncount:
+        attempts = sa.case((attempts > 0, attempts - 1), else_=attempts)
+    session.execute(
+        sa.update(Entry)
+        .where(col(Entry.id) == entry_id)
+        .where(col(Entry.status) != "stored")
+        .values(
+            error=reason[:ERROR_TEXT_MAX_CHARS],
+            error_class="host_paused",
+            attempts=attempts,
+            updated_at=utcnow(),
+        )
+    )
+
+
 def mark_entry_failed(
     session: Session,
     *,
