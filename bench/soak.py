@@ -368,6 +368,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "INGEST_BROKER_VISIBILITY_TIMEOUT": "45",
             "INGEST_TOTAL_TIMEOUT": "10",
             "INGEST_READ_TIMEOUT": "5",
+            # The breaker pauses the hostile host; paused for 20 s, not 5 minutes, so the
+            # drain is not a wait for the pause (every other timing is scaled down too).
+            "INGEST_HOST_BREAKER_WINDOW_SECONDS": "60",
+            "INGEST_HOST_BREAKER_PAUSE_SECONDS": "20",
             "INGEST_LOG_LEVEL": "INFO",
         }
         env = {**common, "INGEST_DATABASE_URL": proxied_url}
