@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Task names as :func:`worker.tasks._task` registers them.
+# Task names as :func:`worker.task_policy._task` registers them.
 POLL_FEED = "worker.tasks.poll_feed"
 PROCESS_ENTRY = "worker.tasks.process_entry"
 PROCESS_ENTRIES = "worker.tasks.process_entries"

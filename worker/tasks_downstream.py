@@ -2,7 +2,7 @@
 (:mod:`worker.changefeed`) and delivering webhooks (:mod:`worker.pipeline.webhooks`).
 
 Thin wrappers like every task. They are registered under ``worker.tasks.*`` names
-with the shared retry policy (:func:`worker.tasks._task`); :mod:`worker.tasks` imports
+with the shared retry policy (:func:`worker.task_policy._task`); :mod:`worker.tasks` imports
 this module, so the worker and beat find them where they always were.
 """
 
@@ -15,7 +15,8 @@ from celery import Task
 from . import changefeed
 from .fetch import WebhookPoster
 from .settings import get_settings
-from .tasks import _bind, _task, app, beat_tick
+from .task_policy import _task, app, beat_tick
+from .tasks import _bind
 
 # The change feed
 
