@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -344,7 +345,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from worker.settings import reset_settings
 
     short = args.minutes < 10
-    mean_gap = args.fault_every or (7.0 if short else 25.0)
+    mean_gap = args.fault_every or (5.0 if short else 25.0)
     log("seed", seed=args.seed, minutes=args.minutes, mean_fault_gap_s=mean_gap)
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     redis = services.start_redis()
@@ -364,6 +365,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "INGEST_POLL_INTERVAL_SECONDS": "30",
             "INGEST_MIN_POLL_INTERVAL_SECONDS": "10",
             "INGEST_STALE_PENDING_SECONDS": "20",
+            # A poll message lost with Redis leaves its feed claimed this long (300 s in
+            # production, where feeds are polled every 15 minutes).
+            "INGEST_FEED_LEASE_SECONDS": "45",
             "INGEST_TASK_TIME_LIMIT": "30",
             "INGEST_BROKER_VISIBILITY_TIMEOUT": "45",
             "INGEST_TOTAL_TIMEOUT": "10",
@@ -460,6 +464,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["violations"].append(f"not drained after {args.drain_timeout:.0f}s: {state}")
         if faults.operator_errors:
             report["violations"].extend(faults.operator_errors)
+        if deployment.unexpected_exits:  # a fault must be survived, not restarted from
+            report["violations"].append(f"processes exited: {deployment.unexpected_exits}")
         report["ok"] = not report["violations"]
         return report
     finally:
@@ -471,6 +477,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pg.stop(remove=not args.keep)
         if args.keep:
             log("kept", workdir=str(workdir), pg_datadir=str(pg.datadir))
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -514,9 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish-every", type=float, default=2.0,
                         help="Mean seconds between published items.")  # fmt: skip
     parser.add_argument("--fault-every", type=float, default=None,
-                        help="Mean seconds between faults (25; 7 under 10 min).")  # fmt: skip
+                        help="Mean seconds between faults (25; 5 under 10 min).")  # fmt: skip
     parser.add_argument("--drain-timeout", type=float, default=420.0)
-    parser.add_argument("--keep", action="store_true", help="Keep the PostgreSQL data directory.")
+    parser.add_argument("--keep", action="store_true", help="Keep logs and PostgreSQL data.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the report here.")
     args = parser.parse_args(argv)
     if args.seed is None:

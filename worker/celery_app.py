@@ -25,6 +25,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
+from .kombu_guard import guard_lost_broker_connection
 from .logging import configure_logging
 from .settings import Settings, get_settings
 
@@ -32,6 +33,7 @@ from .settings import Settings, get_settings
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    guard_lost_broker_connection()
     app = Celery("worker", broker=settings.broker_url, include=["worker.tasks"])
     conf: dict[str, Any] = {
         "task_acks_late": True,

@@ -216,6 +216,13 @@ class Settings(BaseSettings):
         description="Seconds before Redis redelivers an unacknowledged task (a dead worker's); "
         "unset = derived from task_time_limit. Must exceed the longest task and retry countdown.",
     )
+    feed_lease_seconds: float = Field(
+        default=300.0,
+        ge=10,
+        description="How long a poll may hold its feed, and how far beat pushes a feed it "
+        "has claimed: a poll message lost with Redis leaves the feed unpolled this long. "
+        "Must exceed the longest poll (total_timeout plus parsing).",
+    )
     stale_pending_seconds: int = Field(
         default=900,
         ge=1,

@@ -109,7 +109,7 @@ def poll_due_feeds(self: Task) -> int | None:
             session,
             now=now,
             limit=settings.due_batch_size,
-            claim_seconds=pipeline.FEED_LEASE_SECONDS,
+            claim_seconds=settings.feed_lease_seconds,
         )
         stale = store.stale_pending_entry_ids(
             session,

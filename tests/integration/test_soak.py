@@ -2,7 +2,7 @@
 
 ``bench/soak.py --minutes 2`` runs the real deployment (Redis, PostgreSQL behind the
 chaos proxy, two workers, beat, the API) against the soak's news web while faults are
-injected every ~7 s on average, drains, and checks the invariants (docs/reliability.md,
+injected every ~5 s on average, drains, and checks the invariants (docs/reliability.md,
 "Chaos soak"). The 30-minute run is the benchmark; this keeps it from rotting.
 
 The seed is fixed so a failure can be replayed (``INGEST_SOAK_SEED`` picks another);

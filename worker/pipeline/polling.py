@@ -33,7 +33,8 @@ from ..settings import Settings
 log = structlog.get_logger(__name__)
 
 FEED_LEASE_SECONDS = 300.0
-"""How long a poll may hold its feed; also how far the beat pushes a claimed feed."""
+"""The default of ``INGEST_FEED_LEASE_SECONDS``: how long a poll may hold its feed, and
+how far beat pushes a claimed feed."""
 
 FEED_EXPECT = FEED_CONTENT_TYPES + HTML_CONTENT_TYPES
 
@@ -105,7 +106,7 @@ def poll_feed(
             feed_id=feed_id,
             owner=owner,
             now=now,
-            lease_seconds=FEED_LEASE_SECONDS,
+            lease_seconds=settings.feed_lease_seconds,
             force=force,
         )
     if isinstance(target, str):

@@ -133,7 +133,7 @@ def release_feeds_after_restore(session: Session, *, now: datetime) -> int:
 
     After a restore the claims and leases in the table belong to a deployment that is
     gone: the tasks that held them will never finish, and a feed claimed when the backup
-    was taken would wait out its claim (``FEED_LEASE_SECONDS``) before anyone polls it.
+    was taken would wait out its claim (``INGEST_FEED_LEASE_SECONDS``) before anyone polls it.
     The database is also behind by the time since the backup, and a poll is what finds
     the items published meanwhile, so every feed is polled at once (beat's batches and
     the per-host limits pace it, as on a first start). Scheduling columns only: the
