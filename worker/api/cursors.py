@@ -58,10 +58,8 @@ def article_after(cursor: str, sort: str) -> ArticleKey:
         kind, key, last_id = parts
         if kind != sort:
             raise ValueError("cursor was made for another sort order")
-        if isinstance(last_id, bool) or not isinstance(last_id, int):
-            raise ValueError("id is not an integer")
-        if not 0 <= last_id <= MAX_ID:
-            raise ValueError("id out of range")
+        if not _is_id(last_id):
+            raise ValueError("id is not an integer from 0 to 2**63-1")
         if sort == "relevance":
             if isinstance(key, bool) or not isinstance(key, int | float):
                 raise ValueError("rank is not a number")
@@ -81,8 +79,15 @@ def story_cursor(story_id: int) -> str:
 
 
 def story_before(cursor: str) -> int:
-    """The story id a story cursor holds."""
+    """The story id a story cursor holds; checked as an article cursor's id is."""
     parts = decode_cursor(cursor)
-    if len(parts) != 2 or parts[0] != "story" or not isinstance(parts[1], int):
+    if len(parts) != 2 or parts[0] != "story" or not _is_id(parts[1]):
         raise BadInputError("invalid cursor")
-    return parts[1]
+    story_id: int = parts[1]
+    return story_id
+
+
+def _is_id(value: Any) -> bool:
+    """An id the database can compare: an int (not a bool, which JSON's true decodes to)
+    of 64 bits at most."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID

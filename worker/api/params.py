@@ -1,0 +1,57 @@
+"""The bounds of the path and query parameters, shared by the routers.
+
+Each bound stops a value the database cannot take before it reaches the driver, where
+it would fail as a 500: an id past 64 bits (``MAX_ID``), a time that leaves the calendar
+in UTC (:data:`~worker.schemas.Timestamp`). Strings get a length the longest real value
+fits well inside, so a caller cannot make one request carry megabytes through a filter.
+Past a bound the answer is FastAPI's 422 naming the parameter, and ``/openapi.json``
+publishes the bound.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+
+from ..schemas import TEXT, Timestamp
+from .cursors import MAX_ID
+
+RowId = Annotated[int, Path(ge=0, le=MAX_ID, description="The row's id.")]
+"""An id in a path: a 64-bit integer, as the database stores it."""
+
+Cursor = Annotated[
+    str | None, Query(max_length=1024, description="`next_cursor` of the previous page.")
+]
+Topic = Annotated[
+    str | None,
+    Query(max_length=100, pattern=TEXT, description="A topic (docs/classifier.md)."),
+]
+Language = Annotated[
+    str | None, Query(max_length=16, pattern=TEXT, description="Language code, e.g. en.")
+]
+FeedName = Annotated[str | None, Query(max_length=200, pattern=TEXT, description="Feed name.")]
+Search = Annotated[
+    str | None,
+    Query(
+        pattern=TEXT,
+        description='Full-text search: words (all must appear), "a phrase", -excluded, '
+        "OR between alternatives. Blank: no search.",
+    ),
+]
+
+KINDS = r"^ *((article|story|feed) *)?(, *((article|story|feed) *)?)*$"
+"""Kinds of the change feed, comma-separated (spaces allowed): what
+:func:`worker.changefeed.parse_kinds` accepts, as a pattern."""
+
+__all__ = [
+    "KINDS",
+    "MAX_ID",
+    "Cursor",
+    "FeedName",
+    "Language",
+    "RowId",
+    "Search",
+    "Timestamp",
+    "Topic",
+]
