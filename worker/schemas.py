@@ -23,11 +23,12 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -99,8 +100,34 @@ def _in_utc_range(value: datetime) -> datetime:
     return value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_in_utc_range)]
-"""A time a caller sends (a filter, a re-crawl's start); UTC when it has no offset."""
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    """Refuse a number where a time is due: pydantic would read ``1714564800`` (or
+    ``"0.5"``) as seconds since 1970, which no caller of this API means and the schema
+    does not say."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("a time is an ISO 8601 date or date-time, not a number")
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_not_a_number),
+    AfterValidator(_in_utc_range),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ],
+            "description": "ISO 8601; UTC when it has no offset; a date is its midnight.",
+        }
+    ),
+]
+"""A time a caller sends (a filter, a re-crawl's start): a date-time or a date, UTC when
+it has no offset."""
 
 
 def describe(error: ValidationError, names: Mapping[str, str] | None = None) -> str:
@@ -118,6 +145,14 @@ def describe(error: ValidationError, names: Mapping[str, str] | None = None) -> 
 # --- feeds -----------------------------------------------------------------------------
 
 
+def _json_number(value: object) -> object:
+    """Refuse what JSON Schema does not call a number: pydantic would read ``"60"`` as
+    60 and ``true`` as 1."""
+    if isinstance(value, str | bool):
+        raise ValueError("Input should be a JSON number")
+    return value
+
+
 MAX_POLL_INTERVAL = 30 * 24 * 3600
 """A month: the longest poll interval a feed may ask for (the column is a 32-bit integer)."""
 
@@ -132,8 +167,10 @@ class FeedIn(BaseModel):
     url: str = _url(min_length=8)
     tags: list[Annotated[Text, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     language: Text | None = Field(default=None, max_length=16)
-    # Strict: the schema says integer and boolean, so "60" or 0 is refused, not coerced.
-    poll_interval_seconds: StrictInt | None = Field(default=None, ge=30, le=MAX_POLL_INTERVAL)
+    # As the schema says: an integer (60 or 60.0, not "60" nor true), a boolean (not 0).
+    poll_interval_seconds: (
+        Annotated[int, Field(ge=30, le=MAX_POLL_INTERVAL), BeforeValidator(_json_number)] | None
+    ) = None
     enabled: StrictBool = True
 
     _http_url = field_validator("url")(http_url)
@@ -244,7 +281,7 @@ class RecrawlIn(BaseModel):
     )
 
     feed: Text | None = Field(default=None, max_length=200)
-    url: str | None = _url(default=None)
+    url: Annotated[str, _url()] | None = None
     since: Timestamp | None = None
     force: StrictBool = False
     requested_by: Text = Field(default="api", max_length=200)

@@ -3,6 +3,8 @@ fields that keep the types of the table columns they show."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from worker.models import (
     StoryBase,
 )
 from worker.schemas import (
+    HTTP_URL,
     ArticleOut,
     CrawlRequestOut,
     FeedIn,
@@ -79,6 +82,39 @@ def test_recrawl_refuses_what_it_cannot_fetch_or_date() -> None:
     assert problems(RecrawlIn, url="https:///no-host").startswith("url: not an http(s) URL")
     assert problems(RecrawlIn, since="soon").startswith("since: Input should be a valid datetime")
     assert RecrawlIn(url="https://example.org/a").requested_by == "api"
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        (1714564800, "a time is an ISO 8601 date or date-time, not a number"),
+        ("0.5", "a time is an ISO 8601 date or date-time, not a number"),
+        ("0001-01-01T00:00:00+05:00", "time out of range once in UTC"),
+    ],
+)
+def test_a_time_is_a_time_in_utc(since: object, message: str) -> None:
+    """pydantic reads a number as seconds since 1970 and keeps a time UTC cannot hold;
+    the API refuses both (422) rather than guess or fail in the driver."""
+    assert problems(RecrawlIn, since=since) == f"since: {message}"
+    assert RecrawlIn(since="2026-05-01").since == datetime(2026, 5, 1)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://a.example/\x00", "https://a.example/a b", "https://пример.укр/", "http://[::1/"],
+)
+def test_urls_the_schema_pattern_refuses_are_refused(url: str) -> None:
+    assert not re.match(HTTP_URL, url)
+    assert problems(FeedIn, **{**FEED, "url": url}).startswith("url: not an http(s) URL")
+
+
+def test_json_types_are_not_coerced() -> None:
+    """The schema says integer and boolean: "60" and 0 are refused, 60.0 is 60."""
+    assert problems(FeedIn, **FEED, poll_interval_seconds="60") == (
+        "poll_interval_seconds: Input should be a JSON number"
+    )
+    assert problems(FeedIn, **FEED, enabled=0) == "enabled: Input should be a valid boolean"
+    assert FeedIn(**FEED, poll_interval_seconds=60.0).poll_interval_seconds == 60
 
 
 def test_describe_names_options() -> None:

@@ -14,7 +14,7 @@ from starlette.routing import compile_path
 
 from .. import __version__, metrics
 from ..broker import BrokerUnavailableError
-from ..operations import BadInputError, NotFoundError, ResyncRequiredError
+from ..operations import BadInputError, ConflictError, NotFoundError, ResyncRequiredError
 from ..settings import Settings, get_settings
 from . import articles, changes, crawl_requests, feeds, ops, stories, subscriptions
 from .deps import require_read, require_write
@@ -64,6 +64,8 @@ async def _refused(request: Request, exc: Exception) -> Response:
     """An operation's refusal as the status code that says what the client must do."""
     if isinstance(exc, NotFoundError):
         code, detail = status.HTTP_404_NOT_FOUND, f"no such {exc.kind}"
+    elif isinstance(exc, ConflictError):
+        code, detail = status.HTTP_409_CONFLICT, str(exc)
     elif isinstance(exc, BadInputError):
         code, detail = status.HTTP_400_BAD_REQUEST, str(exc)
     else:  # the broker is down: nothing was recorded, try again later

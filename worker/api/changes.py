@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from .. import operations
 from ..schemas import ChangePage, ResyncOut
-from .params import KINDS, MAX_ID
+from .params import KINDS, MAX_POSITION
 from .responses import BAD_INPUT, Responses
 
 reads = APIRouter()
@@ -40,7 +40,9 @@ def list_changes(
     after: Annotated[
         int,
         Query(
-            ge=0, le=MAX_ID, description="Position of the last change you applied (0: the start)."
+            ge=0,
+            le=MAX_POSITION,
+            description="Position of the last change you applied (0: the start).",
         ),
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_CHANGES_PAGE)] = 100,

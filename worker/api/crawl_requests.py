@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from .. import operations
 from ..schemas import CrawlRequestOut, RecrawlIn
 from .params import RowId
-from .responses import NOT_FOUND
+from .responses import BAD_INPUT, NOT_FOUND
 
 reads = APIRouter()
 writes = APIRouter()
@@ -23,7 +23,8 @@ def get_crawl_request(request_id: RowId) -> CrawlRequestOut:
     "/recrawl",
     response_model=CrawlRequestOut,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=NOT_FOUND,  # an unknown feed; a dead broker is TOKEN's 503
+    # An unknown feed; a body that is not UTF-8 JSON; a dead broker is TOKEN's 503.
+    responses={**NOT_FOUND, **BAD_INPUT},
 )
 def recrawl(body: RecrawlIn) -> CrawlRequestOut:
     """Enqueue a re-crawl of a feed, one URL, or everything seen since a time."""

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from .. import operations
 from ..schemas import FeedIn, FeedOut
-from .responses import NOT_FOUND
+from .responses import BAD_INPUT, CONFLICT, NOT_FOUND
 
 reads = APIRouter()
 writes = APIRouter()
@@ -21,7 +21,11 @@ def list_feeds() -> list[FeedOut]:
 @writes.post(
     "/feeds",
     response_model=FeedOut,
-    responses={201: {"model": FeedOut, "description": "A new feed was added."}},
+    responses={
+        201: {"model": FeedOut, "description": "A new feed was added."},
+        **BAD_INPUT,  # a body that is not UTF-8 JSON
+        **CONFLICT,
+    },
 )
 def put_feed(body: FeedIn, response: Response) -> FeedOut:
     """Add a feed, or update the feed of that name."""

@@ -23,9 +23,11 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-MAX_QUERY_BYTES = 8192
-"""The longest query string accepted; well past any real one (a search with every
-filter and a cursor is a few hundred bytes)."""
+MAX_QUERY_BYTES = 12 * 1024
+"""The longest query string accepted: past any real one, and past the longest every
+parameter within its own bound can make (about 10 KiB, each character of a 500-character
+search percent-encoded from four UTF-8 bytes), so only a URL that repeats parameters
+meets it; under the HTTP server's own 16 KiB."""
 
 
 class RequestLimits:

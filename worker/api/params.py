@@ -1,9 +1,11 @@
 """The bounds of the path and query parameters, shared by the routers.
 
 Each bound stops a value the database cannot take before it reaches the driver, where
-it would fail as a 500: an id past 64 bits (``MAX_ID``), a time that leaves the calendar
-in UTC (:data:`~worker.schemas.Timestamp`). Strings get a length the longest real value
-fits well inside, so a caller cannot make one request carry megabytes through a filter.
+it would fail as a 500: an id past 32 bits (``MAX_ID``: PostgreSQL's ``SERIAL``), a
+change-feed position past 64, a time that leaves the calendar in UTC
+(:data:`~worker.schemas.Timestamp`), a NUL (``TEXT``). Strings get a length the longest
+real value fits well inside, so a caller cannot make one request carry megabytes through
+a filter.
 Past a bound the answer is FastAPI's 422 naming the parameter, and ``/openapi.json``
 publishes the bound.
 """
@@ -15,10 +17,14 @@ from typing import Annotated
 from fastapi import Path, Query
 
 from ..schemas import TEXT, Timestamp
+from ..search import MAX_QUERY_CHARS
 from .cursors import MAX_ID
 
 RowId = Annotated[int, Path(ge=0, le=MAX_ID, description="The row's id.")]
-"""An id in a path: a 64-bit integer, as the database stores it."""
+"""An id in a path: a 32-bit integer, as PostgreSQL stores it."""
+
+MAX_POSITION = 2**63 - 1
+"""The largest change-feed position (``change_log.position`` is a 64-bit integer)."""
 
 Cursor = Annotated[
     str | None, Query(max_length=1024, description="`next_cursor` of the previous page.")
@@ -34,6 +40,7 @@ FeedName = Annotated[str | None, Query(max_length=200, pattern=TEXT, description
 Search = Annotated[
     str | None,
     Query(
+        max_length=MAX_QUERY_CHARS,
         pattern=TEXT,
         description='Full-text search: words (all must appear), "a phrase", -excluded, '
         "OR between alternatives. Blank: no search.",
@@ -47,6 +54,7 @@ KINDS = r"^ *((article|story|feed) *)?(, *((article|story|feed) *)?)*$"
 __all__ = [
     "KINDS",
     "MAX_ID",
+    "MAX_POSITION",
     "Cursor",
     "FeedName",
     "Language",

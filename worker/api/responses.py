@@ -21,6 +21,7 @@ def _error(description: str) -> dict[str, Any]:
 
 BAD_INPUT: Responses = {400: _error("Input the caller must fix: the detail says what.")}
 NOT_FOUND: Responses = {404: _error("No such row.")}
+CONFLICT: Responses = {409: _error("Clashes with a stored row: another feed has that URL.")}
 TOKEN: Responses = {
     401: _error("No bearer token."),
     403: _error("Wrong bearer token."),

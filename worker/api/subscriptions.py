@@ -17,7 +17,7 @@ writes = APIRouter()
     "/subscriptions",
     response_model=SubscriptionCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=BAD_INPUT,  # a URL the SSRF guard refuses
+    responses=BAD_INPUT,  # a URL the SSRF guard refuses; a body that is not UTF-8 JSON
 )
 def add_subscription(body: SubscriptionIn) -> SubscriptionCreated:
     """Subscribe a URL to new changes; the answer holds the signing secret, shown once."""

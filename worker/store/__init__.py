@@ -67,6 +67,7 @@ from .entries import (
     touch_entries,
 )
 from .feeds import (
+    FeedUrlTakenError,
     PollTarget,
     acquire_feed_lease,
     disable_feed,
@@ -128,6 +129,7 @@ __all__ = [
     "ChangeBatch",
     "ChangeRecord",
     "FeedStats",
+    "FeedUrlTakenError",
     "FetchHistory",
     "PollTarget",
     "ResyncRequiredError",
