@@ -52,13 +52,23 @@ def label_of(is_ukraine_security: bool) -> Label:
     return "ukraine-security" if is_ukraine_security else "other"
 
 
+_H16 = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join(
+    [
+        f"({_H16}:){{7}}{_H16}",
+        f"({_H16}:){{1,7}}:",
+        *(f"({_H16}:){{1,{6 - n}}}(:{_H16}){{1,{n + 1}}}" for n in range(6)),
+        f":((:{_H16}){{1,7}}|:)",
+    ]
+)
 HTTP_URL = (
-    r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=-]+(:[0-9]{0,5})?"
-    r"([/?#][^\x00-\x20\x7f]*)?$"
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9._~%!$&'()*+,;=-]+|\[(" + _IPV6 + r")\])"
+    r"(:[0-9]{0,5})?([/?#][^\x00-\x20\x7f]*)?$"
 )
 """What :func:`http_url` accepts, as the ``pattern`` ``/openapi.json`` publishes: an
-http(s) scheme, an ASCII host (an international name in its ``xn--`` form), an optional
-port, and no space or control character (PostgreSQL cannot store a NUL)."""
+http(s) scheme, an ASCII host (an international name in its ``xn--`` form) or an IPv6
+address in brackets, an optional port, and no space or control character (PostgreSQL
+cannot store a NUL)."""
 
 _HTTP_URL = re.compile(HTTP_URL)
 

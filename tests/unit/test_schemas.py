@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from sqlmodel import SQLModel
 
@@ -30,6 +32,7 @@ from worker.schemas import (
     RecrawlIn,
     StoryOut,
     describe,
+    http_url,
     label_of,
 )
 
@@ -101,11 +104,25 @@ def test_a_time_is_a_time_in_utc(since: object, message: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["https://a.example/\x00", "https://a.example/a b", "https://пример.укр/", "http://[::1/"],
+    [
+        "https://a.example/\x00",
+        "https://a.example/a b",
+        "https://пример.укр/",
+        "http://[::1/",
+        "http://[:::]/",
+    ],
 )
 def test_urls_the_schema_pattern_refuses_are_refused(url: str) -> None:
     assert not re.match(HTTP_URL, url)
     assert problems(FeedIn, **{**FEED, "url": url}).startswith("url: not an http(s) URL")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(HTTP_URL))
+def test_every_url_the_published_pattern_allows_is_accepted(url: str) -> None:
+    """The schema's pattern is what the API takes: a client (or fuzzer) that follows it
+    is never refused."""
+    assert http_url(url) == url
 
 
 def test_json_types_are_not_coerced() -> None:

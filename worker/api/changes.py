@@ -50,7 +50,7 @@ def list_changes(
         str | None,
         Query(
             max_length=100,
-            pattern=KINDS,
+            json_schema_extra={"pattern": KINDS},
             description="Only these kinds, comma-separated: article, story, feed.",
         ),
     ] = None,
