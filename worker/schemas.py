@@ -96,17 +96,19 @@ def _url(**bounds: Any) -> Any:
 
 
 def _in_utc_range(value: datetime) -> datetime:
-    """``value`` when it is still a time once moved to UTC, as every stored time is.
+    """``value``, or the first or last time UTC can hold when ``value`` lies past it.
 
-    ``0001-01-01T00:00:00+05:00`` parses, but is before the first time UTC can hold:
-    refused here (a 422 naming the field), it would otherwise fail in the database
-    driver, as a 500.
+    ``0001-01-01T00:00:00+05:00`` is a valid RFC 3339 time, but before the first one
+    UTC can hold: moving it to UTC, as every stored time is, would fail in the database
+    driver, as a 500. As a bound ("since", "until") the first time UTC holds means the
+    same, so it becomes that, and the schema's every date-time is accepted.
     """
     if value.tzinfo is not None:
         try:
             value.astimezone(UTC)
         except OverflowError:
-            raise ValueError("time out of range once in UTC") from None
+            edge = datetime.min if value.year == datetime.min.year else datetime.max
+            return edge.replace(tzinfo=UTC)
     return value
 
 
