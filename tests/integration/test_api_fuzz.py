@@ -557,21 +557,21 @@ def test_values_no_database_can_take_are_422(
 
 
 @pytest.mark.parametrize(
-    ("path", "params"),
+    ("path", "params", "found"),
     [
-        ("/articles", {"since": "0001-01-01T00:00:00+05:00"}),
-        ("/articles", {"until": "9999-12-31T23:59:59-05:00"}),
-        ("/stories", {"until": "0001-01-01T01:00:12+12:00"}),
+        ("/articles", {"since": "0001-01-01T00:00:00+05:00"}, 6),
+        ("/articles", {"until": "9999-12-31T23:59:59-05:00"}, 6),
+        ("/stories", {"until": "0001-01-01T01:00:12+12:00"}, 0),
     ],
 )
 def test_times_past_utcs_calendar_are_its_edges(
-    api: RunningApi, path: str, params: dict[str, str]
+    api: RunningApi, path: str, params: dict[str, str], found: int
 ) -> None:
     """Found by the fuzz: a valid RFC 3339 time UTC cannot hold failed in the driver
     (a 500); as a bound it is the first or last time UTC holds."""
     response = api.get(path, params=params)
     assert response.status_code == 200, response.text
-    assert response.json()["items"] == ([] if "until" in params else response.json()["items"])
+    assert len(response.json()["items"]) == found
 
 
 @pytest.mark.parametrize(
