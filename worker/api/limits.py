@@ -8,8 +8,8 @@ is refused with 413: before it is read when ``Content-Length`` says so, or as so
 streamed (chunked) body grows past the bound. A query string past
 :data:`MAX_QUERY_BYTES` is refused with 414 before routing: each parameter has its own
 bound too (:mod:`worker.api.params`), this one caps how many of them one URL may
-repeat. The HTTP server's request-line limit (h11: 16 KiB with the headers) is further
-out still and answers a bare 400.
+repeat. The HTTP server's own limit (h11: 16 KiB of a request line and headers it has
+not finished reading) answers a bare 400 further out still.
 
 Our own middleware rather than ``FastAPI(max_body_size=...)``: that one answers in
 plain text or JSON depending on where the body was read, and the schema promises one

@@ -2,12 +2,10 @@
 
 Each bound stops a value the database cannot take before it reaches the driver, where
 it would fail as a 500: an id past 32 bits (``MAX_ID``: PostgreSQL's ``SERIAL``), a
-change-feed position past 64, a time that leaves the calendar in UTC
-(:data:`~worker.schemas.Timestamp`), a NUL (``TEXT``). Strings get a length the longest
-real value fits well inside, so a caller cannot make one request carry megabytes through
-a filter.
-Past a bound the answer is FastAPI's 422 naming the parameter, and ``/openapi.json``
-publishes the bound.
+change-feed position past 64, a NUL (``TEXT``). Strings get a length the longest real
+value fits well inside, so a caller cannot make one request carry megabytes through a
+filter. Past a bound the answer is FastAPI's 422 naming the parameter, and
+``/openapi.json`` publishes the bound.
 """
 
 from __future__ import annotations
