@@ -60,6 +60,11 @@ class BadInputError(ValueError):
     """Input the caller must fix (a date, a cursor); the message says what is wrong."""
 
 
+class ConflictError(BadInputError):
+    """Input that clashes with a stored row (a feed URL another feed has): HTTP 409,
+    exit 2 like any bad input."""
+
+
 def _found(row: Row | None, kind: str, key: object) -> Row:
     if row is None:
         raise NotFoundError(kind, key)
@@ -82,7 +87,10 @@ def get_feed(name: str) -> FeedOut:
 def save_feed(feed: FeedIn) -> tuple[FeedOut, bool]:
     """Add a feed, or update the feed of that name (or URL); returns ``(feed, created)``."""
     with session_scope() as session:
-        row, created = store.upsert_feed(session, **feed.model_dump())
+        try:
+            row, created = store.upsert_feed(session, **feed.model_dump())
+        except store.FeedUrlTakenError as exc:
+            raise ConflictError(str(exc)) from None
         return FeedOut.model_validate(row), created
 
 
@@ -97,7 +105,10 @@ def import_feeds(path: Path) -> FeedImportOut:
     created = 0
     with session_scope() as session:
         for spec in specs:
-            created += store.upsert_feed(session, **spec.model_dump())[1]
+            try:
+                created += store.upsert_feed(session, **spec.model_dump())[1]
+            except store.FeedUrlTakenError as exc:
+                raise ConflictError(f"{path}: {exc}") from None
     return FeedImportOut(created=created, updated=len(specs) - created)
 
 

@@ -14,12 +14,24 @@ always set once stored; the body only when asked for).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from sqlmodel._compat import SQLModelConfig
 
 from .models import ArticleBase, CrawlRequestBase, FeedBase, StoryBase, SubscriptionBase
@@ -40,12 +52,94 @@ def label_of(is_ukraine_security: bool) -> Label:
     return "ukraine-security" if is_ukraine_security else "other"
 
 
+_H16 = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join(
+    [
+        f"({_H16}:){{7}}{_H16}",
+        f"({_H16}:){{1,7}}:",
+        *(f"({_H16}:){{1,{6 - n}}}(:{_H16}){{1,{n + 1}}}" for n in range(6)),
+        f":((:{_H16}){{1,7}}|:)",
+    ]
+)
+HTTP_URL = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9._~%!$&'()*+,;=-]+|\[(" + _IPV6 + r")\])"
+    r"(:[0-9]{0,5})?([/?#][^\x00-\x20\x7f]*)?$"
+)
+"""What :func:`http_url` accepts, as the ``pattern`` ``/openapi.json`` publishes: an
+http(s) scheme, an ASCII host (an international name in its ``xn--`` form) or an IPv6
+address in brackets, an optional port, and no space or control character (PostgreSQL
+cannot store a NUL)."""
+
+_HTTP_URL = re.compile(HTTP_URL)
+
+TEXT = r"^[^\x00]*$"
+"""The pattern of free text a caller sends. PostgreSQL cannot store a NUL character, so
+one would fail in the driver (a 500); and a pattern makes pydantic refuse a lone
+surrogate, which neither database can encode."""
+
+Text = Annotated[str, Field(pattern=TEXT)]
+
+
 def http_url(value: str) -> str:
     """``value`` when it is an http(s) URL with a host: feeds and re-crawls fetch only those."""
+    if not _HTTP_URL.match(value) or any("\ud800" <= c <= "\udfff" for c in value):
+        raise ValueError(f"not an http(s) URL: {value!r}")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {value!r}")
     return value
+
+
+def _url(**bounds: Any) -> Any:
+    """A URL field, checked by :func:`http_url`, whose schema says what that accepts."""
+    return Field(max_length=2048, json_schema_extra={"pattern": HTTP_URL}, **bounds)
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    """``value``, or the first or last time UTC can hold when ``value`` lies past it.
+
+    ``0001-01-01T00:00:00+05:00`` is a valid RFC 3339 time, but before the first one
+    UTC can hold: moving it to UTC, as every stored time is, would fail in the database
+    driver, as a 500. As a bound ("since", "until") the first time UTC holds means the
+    same, so it becomes that, and the schema's every date-time is accepted.
+    """
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            edge = datetime.min if value.year == datetime.min.year else datetime.max
+            return edge.replace(tzinfo=UTC)
+    return value
+
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    """Refuse a number where a time is due: pydantic would read ``1714564800`` (or
+    ``"0.5"``) as seconds since 1970, which no caller of this API means and the schema
+    does not say."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("a time is an ISO 8601 date or date-time, not a number")
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_not_a_number),
+    AfterValidator(_in_utc_range),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ],
+            "description": "ISO 8601; UTC when it has no offset; a date is its midnight.",
+        }
+    ),
+]
+"""A time a caller sends (a filter, a re-crawl's start): a date-time or a date, UTC when
+it has no offset."""
 
 
 def describe(error: ValidationError, names: Mapping[str, str] | None = None) -> str:
@@ -63,6 +157,18 @@ def describe(error: ValidationError, names: Mapping[str, str] | None = None) -> 
 # --- feeds -----------------------------------------------------------------------------
 
 
+def _json_number(value: object) -> object:
+    """Refuse what JSON Schema does not call a number: pydantic would read ``"60"`` as
+    60 and ``true`` as 1."""
+    if isinstance(value, str | bool):
+        raise ValueError("Input should be a JSON number")
+    return value
+
+
+MAX_POLL_INTERVAL = 30 * 24 * 3600
+"""A month: the longest poll interval a feed may ask for (the column is a 32-bit integer)."""
+
+
 class FeedIn(BaseModel):
     """A feed to add, or to update by name."""
 
@@ -70,11 +176,14 @@ class FeedIn(BaseModel):
     # (worker.feedconfig.FeedSpec, which refuses unknown keys).
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    url: str = Field(min_length=8, max_length=2048)
-    tags: list[str] = Field(default_factory=list)
-    language: str | None = Field(default=None, max_length=16)
-    poll_interval_seconds: int | None = Field(default=None, ge=30)
-    enabled: bool = True
+    url: str = _url(min_length=8)
+    tags: list[Annotated[Text, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    language: Text | None = Field(default=None, max_length=16)
+    # As the schema says: an integer (60 or 60.0, not "60" nor true), a boolean (not 0).
+    poll_interval_seconds: (
+        Annotated[int, Field(ge=30, le=MAX_POLL_INTERVAL), BeforeValidator(_json_number)] | None
+    ) = None
+    enabled: StrictBool = True
 
     _http_url = field_validator("url")(http_url)
 
@@ -187,11 +296,21 @@ class StoryDetail(StoryOut):
 class RecrawlIn(BaseModel):
     """Exactly one of feed, url, since."""
 
-    feed: str | None = None
-    url: str | None = None
-    since: datetime | None = None
-    force: bool = False
-    requested_by: str = Field(default="api", max_length=200)
+    # The schema says "exactly one" too (oneOf), so generated clients and fuzzers know it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("feed", "url", "since")
+            ]
+        }
+    )
+
+    feed: Text | None = Field(default=None, max_length=200)
+    url: Annotated[str, _url()] | None = None
+    since: Timestamp | None = None
+    force: StrictBool = False
+    requested_by: Text = Field(default="api", max_length=200)
 
     @field_validator("url")
     @classmethod
@@ -231,6 +350,12 @@ class Health(BaseModel):
     broker: str
 
 
+class ErrorOut(BaseModel):
+    """A refusal the caller can act on (4xx) or a service that is down (503): why, in words."""
+
+    detail: str
+
+
 # --- the change feed -------------------------------------------------------------------
 
 ChangeKind = Literal["article", "story", "feed"]
@@ -252,6 +377,15 @@ class ChangeOut(BaseModel):
     )
 
 
+class ResyncOut(ErrorOut):
+    """410 from ``/changes``: the position is not in the log; reload, then follow from ``head``."""
+
+    resync: Literal[True]
+    reason: Literal["pruned", "ahead"]
+    horizon: int
+    head: int
+
+
 class ChangePage(BaseModel):
     """A page of the change feed, oldest first."""
 
@@ -263,6 +397,14 @@ class ChangePage(BaseModel):
 # --- webhook subscriptions ----------------------------------------------------------------
 
 
+def _topics_schema(schema: dict[str, Any]) -> None:
+    """The topics' names as the items' ``enum`` (imported only when the schema is built:
+    the classifier package is heavy)."""
+    from .classify.topics import TOPICS
+
+    schema["items"] = {"type": "string", "enum": list(TOPICS)}
+
+
 def _articles_only() -> list[ChangeKind]:
     return ["article"]
 
@@ -271,9 +413,9 @@ class SubscriptionIn(BaseModel):
     """A webhook subscription to add: where to POST, and which changes (docs/operations.md,
     "Webhooks"). ``label`` and ``topics`` (any of) narrow articles and stories."""
 
-    url: str = Field(min_length=8, max_length=2048)
+    url: str = _url(min_length=8)
     label: Label | None = None
-    topics: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list, json_schema_extra=_topics_schema)
     kinds: list[ChangeKind] = Field(default_factory=_articles_only, min_length=1)
 
     _http_url = field_validator("url")(http_url)

@@ -201,13 +201,14 @@ def parse_query(text: str | None) -> SearchQuery | None:
     Raises :class:`QueryError` when the text is too long, holds no word to search for,
     or has an alternative made only of negated terms.
     """
-    if is_blank(text):
-        return None
-    assert text is not None
-    if len(text) > MAX_QUERY_CHARS:
+    # Length first, blank or not: the API's schema says "at most MAX_QUERY_CHARS".
+    if text is not None and len(text) > MAX_QUERY_CHARS:
         raise QueryError(
             f"the search is too long ({len(text)} characters; at most {MAX_QUERY_CHARS})"
         )
+    if is_blank(text):
+        return None
+    assert text is not None
     cleaned = _clean(text)
     groups: list[tuple[list[str], list[str]]] = [([], [])]
     for token in _tokens(cleaned):

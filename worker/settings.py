@@ -302,6 +302,11 @@ class Settings(BaseSettings):
     # API.
     api_token: str | None = Field(default=None, description="Bearer token for write endpoints.")
     api_read_requires_token: bool = False
+    api_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest API request body; a larger one is refused with 413 unread.",
+    )
 
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Port for the worker's Prometheus metrics."

@@ -14,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
-from worker.api.cursors import MAX_ID, article_after, article_cursor, encode_cursor
+from worker.api.cursors import (
+    MAX_ID,
+    article_after,
+    article_cursor,
+    encode_cursor,
+    story_before,
+    story_cursor,
+)
 from worker.models import UTCDateTime
 from worker.operations import BadInputError
 
@@ -87,3 +94,12 @@ def test_cursor_of_another_order_is_refused() -> None:
     with pytest.raises(BadInputError, match="another sort order"):
         article_after(cursor, "relevance")
     assert json.loads(base64.urlsafe_b64decode(cursor + "=="))[0] == "published"
+
+
+def test_story_cursors() -> None:
+    """A story cursor holds an id the database can compare (PostgreSQL's ids are 32-bit;
+    JSON's true is not an id), or is refused."""
+    assert story_before(story_cursor(7)) == 7
+    for parts in (["story", MAX_ID + 1], ["story", True], ["story", -1], ["story", "7"], [7]):
+        with pytest.raises(BadInputError):
+            story_before(encode_cursor(*parts))

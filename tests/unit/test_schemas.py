@@ -3,9 +3,13 @@ fields that keep the types of the table columns they show."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from sqlmodel import SQLModel
 
@@ -20,6 +24,7 @@ from worker.models import (
     StoryBase,
 )
 from worker.schemas import (
+    HTTP_URL,
     ArticleOut,
     CrawlRequestOut,
     FeedIn,
@@ -27,6 +32,7 @@ from worker.schemas import (
     RecrawlIn,
     StoryOut,
     describe,
+    http_url,
     label_of,
 )
 
@@ -79,6 +85,54 @@ def test_recrawl_refuses_what_it_cannot_fetch_or_date() -> None:
     assert problems(RecrawlIn, url="https:///no-host").startswith("url: not an http(s) URL")
     assert problems(RecrawlIn, since="soon").startswith("since: Input should be a valid datetime")
     assert RecrawlIn(url="https://example.org/a").requested_by == "api"
+
+
+@pytest.mark.parametrize("since", [1714564800, "0.5", "1e5"])
+def test_a_number_is_not_a_time(since: object) -> None:
+    """pydantic reads a number as seconds since 1970; the API refuses it (422)."""
+    assert problems(RecrawlIn, since=since) == (
+        "since: a time is an ISO 8601 date or date-time, not a number"
+    )
+
+
+def test_a_time_past_utcs_calendar_is_its_edge() -> None:
+    """A valid RFC 3339 time that UTC cannot hold is the first (or last) time UTC can,
+    not a 500 when the driver converts it."""
+    assert RecrawlIn(since="0001-01-01T00:00:00+05:00").since == datetime.min.replace(tzinfo=UTC)
+    assert RecrawlIn(since="9999-12-31T23:59:59-05:00").since == datetime.max.replace(tzinfo=UTC)
+    assert RecrawlIn(since="2026-05-01").since == datetime(2026, 5, 1)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://a.example/\x00",
+        "https://a.example/a b",
+        "https://пример.укр/",
+        "http://[::1/",
+        "http://[:::]/",
+    ],
+)
+def test_urls_the_schema_pattern_refuses_are_refused(url: str) -> None:
+    assert not re.match(HTTP_URL, url)
+    assert problems(FeedIn, **{**FEED, "url": url}).startswith("url: not an http(s) URL")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(HTTP_URL))
+def test_every_url_the_published_pattern_allows_is_accepted(url: str) -> None:
+    """The schema's pattern is what the API takes: a client (or fuzzer) that follows it
+    is never refused."""
+    assert http_url(url) == url
+
+
+def test_json_types_are_not_coerced() -> None:
+    """The schema says integer and boolean: "60" and 0 are refused, 60.0 is 60."""
+    assert problems(FeedIn, **FEED, poll_interval_seconds="60") == (
+        "poll_interval_seconds: Input should be a JSON number"
+    )
+    assert problems(FeedIn, **FEED, enabled=0) == "enabled: Input should be a valid boolean"
+    assert FeedIn(**FEED, poll_interval_seconds=60.0).poll_interval_seconds == 60
 
 
 def test_describe_names_options() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -10,34 +9,30 @@ from fastapi import APIRouter, Query
 from .. import operations, store
 from ..schemas import ArticleOut, ArticlePage, Label
 from .cursors import MAX_PAGE, article_after, article_cursor
+from .params import MAX_ID, Cursor, FeedName, Language, RowId, Search, Timestamp, Topic
+from .responses import BAD_INPUT, NOT_FOUND
 
 reads = APIRouter()
 
 
-@reads.get("/articles", response_model=ArticlePage)
+@reads.get("/articles", response_model=ArticlePage, responses=BAD_INPUT)
 def list_articles(
     label: Label | None = None,
-    topic: str | None = None,
+    topic: Topic = None,
     since: Annotated[
-        datetime | None, Query(description="Published (or stored) at or after.")
+        Timestamp | None, Query(description="Published (or stored) at or after.")
     ] = None,
-    until: Annotated[datetime | None, Query(description="Published before.")] = None,
-    feed: Annotated[str | None, Query(description="Feed name.")] = None,
-    language: str | None = None,
-    story_id: int | None = None,
-    q: Annotated[
-        str | None,
-        Query(
-            description='Full-text search: words (all must appear), "a phrase", -excluded, '
-            "OR between alternatives. Blank: no search."
-        ),
-    ] = None,
+    until: Annotated[Timestamp | None, Query(description="Published before.")] = None,
+    feed: FeedName = None,
+    language: Language = None,
+    story_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    q: Search = None,
     sort: Annotated[
         Literal["relevance", "published", "id"] | None,
         Query(description="Default: relevance with q, else published."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
     include_body: bool = False,
 ) -> ArticlePage:
     """Articles, newest first; ``sort=published`` (publication time, or storage
@@ -65,7 +60,7 @@ def list_articles(
     return ArticlePage(items=items, next_cursor=next_cursor)
 
 
-@reads.get("/articles/{article_id}", response_model=ArticleOut)
-def get_article(article_id: int) -> ArticleOut:
+@reads.get("/articles/{article_id}", response_model=ArticleOut, responses=NOT_FOUND)
+def get_article(article_id: RowId) -> ArticleOut:
     """One article with its full extracted body."""
     return operations.get_article(article_id)

@@ -3,17 +3,21 @@ feed in one gap-safe order (docs/schema.md, "Change feed")."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from .. import operations
-from ..schemas import ChangePage
+from ..schemas import ChangePage, ResyncOut
+from .params import KINDS, MAX_POSITION
+from .responses import BAD_INPUT, Responses
 
 reads = APIRouter()
 
-RESYNC: dict[int | str, dict[str, Any]] = {
+RESYNC: Responses = {
+    **BAD_INPUT,  # an unknown kind
     410: {
+        "model": ResyncOut,
         "description": "`after` is not in the log (pruned by retention, or beyond its end): "
         "reload your copy, then follow from `head`.",
         "content": {
@@ -27,19 +31,28 @@ RESYNC: dict[int | str, dict[str, Any]] = {
                 }
             }
         },
-    }
+    },
 }
 
 
 @reads.get("/changes", response_model=ChangePage, responses=RESYNC)
 def list_changes(
     after: Annotated[
-        int, Query(ge=0, description="Position of the last change you applied (0: the start).")
+        int,
+        Query(
+            ge=0,
+            le=MAX_POSITION,
+            description="Position of the last change you applied (0: the start).",
+        ),
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_CHANGES_PAGE)] = 100,
     kinds: Annotated[
         str | None,
-        Query(description="Only these kinds, comma-separated: article, story, feed."),
+        Query(
+            max_length=100,
+            json_schema_extra={"pattern": KINDS},
+            description="Only these kinds, comma-separated: article, story, feed.",
+        ),
     ] = None,
     include_body: bool = False,
 ) -> ChangePage:

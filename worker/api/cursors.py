@@ -19,8 +19,10 @@ from ..operations import ArticleKey, BadInputError
 MAX_PAGE = 200
 """The most rows one page holds (``?limit=``)."""
 
-MAX_ID = 2**63 - 1
-"""Ids are 64-bit at most: a larger one in a tampered cursor must not reach the driver."""
+MAX_ID = 2**31 - 1
+"""The largest row id: ids are 32-bit integers on PostgreSQL (``SERIAL``), and a larger
+one (in a tampered cursor, a path, a filter) must not reach the driver, which fails on it
+as a 500 ("integer out of range")."""
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -50,18 +52,16 @@ def article_after(cursor: str, sort: str) -> ArticleKey:
     """The key an article cursor holds; it must have been made for the same sort order.
 
     Every part is checked, not only parsed: a cursor is client input, and a value the
-    database cannot compare (an id past 64 bits, a NaN rank, a time that leaves the
-    calendar in UTC) would otherwise fail in the driver as a 500.
+    database cannot compare (an id past :data:`MAX_ID`, a NaN rank, a time that leaves
+    the calendar in UTC) would otherwise fail in the driver as a 500.
     """
     parts = decode_cursor(cursor)
     try:
         kind, key, last_id = parts
         if kind != sort:
             raise ValueError("cursor was made for another sort order")
-        if isinstance(last_id, bool) or not isinstance(last_id, int):
-            raise ValueError("id is not an integer")
-        if not 0 <= last_id <= MAX_ID:
-            raise ValueError("id out of range")
+        if not _is_id(last_id):
+            raise ValueError(f"id is not an integer from 0 to {MAX_ID}")
         if sort == "relevance":
             if isinstance(key, bool) or not isinstance(key, int | float):
                 raise ValueError("rank is not a number")
@@ -81,8 +81,15 @@ def story_cursor(story_id: int) -> str:
 
 
 def story_before(cursor: str) -> int:
-    """The story id a story cursor holds."""
+    """The story id a story cursor holds; checked as an article cursor's id is."""
     parts = decode_cursor(cursor)
-    if len(parts) != 2 or parts[0] != "story" or not isinstance(parts[1], int):
+    if len(parts) != 2 or parts[0] != "story" or not _is_id(parts[1]):
         raise BadInputError("invalid cursor")
-    return parts[1]
+    story_id: int = parts[1]
+    return story_id
+
+
+def _is_id(value: Any) -> bool:
+    """An id the database can compare: an int (not a bool, which JSON's true decodes to)
+    from 0 to :data:`MAX_ID`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID

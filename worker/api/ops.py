@@ -11,7 +11,11 @@ from ..schemas import Health
 router = APIRouter()
 
 
-@router.get("/health", response_model=Health)
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database or the broker is down."}},
+)
 def health(response: Response) -> Health:
     """200 when the database and the broker answer, else 503 with what is down."""
     report = operations.health()

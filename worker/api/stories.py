@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,19 +9,21 @@ from fastapi import APIRouter, Query
 from .. import operations
 from ..schemas import Label, StoryDetail, StoryPage
 from .cursors import MAX_PAGE, story_before, story_cursor
+from .params import MAX_ID, Cursor, RowId, Timestamp, Topic
+from .responses import BAD_INPUT, NOT_FOUND
 
 reads = APIRouter()
 
 
-@reads.get("/stories", response_model=StoryPage)
+@reads.get("/stories", response_model=StoryPage, responses=BAD_INPUT)
 def list_stories(
     label: Label | None = None,
-    topic: str | None = None,
-    since: Annotated[datetime | None, Query(description="Last seen at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="First seen before.")] = None,
-    min_articles: Annotated[int, Query(ge=1)] = 1,
+    topic: Topic = None,
+    since: Annotated[Timestamp | None, Query(description="Last seen at or after.")] = None,
+    until: Annotated[Timestamp | None, Query(description="First seen before.")] = None,
+    min_articles: Annotated[int, Query(ge=1, le=MAX_ID)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> StoryPage:
     """Stories (an event reported by one or more articles), newest first."""
     where = operations.StoryFilter(
@@ -36,7 +37,7 @@ def list_stories(
     )
 
 
-@reads.get("/stories/{story_id}", response_model=StoryDetail)
-def get_story(story_id: int) -> StoryDetail:
+@reads.get("/stories/{story_id}", response_model=StoryDetail, responses=NOT_FOUND)
+def get_story(story_id: RowId) -> StoryDetail:
     """One story with all its articles (without bodies)."""
     return operations.get_story(story_id)

@@ -69,6 +69,7 @@ from .entries import (
     touch_entries,
 )
 from .feeds import (
+    FeedUrlTakenError,
     PollTarget,
     acquire_feed_lease,
     disable_feed,
@@ -132,6 +133,7 @@ __all__ = [
     "ChangeBatch",
     "ChangeRecord",
     "FeedStats",
+    "FeedUrlTakenError",
     "FetchHistory",
     "PollTarget",
     "ResyncRequiredError",

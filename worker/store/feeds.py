@@ -33,6 +33,15 @@ from .sql import as_utc
 log = structlog.get_logger(__name__)
 
 
+class FeedUrlTakenError(ValueError):
+    """Another feed already polls this URL (``feeds.url`` is unique): updating a feed to
+    it would fail in the database."""
+
+    def __init__(self, url: str, owner: str) -> None:
+        super().__init__(f"feed {owner!r} already has the URL {url!r}")
+        self.url, self.owner = url, owner
+
+
 def upsert_feed(
     session: Session,
     *,
@@ -43,10 +52,15 @@ def upsert_feed(
     poll_interval_seconds: int | None = None,
     enabled: bool = True,
 ) -> tuple[Feed, bool]:
-    """Create or update a feed by name (or URL); returns ``(feed, created)``."""
+    """Create or update a feed by name (or URL); returns ``(feed, created)``. Raises
+    :class:`FeedUrlTakenError` when the feed of that name would take another's URL."""
     feed = session.exec(select(Feed).where(col(Feed.name) == name)).first()
     if feed is None:
         feed = session.exec(select(Feed).where(col(Feed.url) == url)).first()
+    elif feed.url != url:
+        owner = session.exec(select(Feed).where(col(Feed.url) == url)).first()
+        if owner is not None:
+            raise FeedUrlTakenError(url, owner.name)
     created = feed is None
     if feed is None:
         feed = Feed(name=name, url=url, next_poll_at=utcnow())
