@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,8 +77,16 @@ class SoakWeb:
             def do_GET(self) -> None:
                 soak._handle(self)
 
-        self.hostile_server = ThreadingHTTPServer(("127.0.0.2", 0), Hostile)
-        self.hostile_server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A worker giving up on a slow page resets the connection: not worth a
+                # traceback in the soak's output.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self.hostile_server = Server(("127.0.0.2", 0), Hostile)
         self.items: list[Item] = []
         self.by_feed: dict[str, list[Item]] = {name: [] for name in self.feed_names}
         self._next_article = 0
