@@ -43,8 +43,10 @@ if str(REPO_ROOT) not in sys.path:
 
 from bench.chaosproxy import ChaosProxy  # noqa: E402
 from bench.newsweb import load_pages  # noqa: E402
+from bench.run import _children  # noqa: E402
 from bench.soakcheck import check_invariants, drained, make_all_feeds_due  # noqa: E402
 from bench.soakweb import SoakWeb  # noqa: E402
+from tests.integration.helpers import wait_until  # noqa: E402
 from tests.support import services  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -287,14 +289,6 @@ class FaultScheduler(threading.Thread):
         self.threads.append(thread)
 
 
-def _wait_for(predicate: Any, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
 def log_errors(workdir: Path) -> dict[str, int]:
     """Error and critical log events of every worker and beat, by task and exception:
     what an operator would find in the logs after such a day."""
@@ -316,13 +310,6 @@ def log_errors(workdir: Path) -> dict[str, int]:
             key = f"{event['level']}: {where}: {last[0][:90]}"
             counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _add_feeds(web: SoakWeb) -> dict[str, int]:
@@ -400,7 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         deployment.start_api()
 
         for name, proc in deployment.workers.items():
-            _wait_for(lambda p=proc: "ready" in p.log(), f"worker {name} ready")  # type: ignore[misc]
+            wait_until(lambda p=proc: "ready" in p.log(), timeout=120, what=f"worker {name} ready")  # type: ignore[misc]
         started = time.monotonic()
         until = started + args.minutes * 60
         web.publish_every(args.publish_every)

@@ -53,16 +53,15 @@ def _entries(conn: sa.Connection) -> dict[tuple[int, str], sa.Row[Any]]:
 
 
 def _refresh_crawl_requests() -> list[tuple[int, str]]:
-    """Each unfinished request's status as an operator reads it (progress is counted on read)."""
+    """Each unfinished request's status as an operator reads it (the listing counts
+    progress on read)."""
     from worker import operations
 
-    unfinished = []
-    for row in operations.list_crawl_requests(limit=1000):
-        if row.status not in ("done", "failed"):
-            now = operations.crawl_request(row.id)
-            if now.status not in ("done", "failed"):
-                unfinished.append((now.id, now.status))
-    return unfinished
+    return [
+        (row.id, row.status)
+        for row in operations.list_crawl_requests(limit=1000)
+        if row.status not in ("done", "failed")
+    ]
 
 
 def drained(url: str, items: list[Item], feed_ids: dict[str, int]) -> dict[str, Any]:
