@@ -38,9 +38,9 @@ DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 # between two machines).
 NEIGHBOURS_TEST2_MIN_PRECISION = 0.945
 NEIGHBOURS_TEST2_MIN_RECALL = 0.895
-# test, the first held-out split (stricter labels than dev): P 0.911, R 0.911 (133/13/13).
-NEIGHBOURS_MIN_PRECISION = 0.90
-NEIGHBOURS_MIN_RECALL = 0.90
+# The old `test` split (P 0.911, R 0.911) is no longer asserted here: the floors sit on the
+# release gate, and scoring both splits cost half a minute of the suite's budget. It is
+# reproduced by `python -m eval.classifier_eval --split test --classifier neighbours`.
 
 
 @pytest.fixture(scope="module")
@@ -183,10 +183,6 @@ def test_other_languages_keep_the_rule_decision() -> None:
 def test_held_out_figures_with_neighbours() -> None:
     from eval.classifier_eval import load_items, metrics, run
 
-    items = [item for item in load_items(DATA_DIR) if item.split == "test"]
-    m = metrics(run(items, method="neighbours"))
-    assert m.precision >= NEIGHBOURS_MIN_PRECISION, m
-    assert m.recall >= NEIGHBOURS_MIN_RECALL, m
     second = [item for item in load_items(DATA_DIR) if item.split == "test2"]
     m2 = metrics(run(second, method="neighbours"))
     assert m2.precision >= NEIGHBOURS_TEST2_MIN_PRECISION, m2
