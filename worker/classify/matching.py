@@ -82,11 +82,11 @@ class Matcher:
             inner = []
             # Longest first, so "war in ukraine" wins over "war" at the same position.
             for rest, term_id in sorted(branches, key=lambda br: -len(br[0])):
-                inner.append("(" + rest + ")")
+                inner.append(rest + "()")
                 self._group_term.append(term_id)
             parts.append(re.escape(head) + "(?:" + "|".join(inner) + ")")
         for branch, term_id in sorted(misc, key=lambda br: -len(br[0])):
-            parts.append("(" + branch + ")")
+            parts.append("(?:" + branch + ")()")
             self._group_term.append(term_id)
         self.regex = re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.UNICODE)
 
