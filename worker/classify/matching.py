@@ -14,13 +14,11 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-MAX_ANCHORS = 25
+MAX_ANCHORS = 32
 """A table is matched by its anchors only when it has at most this many: each is one
-``str.find`` pass over the text, so beyond ~25 they cost more than one regex scan (measured
-on 20,000-character bodies, docs/classifier.md "Speed")."""
-ANCHOR_MIN_CHARS = 1_000
-"""Shorter texts (feed items) are always scanned: one regex pass over a few hundred
-characters is as cheap as the ``str.find`` passes."""
+``str.find`` pass over the text, so beyond ~30 they cost more than one regex scan
+(``python -m bench.rule_tables``: 30 anchors 0.41 vs 0.60 ms on a 20,000-character body,
+65 anchors 0.96 vs 0.72 ms; on feed items about even at 30, faster below)."""
 
 
 class Hit(NamedTuple):
@@ -150,7 +148,7 @@ class Matcher:
     skips a branch whose first character differs without entering it (a group first made the
     rule layer twice as slow). Spaces match whitespace or hyphens.
 
-    On a long text, a table with few terms (``MAX_ANCHORS``) is not scanned: every match
+    A table with few terms (``MAX_ANCHORS``) is not scanned at all: every match
     starts with one of the terms' literal beginnings (*anchors*), so the regex is tried only
     where ``str.find`` finds an anchor, in order, skipping positions inside the previous
     hit - exactly the hits ``finditer`` returns, without one more pass of the regex engine
@@ -194,7 +192,7 @@ class Matcher:
 
     def find(self, text: str) -> list[Hit]:
         """Every hit in ``text``, as ``regex.finditer`` finds them (non-overlapping, in order)."""
-        if self.anchors is not None and len(text) >= ANCHOR_MIN_CHARS:
+        if self.anchors is not None:
             return self.find_anchored(text)
         return self.scan(text)
 
