@@ -1,6 +1,9 @@
-"""Term matching: the anchored path finds exactly the hits of a full regex scan."""
+"""Term matching: the anchored path finds exactly the hits of a full regex scan, and the
+regexes rewritten for speed match what their plain forms match."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -8,6 +11,7 @@ from hypothesis import strategies as st
 
 from worker.classify import lexicon as lex
 from worker.classify.matching import Hit, Matcher, _anchors, _literal_prefix, _split_top_level
+from worker.classify.rules import _SENTENCE_END
 from worker.classify.topics import TOPIC_TERMS
 
 TABLES = {
@@ -102,3 +106,12 @@ def test_the_only_groups_are_the_empty_ones_naming_the_terms() -> None:
     for terms in TABLES.values():
         m = Matcher(terms)
         assert m.regex.groups == m.regex.pattern.count("()")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab.!?,; \n\t\r\u2028\u00a0\u3000", max_size=40))
+def test_sentence_end_regex_matches_its_plain_form(text: str) -> None:
+    plain = re.compile(r"(?<=[.!?])\s+|\n+")
+    assert [m.span() for m in _SENTENCE_END.finditer(text)] == [
+        m.span() for m in plain.finditer(text)
+    ]
