@@ -17,8 +17,9 @@ from typing import NamedTuple
 MAX_ANCHORS = 32
 """A table is matched by its anchors only when it has at most this many: each is one
 ``str.find`` pass over the text, so beyond ~30 they cost more than one regex scan
-(``python -m bench.rule_tables``: 30 anchors 0.41 vs 0.60 ms on a 20,000-character body,
-65 anchors 0.96 vs 0.72 ms; on feed items about even at 30, faster below)."""
+(``python -m bench.rule_tables``, 2026-12-03: 30 anchors 0.40 vs 0.58 ms on a
+20,000-character body, 65 anchors 0.98 vs 0.72 ms; on feed items about even at 30, faster
+below)."""
 
 
 class Hit(NamedTuple):
@@ -146,7 +147,8 @@ class Matcher:
     tries only the few terms sharing that letter instead of all of them. The group sits at
     the end, not around the branch, so each branch starts with its literal and the engine
     skips a branch whose first character differs without entering it (a group first made the
-    rule layer twice as slow). Spaces match whitespace or hyphens.
+    rule layer 1.7 times slower on a long body: docs/classifier.md, "Speed of the rule
+    layer"). Spaces match whitespace or hyphens.
 
     A table with few terms (``MAX_ANCHORS``) is not scanned at all: every match
     starts with one of the terms' literal beginnings (*anchors*), so the regex is tried only
