@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/classifier_speed.py            # ~1 min on 2 cores
     .venv/bin/python bench/classifier_speed.py --rounds 5
+    .venv/bin/python bench/classifier_speed.py --baseline 40dfe39 --no-neighbours
 
 Why a separate script: the issue's budget is "well under 50 ms per article", and the
 figures printed by ``eval.classifier_eval`` are a by-product of an accuracy run, so they
@@ -14,7 +15,12 @@ Inputs: 300 feed snippets (``test2``, the common case), 300 Ukrainian/Russian it
 (``ml_dev``: the Cyrillic learned stage), every fundus full article (the
 extracted-article case) and one 20,000-character body (the worst case the worker sees
 after extraction caps). Wall-clock per call, one process, the stage loaded beforehand
-(as a warmed-up worker has it). ``neighbours`` is skipped when its extra is not installed.
+(as a warmed-up worker has it). ``neighbours`` is skipped when its extra is not installed
+(or with ``--no-neighbours``).
+
+``--baseline REV`` adds ``rules@REV`` and ``hybrid@REV``: the classifier package as it was
+at a git revision (``eval.classifier_identity.load_baseline``), timed in the same rounds,
+so a speed change is measured as a ratio on the same inputs in the same run.
 """
 
 from __future__ import annotations
@@ -31,16 +37,27 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from eval.classifier_eval import Item, load_items, long_body  # noqa: E402
+from eval.classifier_identity import load_baseline  # noqa: E402
 from worker.classify import classify, classify_rules_only  # noqa: E402
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
-def _methods() -> dict[str, Callable[[str, str, str], object]]:
+def _methods(
+    baseline: str | None, with_neighbours: bool
+) -> dict[str, Callable[[str, str, str], object]]:
     methods: dict[str, Callable[[str, str, str], object]] = {
         "rules": lambda t, b, lang: classify_rules_only(title=t, body=b),
         "hybrid": lambda t, b, lang: classify(title=t, body=b, language=lang),
     }
+    if baseline:
+        old = load_baseline(baseline)
+        methods[f"rules@{baseline}"] = lambda t, b, lang: old.classify_rules_only(title=t, body=b)
+        methods[f"hybrid@{baseline}"] = lambda t, b, lang: old.classify(
+            title=t, body=b, language=lang
+        )
+    if not with_neighbours:
+        return methods
     try:
         from worker.classify import neighbours
 
@@ -72,13 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per method")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time the classifier as it was at a git revision"
+    )
+    parser.add_argument("--no-neighbours", action="store_true", help="skip the neighbour method")
     args = parser.parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"data directory not found: {args.data_dir}", file=sys.stderr)
         return 2
 
     items = list(load_items(args.data_dir))
-    methods = _methods()
+    methods = _methods(args.baseline, not args.no_neighbours)
     for name, workload in _workloads(items).items():
         samples: dict[str, list[float]] = {m: [] for m in methods}
         for fn in methods.values():  # warm-up: regex caches, model weights in cache
@@ -91,13 +112,13 @@ def main(argv: list[str] | None = None) -> int:
                     samples[method].append((time.perf_counter() - start) * 1000.0)
         base = statistics.mean(samples["rules"])
         print(f"\n{name}")
-        print(f"  {'method':<11} {'mean ms':>8} {'median':>8} {'p95':>8} {'max':>8} {'x rules':>8}")
+        print(f"  {'method':<18} {'mean ms':>8} {'median':>8} {'p95':>8} {'max':>8} {'x rules':>8}")
         for method, values in samples.items():
             values.sort()
             p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
             mean = statistics.mean(values)
             print(
-                f"  {method:<11} {mean:8.2f} {statistics.median(values):8.2f} {p95:8.2f} "
+                f"  {method:<18} {mean:8.2f} {statistics.median(values):8.2f} {p95:8.2f} "
                 f"{values[-1]:8.2f} {mean / base:8.1f}"
             )
     return 0

