@@ -63,3 +63,39 @@ def test_beat_resends_a_request_still_queued_after_the_stale_time(
         assert (request.total, request.done) == (1, 1)
         # The younger one is not resent yet: its message may still be on its way.
         assert operations.crawl_request(fresh).status == "queued"
+
+
+def test_a_second_delivery_of_a_request_keeps_its_totals(
+    broker_url: str, sqlite_url: str, web: LocalWeb
+) -> None:
+    """Found by CI: beat resent a request whose first delivery was merely slow; the second
+    expansion polled the feed, found nothing new and set the request done with 0 entries."""
+    from worker.pipeline import expand_crawl_request
+    from worker.settings import get_settings
+    from worker.tasks import get_fetcher
+
+    page = web.add_page("a.html", "<html><body><p>" + "Kyiv ceasefire talks. " * 40 + "</p>")
+    web.add_page("feed.xml", rss([{"title": "Talks", "link": page}]))
+    add_feed(name="twice", url=web.url("feed.xml"), enabled=False)
+    request_id = record_without_sending("twice", age_seconds=0)
+
+    def expand() -> tuple[str, list[int]]:
+        expansion = expand_crawl_request(
+            request_id, fetcher=get_fetcher(), settings=get_settings(), owner="test"
+        )
+        return expansion.status, expansion.entry_ids
+
+    status, first = expand()
+    assert status == "running"
+    assert len(first) == 1
+    # Redelivered before the entry ran: the same entry again, the totals kept.
+    assert expand() == ("running", first)
+    assert (
+        operations.crawl_request(request_id).total,
+        operations.crawl_request(request_id).status,
+    ) == (1, "running")
+    # After the request finished, a late duplicate changes nothing.
+    with session_scope() as session:
+        store.fail_crawl_request(session, request_id=request_id, reason="stopped by the test")
+    assert expand() == ("failed", [])
+    assert operations.crawl_request(request_id).total == 1

@@ -51,6 +51,16 @@ def expand_crawl_request(
         if request is None:
             return Expansion(status="missing")
         kind, target, force = request.kind, request.target, request.force
+        if request.status in ("done", "failed"):
+            # A second delivery (acks_late redelivery, or beat's resend of a request that
+            # looked lost) of a request that already ran: expanding it again would poll
+            # the feed, find nothing new and overwrite its totals with zero.
+            return Expansion(status=request.status, error=request.error)
+        if request.status == "running":
+            # Expanded before the first delivery died or was duplicated: hand out its
+            # unfinished entries again (processing is idempotent), keep its totals.
+            pending = store.entry_ids_for_request(session, request_id, pending_only=True)
+            return Expansion(status="running", entry_ids=pending, force=force)
         feed = store.get_feed_by_name(session, target) if kind == "feed" else None
         feed_id = feed.id if feed is not None else None
     entry_ids: list[int] = []

@@ -268,10 +268,14 @@ def entry_ids_since(session: Session, *, since: datetime, include_stored: bool) 
     return [int(r) for r in session.exec(query).all() if r is not None]
 
 
-def entry_ids_for_request(session: Session, request_id: int) -> list[int]:
-    rows = session.exec(
-        select(Entry.id).where(col(Entry.crawl_request_id) == request_id).order_by(col(Entry.id))
-    ).all()
+def entry_ids_for_request(
+    session: Session, request_id: int, *, pending_only: bool = False
+) -> list[int]:
+    """The entries linked to a re-crawl request; ``pending_only``: those not yet finished."""
+    query = select(Entry.id).where(col(Entry.crawl_request_id) == request_id)
+    if pending_only:
+        query = query.where(col(Entry.status) == "pending")
+    rows = session.exec(query.order_by(col(Entry.id))).all()
     return [int(r) for r in rows if r is not None]
 
 
