@@ -67,10 +67,14 @@ SIM_CHUNK = 4_000
 class Student:
     groups: str
     c: float
+    """Linear: liblinear's C. MLP: the weight decay."""
     lam: float
     """Weight of one dump item relative to one dev item (0: the plain hybrid)."""
+    kind: str = "linear"
 
     def describe(self) -> str:
+        if self.kind == "mlp":
+            return f"mlp{MLP_HIDDEN} {self.groups} wd={self.c:g} lam={self.lam:g}"
         return f"{self.groups} C={self.c:g} lam={self.lam:g}"
 
 
@@ -79,12 +83,111 @@ HYBRID = Student("rules+lex+words", 0.3, 0.0)
 
 
 def students() -> list[Student]:
-    return [HYBRID] + [
-        Student(groups, c, lam)
-        for groups in ("rules+lex+words", "rules+lex+words+bigrams")
-        for c in (0.3, 1.0)
-        for lam in (0.3, 1.0)
+    words, bigrams = "rules+lex+words", "rules+lex+words+bigrams"
+    return [
+        HYBRID,
+        *(Student(words, 0.3, lam) for lam in (0.3, 1.0, 3.0)),
+        Student(bigrams, 0.3, 1.0),
+        *(Student(words, 1e-4, lam, "mlp") for lam in (0.0, 1.0, 3.0)),
     ]
+
+
+MLP_HIDDEN = 32
+MLP_EPOCHS = 6
+MLP_BATCH = 256
+MLP_MAX_VOCAB = 30_000
+
+
+@dataclass
+class Mlp:
+    """A wide-and-deep student: ``z = bias + x.linear + out . relu(hidden_bias + x @ hidden)``
+    over sparse features (the numpy forward pass a worker would run)."""
+
+    vocab: dict[str, int]
+    linear: np.ndarray
+    hidden: np.ndarray
+    hidden_bias: np.ndarray
+    out: np.ndarray
+    bias: float
+
+    def decision(self, rows: list[dict[str, float]]) -> np.ndarray:
+        z = np.empty(len(rows))
+        for n, row in enumerate(rows):
+            pairs = [(self.vocab[k], v) for k, v in row.items() if k in self.vocab]
+            idx = np.array([i for i, _ in pairs], dtype=np.int64)
+            val = np.array([v for _, v in pairs])
+            h = np.maximum(self.hidden_bias + val @ self.hidden[idx], 0.0)
+            z[n] = self.bias + float(val @ self.linear[idx]) + float(h @ self.out)
+        return z
+
+
+def fit_mlp(
+    rows: list[dict[str, float]], targets: np.ndarray, weights: np.ndarray, student: Student
+) -> Mlp:
+    """Train the MLP student with torch (dev time only), soft targets, fixed seed."""
+    import torch
+
+    torch.manual_seed(tc.SEED)
+    torch.set_num_threads(1)
+    prefixes = tuple(tc.GROUPS[student.groups])
+    df: dict[str, int] = {}
+    for r in rows:
+        for k in r:
+            if k.startswith(prefixes):
+                df[k] = df.get(k, 0) + 1
+    names = sorted(
+        (k for k, n in df.items() if k.startswith("r:") or n >= tc.MIN_DF),
+        key=lambda k: (-df[k], k),
+    )[:MLP_MAX_VOCAB]
+    vocab = {k: i for i, k in enumerate(sorted(names))}
+    idx_rows = [[(vocab[k], v) for k, v in r.items() if k in vocab] for r in rows]
+    v_size = len(vocab)
+    emb_h = torch.nn.EmbeddingBag(v_size, MLP_HIDDEN, mode="sum")
+    emb_w = torch.nn.EmbeddingBag(v_size, 1, mode="sum")
+    torch.nn.init.normal_(emb_h.weight, std=0.05)
+    torch.nn.init.zeros_(emb_w.weight)
+    hb = torch.nn.Parameter(torch.zeros(MLP_HIDDEN))
+    out = torch.nn.Linear(MLP_HIDDEN, 1)
+    params = [*emb_h.parameters(), *emb_w.parameters(), hb, *out.parameters()]
+    opt = torch.optim.AdamW(params, lr=3e-3, weight_decay=student.c)
+    y_all = torch.tensor(targets, dtype=torch.float32)
+    w_all = torch.tensor(weights, dtype=torch.float32)
+    gen = np.random.default_rng(tc.SEED)
+
+    def forward(batch: np.ndarray) -> torch.Tensor:
+        flat_idx, flat_val, offsets = [], [], []
+        for i in batch:
+            offsets.append(len(flat_idx))
+            for j, v in idx_rows[i]:
+                flat_idx.append(j)
+                flat_val.append(v)
+        ti = torch.tensor(flat_idx, dtype=torch.long)
+        to = torch.tensor(offsets, dtype=torch.long)
+        tv = torch.tensor(flat_val, dtype=torch.float32)
+        h = torch.relu(emb_h(ti, to, per_sample_weights=tv) + hb)
+        lin: torch.Tensor = emb_w(ti, to, per_sample_weights=tv)[:, 0]
+        res: torch.Tensor = out(h)[:, 0] + lin
+        return res
+
+    for _ in range(MLP_EPOCHS):
+        order = gen.permutation(len(rows))
+        for start in range(0, len(rows), MLP_BATCH):
+            batch = order[start : start + MLP_BATCH]
+            logits = forward(batch)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, y_all[batch], weight=w_all[batch], reduction="sum"
+            ) / float(w_all[batch].sum())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return Mlp(
+        vocab=vocab,
+        linear=emb_w.weight.detach().numpy()[:, 0].astype(np.float64),
+        hidden=emb_h.weight.detach().numpy().astype(np.float64),
+        hidden_bias=hb.detach().numpy().astype(np.float64),
+        out=out.weight.detach().numpy()[0].astype(np.float64),
+        bias=float(out.bias.detach().numpy()[0]),
+    )
 
 
 @dataclass
@@ -176,6 +279,29 @@ def fit_student(
     return tc.Linear(kept, float(model.intercept_[0]))
 
 
+def mlp_data(
+    train: np.ndarray, soft: np.ndarray, lam: float
+) -> tuple[list[dict[str, float]], np.ndarray, np.ndarray]:
+    """Dev rows ``train`` (hard targets, weight 1) plus each dump row once (soft target)."""
+    dev, dump = _DEV, _DUMP
+    assert dev is not None
+    assert dump is not None
+    rows = [dev.rows[i] for i in train]
+    targets = [float(v) for v in dev.labels[train]]
+    weights = [1.0] * len(train)
+    if lam > 0:
+        rows += dump.rows
+        targets += list(soft)
+        weights += [lam] * len(dump.rows)
+    return rows, np.array(targets), np.array(weights)
+
+
+def fit_any(train: np.ndarray, soft: np.ndarray, student: Student) -> tc.Linear | Mlp:
+    if student.kind == "mlp":
+        return fit_mlp(*mlp_data(train, soft, student.lam), student)
+    return fit_student(*student_data(train, soft, student.lam), student)
+
+
 def student_data(
     train: np.ndarray, soft: np.ndarray, lam: float
 ) -> tuple[list[dict[str, float]], np.ndarray, np.ndarray]:
@@ -221,9 +347,7 @@ def run_fold(
     soft = teacher_on_dump(train)
     held_rows = [dev.rows[i] for i in held]
     for student in students():
-        rows, labels, weights = student_data(train, soft, student.lam)
-        model = fit_student(rows, labels, weights, student)
-        out[student.describe()] = model.decision(held_rows)
+        out[student.describe()] = fit_any(train, soft, student).decision(held_rows)
     print(f"  fold done (repeat {repeat}, {len(held)} held out)", flush=True)
     return repeat, held, out
 
