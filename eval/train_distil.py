@@ -55,6 +55,7 @@ from eval.classifier_eval import DEFAULT_DATA_DIR  # noqa: E402
 from eval.distil_teacher import CACHE_DIR  # noqa: E402
 from worker.classify import analyse, model_features  # noqa: E402
 from worker.classify import neighbours as nb  # noqa: E402
+from worker.classify import student as student_file  # noqa: E402
 from worker.classify import weights as shipped_weights  # noqa: E402
 
 DEV_CACHE = CACHE_DIR / "minilm-dev.npz"
@@ -83,6 +84,16 @@ HYBRID = Student("rules+lex+words", 0.3, 0.0)
 
 
 def students() -> list[Student]:
+    """The grid (the shipped hybrid first); ``--only`` keeps the hybrid and one student."""
+    grid = _grid()
+    if _ONLY:
+        grid = [s for s in grid if s.describe() in (_ONLY, HYBRID.describe())]
+        if len(grid) < 2:
+            raise SystemExit(f"--only {_ONLY!r} is not in the grid")
+    return grid
+
+
+def _grid() -> list[Student]:
     words, bigrams = "rules+lex+words", "rules+lex+words+bigrams"
     return [
         HYBRID,
@@ -204,6 +215,7 @@ _DEV: tn.Dev | None = None
 _VECTORS: np.ndarray | None = None
 _DUMP: Dump | None = None
 _REPEATS = 2
+_ONLY = ""
 
 
 def load_dump(limit: int = 0) -> Dump:
@@ -372,11 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--dump-limit", type=int, default=0, help="first N dump items only")
     parser.add_argument("--report-only", action="store_true", help="print the CV table only")
-    parser.add_argument("--output", type=Path, default=tc.OUTPUT)
+    parser.add_argument(
+        "--only", default="", help="cross-validate the hybrid and this student only (its name)"
+    )
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    global _DEV, _DUMP, _VECTORS, _REPEATS
-    _REPEATS = args.repeats
+    global _DEV, _DUMP, _VECTORS, _REPEATS, _ONLY
+    _REPEATS, _ONLY = args.repeats, args.only
     dev, reference = tn.load_dev(args.data_dir, DEV_CACHE)
     _DEV, _VECTORS = dev, reference.vectors
     _DUMP = dump = load_dump(args.dump_limit)
@@ -422,30 +437,49 @@ def main(argv: list[str] | None = None) -> int:
     soft = teacher_on_dump(everything)
     agree = float(np.corrcoef(soft, dump.teacher)[0, 1])
     print(f"final teacher on the dump: correlation with the shipped teacher {agree:.3f}")
-    rows, labels, weights = student_data(everything, soft, best.lam)
-    model = fit_student(rows, labels, weights, best)
+    provenance: dict[str, object] = {
+        "trained_on": f"dev: {len(dev.labels)} items, {int(dev.labels.sum())} positive; "
+        f"{len(dump.rows)} unlabelled 2023 dump items with soft targets of the teacher "
+        f"({TEACHER.describe()}, reference set: dev)",
+        "config": best.describe(),
+        "cv": {
+            "method": f"grouped {args.repeats}x{tc.N_SPLITS}-fold (eval/train_neighbours.py's "
+            "folds), teacher rebuilt per fold, out-of-fold, at this threshold",
+            "precision": round(chosen.precision, 3),
+            "recall": round(chosen.recall, 3),
+        },
+    }
+    model = fit_any(everything, soft, best)
     a, b = chosen.a, chosen.b
+    if isinstance(model, Mlp):
+        output = args.output or student_file.STUDENT_PATH
+        names = sorted(model.vocab, key=model.vocab.__getitem__)
+        student_file.write(
+            output,
+            features=names,
+            arrays={
+                "linear": a * model.linear,
+                "hidden": model.hidden,
+                "hidden_bias": model.hidden_bias,
+                "out": a * model.out,
+            },
+            bias=round(a * model.bias + b, 6),
+            threshold=chosen.threshold,
+            provenance=provenance,
+        )
+        print(f"wrote {output} ({len(names)} features)")
+        return 0
+    output = args.output or tc.OUTPUT
     shipped_weights.write(
-        args.output,
+        output,
         weights={
             k: w for k, w in sorted((k, round(a * w, 4)) for k, w in model.weights.items()) if w
         },
         bias=round(a * model.bias + b, 4),
         threshold=chosen.threshold,
-        provenance={
-            "trained_on": f"dev: {len(dev.labels)} items, {int(dev.labels.sum())} positive; "
-            f"{len(dump.rows)} unlabelled 2023 dump items with soft targets of the teacher "
-            f"({TEACHER.describe()}, reference set: dev)",
-            "config": best.describe(),
-            "cv": {
-                "method": f"grouped {args.repeats}x{tc.N_SPLITS}-fold (eval/train_neighbours.py's "
-                "folds), teacher rebuilt per fold, out-of-fold, at this threshold",
-                "precision": round(chosen.precision, 3),
-                "recall": round(chosen.recall, 3),
-            },
-        },
+        provenance=provenance,
     )
-    print(f"wrote {args.output} ({len(model.weights)} weights)")
+    print(f"wrote {output} ({len(model.weights)} weights)")
     return 0
 
 
