@@ -4,7 +4,12 @@ Run from the repository root, after ``python -m eval.distil_teacher`` has cached
 teacher's vectors of unlabelled dump items (``eval/cache/distil_teacher_*.npz``)::
 
     nice -n 10 python -m eval.train_distil [--repeats 2] [--jobs 2] [--report-only]
-                                           [--output worker/data/classifier_english.json]
+                                           [--only NAME] [--output PATH]
+
+(2026-12-03: the grid, ~15 min on 2 busy cores; then ``--only "mlp32 rules+lex+words
+wd=0.0001 lam=3"`` wrote the candidate, ``eval/cache/classifier_english_student.json`` by
+default - a linear winner would go to ``worker/data/classifier_english.json``. The
+candidate failed the test2 gate; docs/classifier.md, "Distilling the neighbour method".)
 
 Why: the neighbour method (MiniLM + nearest labelled dev items) reaches ~5 points more dev
 recall than the default hybrid at P 0.95 but needs torch. Its knowledge can be moved into a
@@ -26,7 +31,8 @@ weight ``lam * p`` and as a negative with weight ``lam * (1 - p)`` (dev items we
 Selection and threshold as in ``eval/train_classifier.py``: Platt on pooled out-of-fold
 scores, design-weighted precision >= 0.95, best recall. The final model: the teacher on all
 of dev scores the dump, the chosen student is fitted on all of dev + dump and written in
-the format of ``worker/data/classifier_english.json``.
+the format of ``worker/data/classifier_english.json`` (linear) or of
+``eval/distil_student.py`` (the network).
 """
 
 from __future__ import annotations
@@ -49,13 +55,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+import eval.distil_student as student_file  # noqa: E402
 import eval.train_classifier as tc  # noqa: E402
 import eval.train_neighbours as tn  # noqa: E402
 from eval.classifier_eval import DEFAULT_DATA_DIR  # noqa: E402
 from eval.distil_teacher import CACHE_DIR  # noqa: E402
 from worker.classify import analyse, model_features  # noqa: E402
 from worker.classify import neighbours as nb  # noqa: E402
-from worker.classify import student as student_file  # noqa: E402
 from worker.classify import weights as shipped_weights  # noqa: E402
 
 DEV_CACHE = CACHE_DIR / "minilm-dev.npz"
