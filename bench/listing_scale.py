@@ -19,7 +19,9 @@ and the store path (``store.save_article``) in alternating blocks with and witho
 index. Each round runs in a fresh process; "without" is this code with the index
 dropped, or, given ``--before-tree DIR`` (a checkout of the code before the index, e.g.
 ``git archive b10a5b0 worker | tar -x -C DIR``), that code, so its OR-form cursor is
-timed too.
+timed too. ``--positive-share`` sets how many articles the label filter finds;
+``--label-index`` adds a candidate ``(is_ukraine_security, key, id)`` index to the
+"with" state, to see what a label-filtered page would gain and the store path pay.
 
     python -m bench.listing_scale --articles 100000 --before-tree /tmp/before
     python -m bench.listing_scale --articles 5000 --rounds 2 --repeats 5 --writes 0 --sqlite-only
@@ -46,6 +48,11 @@ BASE = datetime(2026, 1, 1, tzinfo=UTC)
 SEED_BATCH = 2_000
 INDEX = "ix_articles_newest"
 INDEX_DDL = f"CREATE INDEX {INDEX} ON articles (coalesce(published_at, created_at) DESC, id DESC)"
+LABEL_INDEX = "bench_articles_label_newest"  # a candidate only, for --label-index
+LABEL_INDEX_DDL = (
+    f"CREATE INDEX {LABEL_INDEX} ON articles"
+    " (is_ukraine_security, coalesce(published_at, created_at) DESC, id DESC)"
+)
 
 
 # --- timing: runs in a child process, against the tree under test -----------------------
@@ -101,14 +108,16 @@ def _child(args: argparse.Namespace) -> int:
 # --- seeding and the rounds: the parent process -------------------------------------------
 
 
-def seed(url: str, n: int, pool: Any) -> None:
-    """Bulk-insert ``n`` articles, one story each, newest first by id order reversed."""
+def seed(url: str, n: int, pool: Any, positive_share: float) -> None:
+    """Bulk-insert ``n`` articles, one story each, older as ids grow; every
+    ``1 / positive_share``-th labelled ``ukraine-security``."""
     import sqlalchemy as sa
 
     from worker.db import get_engine
     from worker.models import Article, Story
 
     full, short = pool
+    every = round(1 / positive_share)
     engine = get_engine(url)
     stories: list[dict[str, Any]] = []
     articles: list[dict[str, Any]] = []
@@ -134,7 +143,7 @@ def seed(url: str, n: int, pool: Any) -> None:
                          "published_at": None if i % 10 == 3 else published,
                          "fetched_at": created, "extraction_method": "trafilatura",
                          "content_hash": f"{i:064x}", "story_id": i,
-                         "is_ukraine_security": i % 4 == 0, "security_score": 0.0,
+                         "is_ukraine_security": i % every == 0, "security_score": 0.0,
                          "topics": [], "evidence": {}, "classifier_version": "bench",
                          "created_at": created, "updated_at": created})  # fmt: skip
         if len(articles) >= SEED_BATCH:
@@ -152,15 +161,18 @@ def seed(url: str, n: int, pool: Any) -> None:
                 )
 
 
-def set_index(url: str, *, on: bool) -> None:
+def set_index(url: str, *, on: bool, label_index: bool = False) -> None:
     import sqlalchemy as sa
 
     from worker.db import get_engine
 
     with get_engine(url).begin() as connection:
         connection.execute(sa.text(f"DROP INDEX IF EXISTS {INDEX}"))
+        connection.execute(sa.text(f"DROP INDEX IF EXISTS {LABEL_INDEX}"))
         if on:
             connection.execute(sa.text(INDEX_DDL))
+        if on and label_index:
+            connection.execute(sa.text(LABEL_INDEX_DDL))
         connection.execute(sa.text("ANALYZE articles" if _is_pg(url) else "ANALYZE"))
 
 
@@ -231,7 +243,9 @@ def explain(url: str) -> dict[str, list[str]]:
     return plans
 
 
-def write_overhead(url: str, n: int, block: int, pool: Any, start: int) -> dict[str, Any]:
+def write_overhead(
+    url: str, n: int, block: int, pool: Any, start: int, *, label_index: bool
+) -> dict[str, Any]:
     """``store.save_article`` per article, the index present in every other block
     (on, off, off, on, ... so drift in the host's speed falls on both)."""
     from bench.search_scale import records, store_ms
@@ -240,9 +254,9 @@ def write_overhead(url: str, n: int, block: int, pool: Any, start: int) -> dict[
     times: dict[bool, list[float]] = {True: [], False: []}
     for i, first in enumerate(range(0, len(writes), block)):
         state = i % 4 in (0, 3)
-        set_index(url, on=state)
+        set_index(url, on=state, label_index=label_index)
         times[state] += store_ms(writes[first : first + block])
-    set_index(url, on=True)
+    set_index(url, on=True, label_index=label_index)
     on, off = statistics.median(times[True]), statistics.median(times[False])
     return {
         "store_ms_with_index": round(on, 2),
@@ -264,7 +278,7 @@ def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any
     dispose_engines()
     migrate.upgrade(url, "0006")
     t0 = time.monotonic()
-    seed(url, args.articles, pool)
+    seed(url, args.articles, pool, args.positive_share)
     result: dict[str, Any] = {"seed_seconds": round(time.monotonic() - t0, 1)}
     t0 = time.monotonic()
     migrate.upgrade(url)
@@ -284,17 +298,19 @@ def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any
     for i in range(args.rounds):
         order = list(trees) if i % 2 == 0 else list(reversed(trees))
         for state in order:
-            set_index(url, on=state == "with index")
+            set_index(url, on=state == "with index", label_index=args.label_index)
             for case, values in run_round(url, trees[state], deep, args.repeats).items():
                 samples[state].setdefault(case, []).extend(values)
-    set_index(url, on=True)
+    set_index(url, on=True, label_index=args.label_index)
     result["latency"] = {
         case: {state: _percentiles(samples[state][case]) for state in trees}
         for case in samples["with index"]
     }
     result["plans"] = explain(url)
     if args.writes:
-        result["writes"] = write_overhead(url, args.writes, args.block, pool, args.articles + 1)
+        result["writes"] = write_overhead(
+            url, args.writes, args.block, pool, args.articles + 1, label_index=args.label_index
+        )
     dispose_engines()
     return result
 
@@ -311,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writes", type=int, default=200, help="store.save_article per state")
     parser.add_argument("--block", type=int, default=20, help="writes between switches")
     parser.add_argument("--before-tree", type=Path, help="code before the index, for 'without'")
+    parser.add_argument("--positive-share", type=float, default=0.25, help="labelled share")
+    parser.add_argument(
+        "--label-index", action="store_true", help="with the index, also (label, key, id)"
+    )
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
