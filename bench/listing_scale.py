@@ -160,6 +160,17 @@ def seed(url: str, n: int, pool: Any, positive_share: float) -> None:
                 )
 
 
+def synthetic_pool() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """Stand-in text of the real pool's shape (long articles, short feed items), for a
+    smoke run that should not spend its seconds loading the data sets."""
+    words = ["kyiv", "drones", "ceasefire", "talks", "aid", "grain", "port", "energy", "sea", "oil"]
+    full = [(f"Report {i}", " ".join(words[(i + j) % 10] for j in range(600)), "en")
+            for i in range(20)]  # fmt: skip
+    short = [(f"Item {i}", " ".join(words[(i + j) % 10] for j in range(40)), "en")
+             for i in range(20)]  # fmt: skip
+    return full, short
+
+
 def set_index(url: str, *, on: bool, label_index: bool = True) -> None:
     """Create or drop migration 0007's indexes. PostgreSQL's statistics are then
     refreshed, as autovacuum would; SQLite is left without any, as it is in service
@@ -338,17 +349,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deep-key", help=argparse.SUPPRESS)
     parser.add_argument("--deep-id", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument(
+        "--synthetic-text", action="store_true", help="made-up text, no data (a smoke run)"
+    )
     args = parser.parse_args(argv)
     # The child imports `worker` from the tree under test; the parent from this repo.
     sys.path.insert(0, str(args.tree if args.child else REPO_ROOT))
     if args.child:
         return _child(args)
 
-    from bench.reclassify_scale import text_pool
-    from eval.classifier_eval import DEFAULT_DATA_DIR
     from tests.support import services
 
-    pool = text_pool(args.data_dir or DEFAULT_DATA_DIR)
+    if args.synthetic_text:
+        pool = synthetic_pool()
+    else:
+        from bench.reclassify_scale import text_pool
+        from eval.classifier_eval import DEFAULT_DATA_DIR
+
+        pool = text_pool(args.data_dir or DEFAULT_DATA_DIR)
     out: dict[str, Any] = {"date": datetime.now(UTC).date().isoformat()}
     out["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     workdir = Path(tempfile.mkdtemp(prefix="bench-listing-"))
