@@ -20,8 +20,8 @@ index. Each round runs in a fresh process; "without" is this code with the index
 dropped, or, given ``--before-tree DIR`` (a checkout of the code before the index, e.g.
 ``git archive b10a5b0 worker | tar -x -C DIR``), that code, so its OR-form cursor is
 timed too. ``--positive-share`` sets how many articles the label filter finds;
-``--no-label-index`` leaves ``ix_articles_label_newest`` out of the "with" state, to
-see what it buys a label-filtered page and costs the store path.
+``--key-index-only`` leaves the label's and feed's indexes out of the "with" state, to
+see what they buy a filtered page and cost the store path.
 
     python -m bench.listing_scale --articles 100000 --before-tree /tmp/before
     python -m bench.listing_scale --articles 5000 --rounds 2 --repeats 5 --writes 0 --sqlite-only
@@ -48,9 +48,12 @@ BASE = datetime(2026, 1, 1, tzinfo=UTC)
 SEED_BATCH = 2_000
 KEY = "coalesce(published_at, created_at) DESC, id DESC"
 INDEX, LABEL_INDEX = "ix_articles_newest", "ix_articles_label_newest"  # migration 0007
+FEED_INDEX = "ix_articles_feed_newest"
+FEEDS = 50  # "big" has every fifth article, the other 49 share the rest
 DDL = {
     INDEX: f"CREATE INDEX {INDEX} ON articles ({KEY})",
     LABEL_INDEX: f"CREATE INDEX {LABEL_INDEX} ON articles (is_ukraine_security, {KEY})",
+    FEED_INDEX: f"CREATE INDEX {FEED_INDEX} ON articles (feed_id, {KEY})",
 }
 
 
@@ -74,6 +77,7 @@ def time_cases(deep: tuple[datetime, int], repeats: int) -> dict[str, list[float
 
     week = ArticleFilter(since=BASE - timedelta(days=7))
     positive = ArticleFilter(label="ukraine-security")
+    big = ArticleFilter(feed="big")
     _, second = operations.list_articles(ArticleFilter(), limit=50)
     head = operations.read_changes(after=0, limit=1).head
     cases: dict[str, Any] = {
@@ -82,6 +86,8 @@ def time_cases(deep: tuple[datetime, int], repeats: int) -> dict[str, list[float
         "halfway page": lambda: operations.list_articles(ArticleFilter(), limit=50, after=deep),
         "label": lambda: operations.list_articles(positive, limit=50),
         "label, halfway": lambda: operations.list_articles(positive, limit=50, after=deep),
+        "feed (a fifth)": lambda: operations.list_articles(big, limit=50),
+        "feed, halfway": lambda: operations.list_articles(big, limit=50, after=deep),
         "last 7 days": lambda: operations.list_articles(week, limit=50),
         "/changes from 0": lambda: operations.read_changes(after=0, limit=100),
         "/changes halfway": lambda: operations.read_changes(after=head // 2, limit=100),
@@ -109,12 +115,19 @@ def _child(args: argparse.Namespace) -> int:
 
 def seed(url: str, n: int, pool: Any, positive_share: float) -> None:
     """Bulk-insert ``n`` articles, one story each, older as ids grow; every
-    ``1 / positive_share``-th labelled ``ukraine-security``."""
+    ``1 / positive_share``-th labelled ``ukraine-security``; every fifth from the feed
+    ``big``, the rest spread over FEEDS - 1 others."""
     import sqlalchemy as sa
 
-    from worker.db import get_engine
+    from worker import store
+    from worker.db import get_engine, session_scope
     from worker.models import Article, Story
 
+    with session_scope(url) as session:
+        feeds = [
+            store.upsert_feed(session, name=name, url=f"https://{name}.example/rss")[0].id
+            for name in ["big", *(f"feed{k}" for k in range(1, FEEDS))]
+        ]
     full, short = pool
     every = round(1 / positive_share)
     engine = get_engine(url)
@@ -144,7 +157,8 @@ def seed(url: str, n: int, pool: Any, positive_share: float) -> None:
                          "content_hash": f"{i:064x}", "story_id": i,
                          "is_ukraine_security": i % every == 0, "security_score": 0.0,
                          "topics": [], "evidence": {}, "classifier_version": "bench",
-                         "created_at": created, "updated_at": created})  # fmt: skip
+                         "created_at": created, "updated_at": created,
+                         "feed_id": feeds[0 if i % 5 == 0 else 1 + i % (FEEDS - 1)]})  # fmt: skip
         if len(articles) >= SEED_BATCH:
             flush()
     if articles:
@@ -171,7 +185,7 @@ def synthetic_pool() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, s
     return full, short
 
 
-def set_index(url: str, *, on: bool, label_index: bool = True) -> None:
+def set_index(url: str, *, on: bool, filter_indexes: bool = True) -> None:
     """Create or drop migration 0007's indexes. PostgreSQL's statistics are then
     refreshed, as autovacuum would; SQLite is left without any, as it is in service
     (nothing runs ANALYZE), which is what makes it choose the label index's plan."""
@@ -182,7 +196,7 @@ def set_index(url: str, *, on: bool, label_index: bool = True) -> None:
     with get_engine(url).begin() as connection:
         for name, ddl in DDL.items():
             connection.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
-            if on and (label_index or name != LABEL_INDEX):
+            if on and (filter_indexes or name == INDEX):
                 connection.execute(sa.text(ddl))
         if _is_pg(url):
             connection.execute(sa.text("ANALYZE articles"))
@@ -238,6 +252,7 @@ def explain(url: str) -> dict[str, list[str]]:
         "newest 50": (ArticleFilter(), None),
         "halfway page": (ArticleFilter(), deep),
         "label, halfway": (ArticleFilter(label="ukraine-security"), deep),
+        "feed, halfway": (ArticleFilter(feed="big"), deep),
     }
     plans: dict[str, list[str]] = {}
     prefix = "EXPLAIN ANALYZE " if _is_pg(url) else "EXPLAIN QUERY PLAN "
@@ -256,7 +271,7 @@ def explain(url: str) -> dict[str, list[str]]:
 
 
 def write_overhead(
-    url: str, n: int, block: int, pool: Any, start: int, *, label_index: bool
+    url: str, n: int, block: int, pool: Any, start: int, *, filter_indexes: bool
 ) -> dict[str, Any]:
     """``store.save_article`` per article, the index present in every other block
     (on, off, off, on, ... so drift in the host's speed falls on both)."""
@@ -266,9 +281,9 @@ def write_overhead(
     times: dict[bool, list[float]] = {True: [], False: []}
     for i, first in enumerate(range(0, len(writes), block)):
         state = i % 4 in (0, 3)
-        set_index(url, on=state, label_index=label_index)
+        set_index(url, on=state, filter_indexes=filter_indexes)
         times[state] += store_ms(writes[first : first + block])
-    set_index(url, on=True, label_index=label_index)
+    set_index(url, on=True, filter_indexes=filter_indexes)
     on, off = statistics.median(times[True]), statistics.median(times[False])
     return {
         "store_ms_with_index": round(on, 2),
@@ -310,10 +325,10 @@ def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any
     for i in range(args.rounds):
         order = list(trees) if i % 2 == 0 else list(reversed(trees))
         for state in order:
-            set_index(url, on=state == "with index", label_index=args.label_index)
+            set_index(url, on=state == "with index", filter_indexes=args.filter_indexes)
             for case, values in run_round(url, trees[state], deep, args.repeats).items():
                 samples[state].setdefault(case, []).extend(values)
-    set_index(url, on=True, label_index=args.label_index)
+    set_index(url, on=True, filter_indexes=args.filter_indexes)
     result["latency"] = {
         case: {state: _percentiles(samples[state][case]) for state in trees}
         for case in samples["with index"]
@@ -321,7 +336,12 @@ def run_database(url: str, args: argparse.Namespace, pool: Any) -> dict[str, Any
     result["plans"] = explain(url)
     if args.writes:
         result["writes"] = write_overhead(
-            url, args.writes, args.block, pool, args.articles + 1, label_index=args.label_index
+            url,
+            args.writes,
+            args.block,
+            pool,
+            args.articles + 1,
+            filter_indexes=args.filter_indexes,
         )
     dispose_engines()
     return result
@@ -341,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before-tree", type=Path, help="code before the index, for 'without'")
     parser.add_argument("--positive-share", type=float, default=0.25, help="labelled share")
     parser.add_argument(
-        "--no-label-index", dest="label_index", action="store_false", help="only the key index"
+        "--key-index-only",
+        dest="filter_indexes",
+        action="store_false",
+        help="without the label and feed indexes",
     )
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -228,15 +228,22 @@ def article_sort_time() -> sa.ColumnElement[datetime]:
 
 
 # The newest-first listing (`GET /articles`, migration 0007): read in index order and
-# stop after a page, instead of sorting every article per page; the second serves the
-# label filter, which SQLite (no statistics unless someone runs ANALYZE) would otherwise
-# answer from ix_articles_label_published by sorting every article with that label.
+# stop after a page, instead of sorting every article per page. The other two serve the
+# label and feed filters, which SQLite (no statistics unless someone runs ANALYZE) would
+# otherwise answer from ix_articles_label_published / ix_articles_feed_published by
+# sorting every article with that label or of that feed.
 # Outside the class because the expression needs the table's columns.
 _articles = Article.__table__  # type: ignore[attr-defined]
 sa.Index("ix_articles_newest", article_sort_time().desc(), _articles.c.id.desc())
 sa.Index(
     "ix_articles_label_newest",
     _articles.c.is_ukraine_security,
+    article_sort_time().desc(),
+    _articles.c.id.desc(),
+)
+sa.Index(
+    "ix_articles_feed_newest",
+    _articles.c.feed_id,
     article_sort_time().desc(),
     _articles.c.id.desc(),
 )

@@ -129,8 +129,11 @@ def test_the_listing_reads_the_index_in_order(database_url: str) -> None:
     with session_scope() as session:
         session.add(Story(title="s"))
     after = (T0, 1_000)
-    positive = ArticleFilter(label="ukraine-security")
-    cases = {"ix_articles_newest": ArticleFilter(), "ix_articles_label_newest": positive}
+    cases = {
+        "ix_articles_newest": ArticleFilter(),
+        "ix_articles_label_newest": ArticleFilter(label="ukraine-security"),
+        "ix_articles_feed_newest": ArticleFilter(feed="kyiv"),
+    }
     for index, where in cases.items():
         statement, parameters = listing_sql(where, after)
         with get_engine().connect() as connection:

@@ -108,9 +108,11 @@ def list_articles(
     if where.story_id is not None:
         query = query.where(col(Article.story_id) == where.story_id)
     if where.feed is not None:
-        query = query.join(Feed, col(Feed.id) == col(Article.feed_id)).where(
-            col(Feed.name) == where.feed
-        )
+        # The feed's id as a scalar subquery rather than a join: `feed_id = (one value)`
+        # lets both planners read ix_articles_feed_newest in order from the cursor; after
+        # a join PostgreSQL no longer knows the rows come out sorted, and sorts them.
+        feed_id = sa.select(col(Feed.id)).where(col(Feed.name) == where.feed).scalar_subquery()
+        query = query.where(col(Article.feed_id) == feed_id)
     if sort == "relevance":
         if rank is None:
             raise QueryError("sorting by relevance needs a search")
