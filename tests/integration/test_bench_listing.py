@@ -33,3 +33,4 @@ def test_listing_bench_short_mode(
     assert result["latency"]["/changes from 0"]["with index"]["n"] == 1
     assert "ix_articles_newest (<expr><?)" in result["plans"]["halfway page"][0]
     assert "ix_articles_label_newest" in result["plans"]["label, halfway"][0]
+    assert "ix_articles_feed_newest" in result["plans"]["feed, halfway"][0]

@@ -109,8 +109,8 @@ def list_articles(
         query = query.where(col(Article.story_id) == where.story_id)
     if where.feed is not None:
         # The feed's id as a scalar subquery rather than a join: `feed_id = (one value)`
-        # lets both planners read ix_articles_feed_newest in order from the cursor; after
-        # a join PostgreSQL no longer knows the rows come out sorted, and sorts them.
+        # lets both planners read ix_articles_feed_newest in order from the cursor. With
+        # the join, PostgreSQL read ix_articles_newest and discarded other feeds' rows.
         feed_id = sa.select(col(Feed.id)).where(col(Feed.name) == where.feed).scalar_subquery()
         query = query.where(col(Article.feed_id) == feed_id)
     if sort == "relevance":
