@@ -11,8 +11,9 @@ With it, a page reads its rows in index order and stops. The label and feed filt
 their own (is_ukraine_security or feed_id first): without them SQLite, which keeps no
 statistics unless ANALYZE is run, answers a filtered page from
 ix_articles_label_published / ix_articles_feed_published by sorting every article with
-that label or of that feed (178 ms for a feed of 20,000 articles). The expression must stay exactly the one
-:func:`worker.models.article_sort_time` builds, or the planners stop using the indexes.
+that label or of that feed (178 ms for a feed of 20,000 articles). The expression must
+stay exactly the one :func:`worker.models.article_sort_time` builds, or the planners stop
+using the indexes.
 
 Additive: no column changes; downstream readers may use the indexes too.
 
