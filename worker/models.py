@@ -218,6 +218,37 @@ class Article(ArticleBase, table=True):
     updated_at: datetime = _created()
 
 
+def article_sort_time() -> sa.ColumnElement[datetime]:
+    """When an article happened, for ordering: its publication time, or when we stored
+    it for articles without one. ``ix_articles_newest`` indexes exactly this expression,
+    and both planners use the index only for a query that spells it the same way, so
+    listings build it here rather than write their own."""
+    table = Article.__table__  # type: ignore[attr-defined]
+    return sa.func.coalesce(table.c.published_at, table.c.created_at, type_=UTCDateTime())
+
+
+# The newest-first listing (`GET /articles`, migration 0007): read in index order and
+# stop after a page, instead of sorting every article per page. The other two serve the
+# label and feed filters, which SQLite (no statistics unless someone runs ANALYZE) would
+# otherwise answer from ix_articles_label_published / ix_articles_feed_published by
+# sorting every article with that label or of that feed.
+# Outside the class because the expression needs the table's columns.
+_articles = Article.__table__  # type: ignore[attr-defined]
+sa.Index("ix_articles_newest", article_sort_time().desc(), _articles.c.id.desc())
+sa.Index(
+    "ix_articles_label_newest",
+    _articles.c.is_ukraine_security,
+    article_sort_time().desc(),
+    _articles.c.id.desc(),
+)
+sa.Index(
+    "ix_articles_feed_newest",
+    _articles.c.feed_id,
+    article_sort_time().desc(),
+    _articles.c.id.desc(),
+)
+
+
 class Entry(SQLModel, table=True):
     """The work ledger: one row per feed item we have seen, and what became of it.
 

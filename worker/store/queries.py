@@ -21,6 +21,8 @@ from ..models import (
     Feed,
     FeedPoll,
     Story,
+    UTCDateTime,
+    article_sort_time,
     utcnow,
 )
 from ..search import QueryError, parse_query
@@ -66,10 +68,9 @@ class StoryFilter:
 
 
 def article_sort_key() -> Any:
-    """Publication time, or when we stored it for articles without a date."""
-    from ..models import UTCDateTime
-
-    return sa.func.coalesce(col(Article.published_at), col(Article.created_at), type_=UTCDateTime())
+    """Publication time, or when we stored it for articles without a date: the
+    expression ``ix_articles_newest`` indexes (:func:`worker.models.article_sort_time`)."""
+    return article_sort_time()
 
 
 def list_articles(
@@ -107,9 +108,11 @@ def list_articles(
     if where.story_id is not None:
         query = query.where(col(Article.story_id) == where.story_id)
     if where.feed is not None:
-        query = query.join(Feed, col(Feed.id) == col(Article.feed_id)).where(
-            col(Feed.name) == where.feed
-        )
+        # The feed's id as a scalar subquery rather than a join: `feed_id = (one value)`
+        # lets both planners read ix_articles_feed_newest in order from the cursor. With
+        # the join, PostgreSQL read ix_articles_newest and discarded other feeds' rows.
+        feed_id = sa.select(col(Feed.id)).where(col(Feed.name) == where.feed).scalar_subquery()
+        query = query.where(col(Article.feed_id) == feed_id)
     if sort == "relevance":
         if rank is None:
             raise QueryError("sorting by relevance needs a search")
@@ -127,8 +130,14 @@ def list_articles(
     else:
         query = query.add_columns(key)
         if after is not None and after[0] is not None:
+            # The keyset as a row value, not `key < k OR (key = k AND id < i)`, which
+            # both planners can only apply row by row from the newest article on, so a
+            # deep page read every newer row. PostgreSQL starts its index scan at the
+            # row value; SQLite uses row values only on plain columns, not on an
+            # expression, and seeks with the redundant `key <= k` instead.
+            last = sa.literal(after[0], UTCDateTime())
             query = query.where(
-                sa.or_(key < after[0], sa.and_(key == after[0], col(Article.id) < after[1]))
+                key <= last, sa.tuple_(key, col(Article.id)) < sa.tuple_(last, after[1])
             )
         query = query.order_by(key.desc(), col(Article.id).desc())
     rows = session.execute(query.limit(limit)).all()
