@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,14 @@ class RssSampler(threading.Thread):
             deciles[i] = max(deciles[i], kb)
         warm = max(deciles[1:3] or [0])
         late = max(deciles[-2:] or [0])
+        # The whole worker at once (main + pool), each sweep's samples summed:
+        # what the host must hold, comparable with a peer's process tree.
+        sweeps: dict[float, int] = {}
+        for t, _pid, _role, kb in self.samples:
+            if start <= t <= end:
+                sweeps[t] = sweeps.get(t, 0) + kb
         return {
+            "peak_worker_tree_rss_mb": round(max(sweeps.values(), default=0) / 1024, 1),
             "child_processes_seen": len(peaks),
             "peak_child_rss_mb": round(max(peaks.values(), default=0) / 1024, 1),
             "median_child_peak_rss_mb": round(statistics.median(peaks.values()) / 1024, 1)
@@ -456,7 +464,17 @@ def _poll_only_round(feed_ids: list[int], timeout: float) -> dict[str, Any]:
     }
 
 
-def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> dict[str, Any]:
+def run_worker(
+    args: argparse.Namespace,
+    pages: list[Page],
+    workdir: Path,
+    collect: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """The end-to-end phases; ``collect`` runs against the run's database before it goes.
+
+    bench/peers.py reads the stored bodies with it (a throwaway PostgreSQL is
+    gone once this returns).
+    """
     from tests.support import services
     from worker import migrate
     from worker.db import dispose_engines
@@ -635,6 +653,7 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
             "poll_only": poll_only,
             "worker_error_log_lines": worker_errors,
             "articles_in_plan": [a for feed in plan.feeds for a in feed],
+            "collected": collect() if collect is not None else None,
         }
     finally:
         dispose_engines()
@@ -737,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
 
             backup_database(f"sqlite:///{Path(tmp) / 'bench.db'}", args.keep_db, overwrite=True)
     worker_result.pop("articles_in_plan")
+    worker_result.pop("collected")
     if args.skip_baseline:
         baseline: dict[str, Any] = {"processes": args.concurrency, "pages_per_s": float("nan"),
                                     "seconds": 0.0}  # fmt: skip
