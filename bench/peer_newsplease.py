@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     written = 0
     for feed_url in feed_urls:
-        links = [e.link for e in feedparser.parse(requests.get(feed_url, timeout=30).content).entries]
+        feed = feedparser.parse(requests.get(feed_url, timeout=30).content)
+        links = [entry.link for entry in feed.entries]
         # request_args must carry a timeout: from_urls reads it for each result
         # and, without one, silently returns {} for every article.
         articles = NewsPlease.from_urls(links, request_args={"timeout": 30}, fetch_images=False)

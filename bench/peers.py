@@ -78,13 +78,14 @@ class Record:
     recognised_duplicate: bool = False
 
 
-def score(records: list[Record], truths: list[str]) -> dict[str, Any]:
+def score(records: list[Record], truths: list[str], articles: int) -> dict[str, Any]:
     """Extraction F1 and duplicates stored, the same way for every tool.
 
     A page is stored more than once when a repeated URL is stored twice or a
     syndicated copy (another URL, the same page plus a partner paragraph) is
     stored beside its original; ``recognised`` counts the extra copies the tool
-    itself marked as duplicates (only ours does).
+    itself marked as duplicates (only ours does). Only the plan's ``articles``
+    count: bench/run.py's steady phase stores more after the burst.
     """
     pages: Counter[int] = Counter()
     urls: Counter[str] = Counter()
@@ -92,7 +93,7 @@ def score(records: list[Record], truths: list[str]) -> dict[str, Any]:
     recognised = 0
     for record in records:
         match = ARTICLE_URL.search(record.url)
-        if match is None:
+        if match is None or int(match.group(1)) >= articles:
             continue
         page = int(match.group(2))
         pages[page] += 1
@@ -271,6 +272,7 @@ def run_ours(args: argparse.Namespace, pages: list[Page]) -> dict[str, Any]:
         concurrency=args.processes,
         db=args.db,
         poll_rounds=1,
+        skip_steady=True,
         timeout=args.timeout,
     )
     with tempfile.TemporaryDirectory(prefix="peers-ours-") as tmp:
@@ -289,6 +291,7 @@ def run_ours(args: argparse.Namespace, pages: list[Page]) -> dict[str, Any]:
         "processes": result["memory"]["child_processes_seen"] + 1,
         "web_requests": e2e["web_requests"],
         "statuses": e2e["statuses"],
+        "cpu_ms_per_article_by_process": e2e["cpu_ms_per_article_by_process"],
         "records": result["collected"],
     }
 
@@ -310,6 +313,46 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for line in lines:
         print(" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
+
+
+def decompose(pages: list[Page], count: int) -> dict[str, float]:
+    """CPU ms per page of each step, one process: where ours spends more than ``plain``.
+
+    ``plain_extract`` is the plain script's call; the rest is what a pool child
+    of ours computes for a page besides HTTP, queue and database.
+    """
+    import trafilatura
+
+    from worker import dedup
+    from worker.classify import classify
+    from worker.extract import extract_article
+
+    step = max(len(pages) // count, 1)
+    sample = [(p.html.decode("utf-8", "replace"), f"http://127.0.0.1/a/{i}/{i}.html", p)
+              for i, p in list(enumerate(pages))[::step][:count]]  # fmt: skip
+    for html, url, _ in sample[:5]:  # warm-up: lazy imports, language models
+        trafilatura.extract(html, url=url)
+        extract_article(html, url=url)
+    cpu: dict[str, float] = {"plain_extract": 0.0, "our_extract": 0.0, "classify": 0.0,
+                             "fingerprint": 0.0}  # fmt: skip
+    for html, url, page in sample:
+        t = time.process_time()
+        trafilatura.extract(html, url=url)
+        t1 = time.process_time()
+        article = extract_article(html, url=url)
+        t2 = time.process_time()
+        cpu["plain_extract"] += t1 - t
+        cpu["our_extract"] += t2 - t1
+        if article is None:
+            continue
+        title = article.title or page.title
+        classify(title=title, body=article.body, language=article.language)
+        t3 = time.process_time()
+        dedup.fingerprint(title=title, body=article.body, published_at=article.published_at)
+        t4 = time.process_time()
+        cpu["classify"] += t3 - t2
+        cpu["fingerprint"] += t4 - t3
+    return {k: round(v / len(sample) * 1000, 1) for k, v in cpu.items()}
 
 
 def _load() -> tuple[float, float, float]:
@@ -334,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated, in run order (ours twice brackets the peers)",
     )  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
+    parser.add_argument(
+        "--decompose", type=int, default=0, metavar="N",
+        help="only time each step of ours and the plain script's extraction over N pages",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -347,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     pages = load_pages(args.data_dir)
+    if args.decompose:
+        print(json.dumps(decompose(pages, args.decompose)))
+        return 0
     truths = ground_truth(args.data_dir)
     plan = make_plan(feeds=args.feeds, fetches=args.fetches, repeat_fraction=args.repeat_fraction)
     print(f"{len(pages)} pages; {args.feeds} feeds, {plan.fetches} fetches; {tools}", flush=True)
@@ -365,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                     row = run_peer(
                         tool, args.peers_python, web, feed_urls, Path(tmp), args.processes
                     )
-                row["score"] = score(row.pop("records"), truths)
+                row["score"] = score(row.pop("records"), truths, plan.articles)
                 row["load_before"] = round(load[0], 2)
                 row["load_after"] = round(_load()[0], 2)
                 rows.append(row)
@@ -379,8 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
-        "plan": {"feeds": args.feeds, "fetches": plan.fetches, "repeats": plan.repeats,
-                 "distinct_urls": plan.articles, "distinct_pages": len(pages)},  # fmt: skip
+        "plan": {
+            "feeds": args.feeds,
+            "fetches": plan.fetches,
+            "repeats": plan.repeats,
+            "distinct_urls": plan.articles,
+            "distinct_pages": len(pages),
+        },
         "tools": rows,
     }
     out = args.out or RESULTS_DIR / f"peers-{time.strftime('%Y%m%d-%H%M%S')}.json"

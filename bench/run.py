@@ -580,38 +580,41 @@ def run_worker(
                 rss = sampler.summary(t0, t1)
 
                 # Steady state: feeds come due one by one at half the throughput.
-                steady_fetches = max(args.fetches // 12, 40)
-                per_feed = 10
-                steady_plan = make_plan(
-                    feeds=max(steady_fetches // per_feed, 1),
-                    fetches=steady_fetches,
-                    repeat_fraction=0.0,
-                    first_article=plan.articles,
-                )
-                rate = max(e2e["articles_per_s"] * 0.5, 0.5)
-                span = steady_fetches / rate
-                n = len(steady_plan.feeds)
-                start = utcnow() + timedelta(seconds=2)
-                due = [start + timedelta(seconds=span * i / n) for i in range(n)]
-                steady_ids = _add_feeds(web, steady_plan.feeds, "steady-", due)
-                print(
-                    f"  steady: {steady_fetches} entries over {span:.0f}s ({rate:.1f}/s)",
-                    flush=True,
-                )
+                # bench/peers.py skips it: only the burst is compared there.
+                steady_out: dict[str, Any] | None = None
+                if not getattr(args, "skip_steady", False):
+                    steady_fetches = max(args.fetches // 12, 40)
+                    per_feed = 10
+                    steady_plan = make_plan(
+                        feeds=max(steady_fetches // per_feed, 1),
+                        fetches=steady_fetches,
+                        repeat_fraction=0.0,
+                        first_article=plan.articles,
+                    )
+                    rate = max(e2e["articles_per_s"] * 0.5, 0.5)
+                    span = steady_fetches / rate
+                    n = len(steady_plan.feeds)
+                    start = utcnow() + timedelta(seconds=2)
+                    due = [start + timedelta(seconds=span * i / n) for i in range(n)]
+                    steady_ids = _add_feeds(web, steady_plan.feeds, "steady-", due)
+                    print(
+                        f"  steady: {steady_fetches} entries over {span:.0f}s ({rate:.1f}/s)",
+                        flush=True,
+                    )
 
-                def steady_done() -> bool:
-                    entries, done = _entry_progress(steady_ids)
-                    return entries >= steady_fetches and done >= entries
+                    def steady_done() -> bool:
+                        entries, done = _entry_progress(steady_ids)
+                        return entries >= steady_fetches and done >= entries
 
-                _wait(steady_done, timeout=span + 120, what="steady phase", every=1)
-                steady = _entry_stats(steady_ids)
-                steady_out = {
-                    "entries": steady["entries"],
-                    "arrival_per_s": round(rate, 2),
-                    "statuses": steady["statuses"],
-                    "latency_p50_s": _pct(steady["latencies"], 50),
-                    "latency_p95_s": _pct(steady["latencies"], 95),
-                }
+                    _wait(steady_done, timeout=span + 120, what="steady phase", every=1)
+                    steady = _entry_stats(steady_ids)
+                    steady_out = {
+                        "entries": steady["entries"],
+                        "arrival_per_s": round(rate, 2),
+                        "statuses": steady["statuses"],
+                        "latency_p50_s": _pct(steady["latencies"], 50),
+                        "latency_p95_s": _pct(steady["latencies"], 95),
+                    }
 
                 rounds = [_poll_only_round(burst_ids, timeout=120) for _ in range(args.poll_rounds)]
                 polled = sum(r["feeds"] for r in rounds)
