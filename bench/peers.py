@@ -286,7 +286,10 @@ def run_ours(args: argparse.Namespace, pages: list[Page]) -> dict[str, Any]:
         "articles_per_s": e2e["articles_per_s"],
         "cpu_s": e2e["deployment_cpu_s"],
         "cpu_ms_per_article": e2e["cpu_ms_per_article"],
-        "peak_rss_mb": result["memory"]["peak_worker_tree_rss_mb"],
+        # worker main + pool at their peak, plus beat and redis-server
+        "peak_rss_mb": result["memory"]["peak_worker_tree_rss_mb"]
+        + result["memory"]["beat_rss_mb"]
+        + result["memory"]["redis_rss_mb"],
         "peak_process_rss_mb": result["memory"]["peak_child_rss_mb"],
         "processes": result["memory"]["child_processes_seen"] + 1,
         "web_requests": e2e["web_requests"],

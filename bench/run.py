@@ -578,6 +578,9 @@ def run_worker(
                     },
                 }
                 rss = sampler.summary(t0, t1)
+                # The rest of the deployment, once, at the end of the burst.
+                for role, pid in (("beat", beat.process.pid), ("redis", redis.process.pid)):
+                    rss[f"{role}_rss_mb"] = round((_rss_kb(pid) or 0) / 1024, 1)
 
                 # Steady state: feeds come due one by one at half the throughput.
                 # bench/peers.py skips it: only the burst is compared there.
