@@ -1,8 +1,8 @@
 """Peers side by side: the worker against the tools a user would pick instead.
 
     .venv/bin/python bench/peers.py --peers-python /work/peers-venv/bin/python
-    .venv/bin/python bench/peers.py --quick ...     # 20 feeds, 300 fetches (news-please is most of it)
-    .venv/bin/python bench/peers.py --feeds 100 --fetches 1000 ...
+    .venv/bin/python bench/peers.py --quick ...     # 20 feeds, 300 fetches
+    .venv/bin/python bench/peers.py --feeds 40 --fetches 600 ...   # docs/benchmark.md#peers
 
 One command, one run, the same local news web (bench/newsweb.py: the 436
 fundus + article-extraction-benchmark pages behind RSS feeds, syndicated copies
