@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,14 @@ class RssSampler(threading.Thread):
             deciles[i] = max(deciles[i], kb)
         warm = max(deciles[1:3] or [0])
         late = max(deciles[-2:] or [0])
+        # The whole worker at once (main + pool), each sweep's samples summed:
+        # what the host must hold, comparable with a peer's process tree.
+        sweeps: dict[float, int] = {}
+        for t, _pid, _role, kb in self.samples:
+            if start <= t <= end:
+                sweeps[t] = sweeps.get(t, 0) + kb
         return {
+            "peak_worker_tree_rss_mb": round(max(sweeps.values(), default=0) / 1024, 1),
             "child_processes_seen": len(peaks),
             "peak_child_rss_mb": round(max(peaks.values(), default=0) / 1024, 1),
             "median_child_peak_rss_mb": round(statistics.median(peaks.values()) / 1024, 1)
@@ -456,7 +464,17 @@ def _poll_only_round(feed_ids: list[int], timeout: float) -> dict[str, Any]:
     }
 
 
-def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> dict[str, Any]:
+def run_worker(
+    args: argparse.Namespace,
+    pages: list[Page],
+    workdir: Path,
+    collect: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """The end-to-end phases; ``collect`` runs against the run's database before it goes.
+
+    bench/peers.py reads the stored bodies with it (a throwaway PostgreSQL is
+    gone once this returns).
+    """
     from tests.support import services
     from worker import migrate
     from worker.db import dispose_engines
@@ -560,40 +578,46 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
                     },
                 }
                 rss = sampler.summary(t0, t1)
+                # The rest of the deployment, once, at the end of the burst.
+                for role, pid in (("beat", beat.process.pid), ("redis", redis.process.pid)):
+                    rss[f"{role}_rss_mb"] = round((_rss_kb(pid) or 0) / 1024, 1)
 
                 # Steady state: feeds come due one by one at half the throughput.
-                steady_fetches = max(args.fetches // 12, 40)
-                per_feed = 10
-                steady_plan = make_plan(
-                    feeds=max(steady_fetches // per_feed, 1),
-                    fetches=steady_fetches,
-                    repeat_fraction=0.0,
-                    first_article=plan.articles,
-                )
-                rate = max(e2e["articles_per_s"] * 0.5, 0.5)
-                span = steady_fetches / rate
-                n = len(steady_plan.feeds)
-                start = utcnow() + timedelta(seconds=2)
-                due = [start + timedelta(seconds=span * i / n) for i in range(n)]
-                steady_ids = _add_feeds(web, steady_plan.feeds, "steady-", due)
-                print(
-                    f"  steady: {steady_fetches} entries over {span:.0f}s ({rate:.1f}/s)",
-                    flush=True,
-                )
+                # bench/peers.py skips it: only the burst is compared there.
+                steady_out: dict[str, Any] | None = None
+                if not getattr(args, "skip_steady", False):
+                    steady_fetches = max(args.fetches // 12, 40)
+                    per_feed = 10
+                    steady_plan = make_plan(
+                        feeds=max(steady_fetches // per_feed, 1),
+                        fetches=steady_fetches,
+                        repeat_fraction=0.0,
+                        first_article=plan.articles,
+                    )
+                    rate = max(e2e["articles_per_s"] * 0.5, 0.5)
+                    span = steady_fetches / rate
+                    n = len(steady_plan.feeds)
+                    start = utcnow() + timedelta(seconds=2)
+                    due = [start + timedelta(seconds=span * i / n) for i in range(n)]
+                    steady_ids = _add_feeds(web, steady_plan.feeds, "steady-", due)
+                    print(
+                        f"  steady: {steady_fetches} entries over {span:.0f}s ({rate:.1f}/s)",
+                        flush=True,
+                    )
 
-                def steady_done() -> bool:
-                    entries, done = _entry_progress(steady_ids)
-                    return entries >= steady_fetches and done >= entries
+                    def steady_done() -> bool:
+                        entries, done = _entry_progress(steady_ids)
+                        return entries >= steady_fetches and done >= entries
 
-                _wait(steady_done, timeout=span + 120, what="steady phase", every=1)
-                steady = _entry_stats(steady_ids)
-                steady_out = {
-                    "entries": steady["entries"],
-                    "arrival_per_s": round(rate, 2),
-                    "statuses": steady["statuses"],
-                    "latency_p50_s": _pct(steady["latencies"], 50),
-                    "latency_p95_s": _pct(steady["latencies"], 95),
-                }
+                    _wait(steady_done, timeout=span + 120, what="steady phase", every=1)
+                    steady = _entry_stats(steady_ids)
+                    steady_out = {
+                        "entries": steady["entries"],
+                        "arrival_per_s": round(rate, 2),
+                        "statuses": steady["statuses"],
+                        "latency_p50_s": _pct(steady["latencies"], 50),
+                        "latency_p95_s": _pct(steady["latencies"], 95),
+                    }
 
                 rounds = [_poll_only_round(burst_ids, timeout=120) for _ in range(args.poll_rounds)]
                 polled = sum(r["feeds"] for r in rounds)
@@ -635,6 +659,7 @@ def run_worker(args: argparse.Namespace, pages: list[Page], workdir: Path) -> di
             "poll_only": poll_only,
             "worker_error_log_lines": worker_errors,
             "articles_in_plan": [a for feed in plan.feeds for a in feed],
+            "collected": collect() if collect is not None else None,
         }
     finally:
         dispose_engines()
@@ -737,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
 
             backup_database(f"sqlite:///{Path(tmp) / 'bench.db'}", args.keep_db, overwrite=True)
     worker_result.pop("articles_in_plan")
+    worker_result.pop("collected")
     if args.skip_baseline:
         baseline: dict[str, Any] = {"processes": args.concurrency, "pages_per_s": float("nan"),
                                     "seconds": 0.0}  # fmt: skip
