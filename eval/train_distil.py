@@ -128,14 +128,18 @@ class Mlp:
     bias: float
 
     def decision(self, rows: list[dict[str, float]]) -> np.ndarray:
-        z = np.empty(len(rows))
-        for n, row in enumerate(rows):
-            pairs = [(self.vocab[k], v) for k, v in row.items() if k in self.vocab]
-            idx = np.array([i for i, _ in pairs], dtype=np.int64)
-            val = np.array([v for _, v in pairs])
-            h = np.maximum(self.hidden_bias + val @ self.hidden[idx], 0.0)
-            z[n] = self.bias + float(val @ self.linear[idx]) + float(h @ self.out)
-        return z
+        """Logits through the student file's own forward pass, so the CV scores the exact
+        computation a loaded student runs (the threshold is not used for logits)."""
+        model = student_file.StudentModel(
+            vocab=self.vocab,
+            linear=self.linear,
+            hidden=self.hidden,
+            hidden_bias=self.hidden_bias,
+            out=self.out,
+            bias=self.bias,
+            threshold=0.0,
+        )
+        return np.array([model.logit(row)[0] for row in rows], dtype=np.float64)
 
 
 def fit_mlp(
