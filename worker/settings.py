@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         default=7.0, gt=0, description="Disable a feed after failing this long."
     )
     due_batch_size: int = Field(default=500, ge=1, le=10_000)
+    due_claims_per_tick: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Batches of due feeds one beat tick may claim (bench/FEEDS_SCALE.md).",
+    )
     beat_interval_seconds: float = Field(default=60.0, gt=0)
 
     # HTTP.

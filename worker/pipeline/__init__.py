@@ -6,7 +6,8 @@ calls the pure stages (feeds, extract, urls, classify, dedup), and persists the
 outcome through :mod:`worker.store`, recording failures on the feed or entry row
 rather than losing them.
 
-- :mod:`.polling`: one feed poll (:func:`poll_feed`).
+- :mod:`.polling`: one feed poll (:func:`poll_feed`); beat's claim of due feeds
+  (:func:`claim_due_feeds`).
 - :mod:`.entries`: one entry to a stored article (:func:`process_entry`).
 - :mod:`.attempts`: the cap on started attempts that ends crash loops.
 - :mod:`.recrawl`: an operator's re-crawl request expanded into entries.
@@ -33,7 +34,14 @@ from .entries import (
     fetch_page,
     process_entry,
 )
-from .polling import FEED_LEASE_SECONDS, PollOutcome, fetch_policy, poll_feed
+from .polling import (
+    FEED_LEASE_SECONDS,
+    DueClaim,
+    PollOutcome,
+    claim_due_feeds,
+    fetch_policy,
+    poll_feed,
+)
 from .reclassify import reclassify_articles
 from .recrawl import Expansion, expand_crawl_request
 
@@ -41,6 +49,7 @@ __all__ = [
     "FEED_LEASE_SECONDS",
     "KNOWN_URL_NOTE",
     "Delivery",
+    "DueClaim",
     "EntryJob",
     "EntryOutcome",
     "Expansion",
@@ -50,6 +59,7 @@ __all__ = [
     "Prefetched",
     "begin_entry",
     "broker_marks_redelivery",
+    "claim_due_feeds",
     "count_failed_attempt",
     "counted_at_start",
     "defer_attempt",

@@ -54,6 +54,50 @@ class PollOutcome:
     conditional_get_disabled: str | None = None  # why this poll stopped trusting validators
 
 
+@dataclass
+class DueClaim:
+    """What one beat tick claimed: the feeds to poll, in how many batches, and how long
+    the claims took (the tick's log line reports it)."""
+
+    feed_ids: list[int]
+    claims: int
+    claim_ms: float
+
+
+def claim_due_feeds(*, settings: Settings, now: datetime) -> DueClaim:
+    """Claim the feeds due at ``now``: up to ``due_claims_per_tick`` batches of
+    ``due_batch_size``, stopping at the first batch that comes back short.
+
+    One batch per tick capped polling at ``due_batch_size / beat_interval_seconds``
+    (500 / 60 s = 8.3 polls/s at the defaults) however many feeds were due: 10,000
+    feeds at 5 to 30 minutes need ~10/s, and the backlog only grew
+    (bench/FEEDS_SCALE.md). Claiming again while whole batches come back lets a
+    tick catch up, and the cap per tick still bounds how many polls one tick can
+    put on the queue after an outage. Each batch commits on its own, so a
+    concurrent tick (two beats by mistake, or a slow tick overlapping the next)
+    skips what this one claimed, and a crash mid-tick loses no more than
+    ``feed_lease_seconds`` of one batch's polling.
+    """
+    started = time.perf_counter()
+    feed_ids: list[int] = []
+    claims = 0
+    while claims < settings.due_claims_per_tick:
+        with session_scope() as session:
+            batch = store.due_feed_ids(
+                session,
+                now=now,
+                limit=settings.due_batch_size,
+                claim_seconds=settings.feed_lease_seconds,
+            )
+        claims += 1
+        feed_ids += batch
+        if len(batch) < settings.due_batch_size:
+            break
+    return DueClaim(
+        feed_ids=feed_ids, claims=claims, claim_ms=(time.perf_counter() - started) * 1000
+    )
+
+
 def _fetch_feed(
     fetcher: Fetcher, target: store.PollTarget, *, settings: Settings, now: datetime
 ) -> tuple[FetchResult, str | None]:

@@ -90,24 +90,32 @@ def due_feed_ids(session: Session, *, now: datetime, limit: int, claim_seconds: 
     Claiming pushes ``next_poll_at`` forward by ``claim_seconds``; the poll
     itself sets the real next time. The query walks the ``ix_feeds_due``
     index and is batched by ``limit``, so it stays cheap with 10,000+ feeds.
+
+    The claim is one ``UPDATE … WHERE id IN (due) RETURNING id`` statement, not a
+    SELECT followed by an UPDATE: Python's sqlite3 runs a SELECT outside any
+    transaction, so two ticks on SQLite could both read a feed as due before
+    either pushed it, and both would poll it. One statement holds SQLite's write
+    lock from the read to the write. On PostgreSQL the due rows are locked with
+    ``SKIP LOCKED``, so a concurrent tick claims the next feeds instead of the
+    same ones. Only ``next_poll_at`` changes, which the change-log trigger ignores.
     """
-    query = (
-        select(Feed.id)
+    due = (
+        sa.select(col(Feed.id))
         .where(col(Feed.enabled).is_(True))
         .where(col(Feed.next_poll_at) <= now)
         .order_by(col(Feed.next_poll_at))
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = [int(i) for i in session.exec(query).all() if i is not None]
-    if ids:
-        session.execute(
-            sa.update(Feed)
-            .where(col(Feed.id).in_(ids))
-            .values(next_poll_at=now + timedelta(seconds=claim_seconds))
-        )
-    return ids
+        due = due.with_for_update(skip_locked=True)
+    claimed = session.execute(
+        sa.update(Feed)
+        .where(col(Feed.id).in_(due.scalar_subquery()))
+        .values(next_poll_at=now + timedelta(seconds=claim_seconds))
+        .returning(col(Feed.id))
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(int(i) for i in claimed.scalars().all())
 
 
 def acquire_feed_lease(
