@@ -214,18 +214,30 @@ def _redis_calls(url: str) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(s["calls"]) for name, s in stats.items()}
 
 
+TABLE_COUNTERS = ("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "n_tup_ins",
+                  "n_tup_upd", "n_tup_hot_upd")  # fmt: skip
+
+
 def _pg_counters(dsn: str, database: str) -> dict[str, int]:
-    """``pg_stat_database`` of the run's database, after the server flushed its stats."""
+    """``pg_stat_database`` of the run's database and ``pg_stat_user_tables`` of each of
+    its tables (``<table>.<counter>``), after the server flushed its stats."""
     import psycopg
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(f"{dsn} dbname={database}", autocommit=True) as conn:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute(
             f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database WHERE datname = %s",
             (database,),
         ).fetchone()
-    assert row is not None
-    return dict(zip(PG_COUNTERS, (int(v) for v in row), strict=True))
+        assert row is not None
+        counters = dict(zip(PG_COUNTERS, (int(v) for v in row), strict=True))
+        for table, *values in conn.execute(
+            f"SELECT relname, {', '.join(f'coalesce({c}, 0)' for c in TABLE_COUNTERS)} "
+            "FROM pg_stat_user_tables"
+        ).fetchall():
+            for name, value in zip(TABLE_COUNTERS, values, strict=True):
+                counters[f"{table}.{name}"] = int(value)
+    return counters
 
 
 def _ticks(log: str, since: datetime) -> list[dict[str, Any]]:
@@ -302,9 +314,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     redis.process.pid,
                     _postmaster_pid(pg) if pg is not None else None,
                 )
-                pg_dsn = (
-                    f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres" if pg else ""
-                )
+                pg_dsn = f"host=127.0.0.1 port={pg.port} user=postgres" if pg else ""
                 redis0 = _redis_calls(redis.url)
                 pg0 = _pg_counters(pg_dsn, "feeds") if pg else None
                 cpu0 = _deployment_cpu_s(*pids)
@@ -464,7 +474,16 @@ def _report(
             if k != "info"
         },
         "postgres_per_poll": (
-            {k: round(v / n, 1) for k, v in pg_delta.items()} if pg_delta is not None else None
+            {k: round(v / n, 1) for k, v in pg_delta.items() if "." not in k}
+            if pg_delta is not None
+            else None
+        ),
+        # Where PostgreSQL's reads and writes went: each table's counters per poll,
+        # only those at 0.05 or more.
+        "postgres_tables_per_poll": (
+            {k: round(v / n, 2) for k, v in sorted(pg_delta.items()) if "." in k and v / n >= 0.05}
+            if pg_delta is not None
+            else None
         ),
         "rows_per_poll": {k: round(v / n, 3) for k, v in rows.items()},
         "bytes_per_row": sizes,
@@ -491,6 +510,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("CPU ms per poll", f"{result['cpu_ms_per_poll']} {result['cpu_ms_per_poll_by_process']}"),
         ("Redis commands per poll", str(result["redis_commands_per_poll"])),
         ("PostgreSQL per poll", str(result["postgres_per_poll"])),
+        ("PostgreSQL tables per poll", str(result["postgres_tables_per_poll"])),
         ("rows per poll", str(result["rows_per_poll"])),
         ("bytes per row", str(result["bytes_per_row"])),
         ("worker error lines", str(result["worker_error_log_lines"])),
