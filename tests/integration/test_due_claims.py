@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from worker import pipeline
+from worker import pipeline, store
 from worker.db import session_scope
 from worker.models import Feed, utcnow
 from worker.settings import Settings, get_settings, reset_settings
@@ -141,3 +141,25 @@ def test_concurrent_ticks_never_claim_a_feed_twice(
     every = [feed_id for ids in claimed for feed_id in ids]
     assert len(every) == len(set(every)) == 300
     assert sum(1 for ids in claimed if ids) > 1, "the ticks did not overlap at all"
+
+
+def test_a_claim_reads_the_due_index_and_updates_by_primary_key(database_url: str) -> None:
+    """With 10,000 feeds the claim walks ix_feeds_due and finds the rows it pushes by
+    primary key: no scan of the whole table, so its cost does not grow with the feeds."""
+    now = _add_feeds(due=1_000, later=9_000)
+    with session_scope() as session:
+        dialect = session.get_bind().dialect
+        if dialect.name == "postgresql":
+            session.execute(sa.text("ANALYZE feeds"))
+        statement = store.due_claim_statement(dialect.name, now=now, limit=500, claim_seconds=300)
+        sql = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        explain = "EXPLAIN" if dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
+        plan = "\n".join(str(r[-1]) for r in session.execute(sa.text(f"{explain} {sql}")).all())
+        session.rollback()
+    assert "ix_feeds_due" in plan, plan
+    if dialect.name == "postgresql":
+        assert "Index Scan using feeds_pkey" in plan, plan
+        assert "Seq Scan" not in plan, plan
+    else:
+        assert "USING INTEGER PRIMARY KEY" in plan, plan
+        assert "SCAN feeds\n" not in plan + "\n", plan
