@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/run.py            # 200 feeds, 5,000 article fetches (~13 min on 2 cores)
     .venv/bin/python bench/run.py --quick    # 20 feeds, 300 fetches (< 2 min)
+    .venv/bin/python bench/run.py --db postgres --workers 3 --pin --concurrency 1 --skip-baseline
+                                             # 3 worker hosts, a core each (workers_curve.py)
 
 One run measures, on the same pages:
 
