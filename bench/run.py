@@ -311,8 +311,8 @@ class PgActivitySampler(threading.Thread):
     sample puts every client backend of the bench database in one state: running
     (``active``, no wait event), waiting (``active`` with a wait event, by type),
     ``idle in transaction`` (the worker holds a transaction while it computes) or
-    ``idle`` (between transactions). One query per half second costs the server
-    well under 1 % of a core.
+    ``idle`` (between transactions). The bench's own progress query (one COUNT a
+    second) is among them; the sampler's own connection is not.
     """
 
     def __init__(self, conninfo: str, database: str) -> None:
@@ -361,7 +361,7 @@ class PgActivitySampler(threading.Thread):
 
 
 def _worker_counts(log: str) -> dict[str, int]:
-    """What one worker did, from its own log: entries stored, linked, failed; tasks run."""
+    """What one worker did, from its own log: entries stored, linked to a known URL, failed."""
     counts: Counter[str] = Counter()
     wanted = {"article_stored", "entry_linked_known_url", "entry_failed"}
     for line in log.splitlines():
