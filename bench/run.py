@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/run.py            # 200 feeds, 5,000 article fetches (~13 min on 2 cores)
     .venv/bin/python bench/run.py --quick    # 20 feeds, 300 fetches (< 2 min)
+    .venv/bin/python bench/run.py --db postgres --workers 3 --pin --concurrency 1 --skip-baseline
+                                             # 3 worker hosts, a core each (workers_curve.py)
 
 One run measures, on the same pages:
 
@@ -33,7 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -205,19 +207,25 @@ def _tree_cpu_s(pid: int) -> float:
 
 
 def _deployment_cpu_s(
-    worker_pid: int, beat_pid: int, redis_pid: int, postgres_pid: int | None = None
+    worker_pids: int | Sequence[int],
+    beat_pid: int,
+    redis_pid: int,
+    postgres_pid: int | None = None,
 ) -> dict[str, float]:
     """CPU seconds of each part of the deployment, so the overhead can be located.
 
     ``pool`` is every pool child, live or reaped (recycled by
     ``worker_max_tasks_per_child``): reaped children's CPU is in the main
-    process's ``cutime``/``cstime``. With PostgreSQL, the server (postmaster and
-    its backends) is part of the deployment too; SQLite runs inside the pool.
+    process's ``cutime``/``cstime``. With several workers (``--workers``),
+    ``worker_main`` and ``pool`` are summed over them. With PostgreSQL, the
+    server (postmaster and its backends) is part of the deployment too; SQLite
+    runs inside the pool.
     """
-    main = _cpu_s(worker_pid)
+    pids = [worker_pids] if isinstance(worker_pids, int) else list(worker_pids)
+    main = sum(_cpu_s(pid) for pid in pids)
     parts = {
         "worker_main": main,
-        "pool": _tree_cpu_s(worker_pid) - main,
+        "pool": sum(_tree_cpu_s(pid) for pid in pids) - main,
         "beat": _cpu_s(beat_pid, with_reaped_children=True),
         "redis": _cpu_s(redis_pid),
     }
@@ -234,20 +242,25 @@ def _postmaster_pid(pg: Any) -> int | None:
 
 
 class RssSampler(threading.Thread):
-    """VmRSS of the worker's main process and pool children, once a second."""
+    """VmRSS of the workers' main processes and pool children, once a second.
 
-    def __init__(self, main_pid: int) -> None:
+    With several workers the "whole worker" figures are the whole fleet's on
+    this host, and the per-child ones cover every worker's children.
+    """
+
+    def __init__(self, main_pid: int | Sequence[int]) -> None:
         super().__init__(daemon=True)
-        self.main_pid = main_pid
+        self.main_pids = [main_pid] if isinstance(main_pid, int) else list(main_pid)
         self.samples: list[tuple[float, int, str, int]] = []  # (t, pid, role, kB)
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
             now = time.monotonic()
-            for pid, role in [(self.main_pid, "main")] + [
-                (c, "child") for c in _children(self.main_pid)
-            ]:
+            processes = [(pid, "main") for pid in self.main_pids] + [
+                (c, "child") for main in self.main_pids for c in _children(main)
+            ]
+            for pid, role in processes:
                 kb = _rss_kb(pid)
                 if kb is not None:
                     self.samples.append((now, pid, role, kb))
@@ -288,6 +301,99 @@ class RssSampler(threading.Thread):
             "child_rss_by_tenth_mb": [round(kb / 1024, 1) for kb in deciles],
             "growth_after_warmup_mb": round((late - warm) / 1024, 1),
         }
+
+
+class PgActivitySampler(threading.Thread):
+    """What the workers' PostgreSQL backends are doing, from ``pg_stat_activity``, twice a second.
+
+    With several workers the question is whether they wait on each other in the
+    database (row locks of the dedup lock, LWLocks, I/O) or on the cores. Each
+    sample puts every client backend of the bench database in one state: running
+    (``active``, no wait event), waiting (``active`` with a wait event, by type),
+    ``idle in transaction`` (the worker holds a transaction while it computes) or
+    ``idle`` (between transactions). The bench's own progress query (one COUNT a
+    second) is among them; the sampler's own connection is not.
+    """
+
+    def __init__(self, conninfo: str, database: str) -> None:
+        super().__init__(daemon=True)
+        self.conninfo = conninfo
+        self.database = database
+        self.samples = 0
+        self.states: Counter[str] = Counter()
+        self.waits: Counter[str] = Counter()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            while not self._halt.is_set():
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE datname = %s AND backend_type = 'client backend'"
+                    " AND pid <> pg_backend_pid()",
+                    (self.database,),
+                ).fetchall()
+                self.samples += 1
+                for state, wait_type, wait_event in rows:
+                    if state == "active" and wait_type is None:
+                        self.states["running"] += 1
+                    elif state == "active":
+                        self.states[f"waiting_{wait_type}"] += 1
+                        self.waits[f"{wait_type}:{wait_event}"] += 1
+                    else:
+                        self.states[str(state).replace(" ", "_")] += 1
+                self._halt.wait(0.5)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+    def summary(self) -> dict[str, Any]:
+        """Mean backends in each state per sample, and the most frequent wait events."""
+        n = max(self.samples, 1)
+        return {
+            "samples": self.samples,
+            "mean_backends": {k: round(v / n, 3) for k, v in sorted(self.states.items())},
+            "top_waits": {k: round(v / n, 3) for k, v in self.waits.most_common(8)},
+        }
+
+
+def _worker_counts(log: str) -> dict[str, int]:
+    """What one worker did, from its own log: entries stored, linked to a known URL, failed."""
+    counts: Counter[str] = Counter()
+    wanted = {"article_stored", "entry_linked_known_url", "entry_failed"}
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        name = event.get("event") if isinstance(event, dict) else None
+        if name in wanted:
+            counts[str(name)] += 1
+    return {name: counts.get(name, 0) for name in sorted(wanted)}
+
+
+def _cpus_allowed(pid: int) -> str | None:
+    """The cores the kernel lets ``pid`` run on (``Cpus_allowed_list``), to show pinning held."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def _worker_cores(n: int, pin: bool) -> list[set[int] | None]:
+    """The cores each of ``n`` workers may run on: worker i on core i mod ncpu, or any."""
+    if not pin:
+        return [None] * n
+    cores = sorted(os.sched_getaffinity(0))
+    return [{cores[i % len(cores)]} for i in range(n)]
 
 
 # --- the worker run ---------------------------------------------------------------
@@ -514,23 +620,47 @@ def run_worker(
             # start-up (imports, the extraction warm-up) counts as per-article CPU.
             later = utcnow() + timedelta(days=1)
             burst_ids = _add_feeds(web, plan.feeds, "burst-", [later] * len(plan.feeds))
-            worker = services.start_celery(
-                "worker", env, workdir=workdir, concurrency=args.concurrency
-            )
+            # --workers N: N independent `ingest worker` processes, as on N hosts:
+            # each its own --hostname and pool, all on the one Redis and database.
+            n_workers = max(1, getattr(args, "workers", 1))
+            hostnames = [f"w{i + 1}@bench" for i in range(n_workers)]
+            cores = _worker_cores(n_workers, getattr(args, "pin", False))
+            workers: list[services.CeleryProcess] = []
             beat: services.CeleryProcess | None = None
-            sampler = RssSampler(worker.process.pid)
+            sampler: RssSampler | None = None
+            db_waits: PgActivitySampler | None = None
             try:
+                for hostname, cpus in zip(hostnames, cores, strict=True):
+                    workers.append(
+                        services.start_celery(
+                            "worker",
+                            env,
+                            workdir=workdir,
+                            concurrency=args.concurrency,
+                            extra=["--hostname", hostname],
+                            cpus=cpus,
+                        )
+                    )
+                sampler = RssSampler([w.process.pid for w in workers])
                 beat = services.start_celery("beat", env, workdir=workdir)
-                _wait(lambda: "ready" in worker.log(), timeout=60, what="worker ready")
+                for one in workers:
+                    _wait(lambda one=one: "ready" in one.log(), timeout=120, what="worker ready")
                 _wait(lambda: "Starting" in beat.log(), timeout=60, what="beat started")
                 time.sleep(2)  # beat's first ticks: nothing is due yet
                 sampler.start()
+                if pg is not None and getattr(args, "db_waits", False):
+                    db_waits = PgActivitySampler(
+                        f"host=127.0.0.1 port={pg.port} user=postgres dbname=bench", "bench"
+                    )
+                    db_waits.start()
+                worker_pids = [w.process.pid for w in workers]
                 pids = (
-                    worker.process.pid,
+                    worker_pids,
                     beat.process.pid,
                     redis.process.pid,
                     _postmaster_pid(pg) if pg is not None else None,
                 )
+                each0 = [_tree_cpu_s(pid) for pid in worker_pids]
                 parts0 = _deployment_cpu_s(*pids)
                 cpu0 = os.times()
                 host0 = _host_ticks()
@@ -552,6 +682,9 @@ def run_worker(
                 host = _host_usage(host0, _host_ticks())
                 cpu1 = os.times()
                 parts1 = _deployment_cpu_s(*pids)
+                each1 = [_tree_cpu_s(pid) for pid in worker_pids]
+                if db_waits is not None:
+                    db_waits.stop()
                 cpu_parts = {k: parts1[k] - parts0[k] for k in parts1}
                 tree_cpu = sum(cpu_parts.values())
                 burst = _entry_stats(burst_ids)
@@ -577,6 +710,26 @@ def run_worker(
                         k: round(v / max(done, 1) * 1000, 1) for k, v in cpu_parts.items()
                     },
                 }
+                e2e["workers"] = [
+                    {
+                        "hostname": hostname,
+                        "cpus": sorted(cpus) if cpus is not None else None,
+                        # read from the kernel for the main process and its pool
+                        "cpus_allowed": sorted(
+                            {
+                                str(_cpus_allowed(pid))
+                                for pid in [one.process.pid, *_children(one.process.pid)]
+                            }
+                        ),
+                        "cpu_s": round(after - before, 1),
+                        **_worker_counts(one.log()),
+                    }
+                    for hostname, cpus, one, before, after in zip(
+                        hostnames, cores, workers, each0, each1, strict=True
+                    )
+                ]
+                if db_waits is not None:
+                    e2e["db_activity"] = db_waits.summary()
                 rss = sampler.summary(t0, t1)
                 # The rest of the deployment, once, at the end of the burst.
                 for role, pid in (("beat", beat.process.pid), ("redis", redis.process.pid)):
@@ -621,25 +774,31 @@ def run_worker(
 
                 rounds = [_poll_only_round(burst_ids, timeout=120) for _ in range(args.poll_rounds)]
                 polled = sum(r["feeds"] for r in rounds)
-                poll_only = {
-                    "rounds": rounds,
-                    "feeds_per_s": round(polled / sum(r["seconds"] for r in rounds), 1),
-                    "not_modified": sum(r["not_modified"] for r in rounds),
-                    "feeds": polled,
-                }
+                poll_only: dict[str, Any] | None = (
+                    {
+                        "rounds": rounds,
+                        "feeds_per_s": round(polled / sum(r["seconds"] for r in rounds), 1),
+                        "not_modified": sum(r["not_modified"] for r in rounds),
+                        "feeds": polled,
+                    }
+                    if rounds
+                    else None
+                )
                 rss_all = sampler.summary(t0, time.monotonic())
             finally:
                 # Stop every process we started, even if one step fails.
                 try:
-                    if sampler.is_alive():
-                        sampler.stop()
+                    for thread in (sampler, db_waits):
+                        if thread is not None and thread.is_alive():
+                            thread.stop()
                 finally:
                     try:
                         if beat is not None:
                             beat.stop()
                     finally:
-                        worker.stop()
-            worker_errors = worker.log().count('"level": "error"')
+                        for one in workers:
+                            one.stop()
+            worker_errors = sum(one.log().count('"level": "error"') for one in workers)
         finally:
             web.stop()
         return {
@@ -705,15 +864,27 @@ def print_table(result: dict[str, Any]) -> None:
         ("latency burst p50 / p95", f"{e2e['latency_p50_s']} s / {e2e['latency_p95_s']} s "
                                     f"({e2e['entries']:,} entries queued at once)"),
         ("latency steady p50 / p95", f"{steady['latency_p50_s']} s / {steady['latency_p95_s']} s "
-                                     f"(arrivals {steady['arrival_per_s']}/s)"),
+                                     f"(arrivals {steady['arrival_per_s']}/s)"
+                                     if steady else "skipped"),
         ("peak RSS per pool process", f"{mem['peak_child_rss_mb']} MB "
                                       f"(median {mem['median_child_peak_rss_mb']} MB, "
                                       f"{mem['child_processes_seen']} processes)"),
         ("RSS growth after warm-up", f"{mem['growth_after_warmup_mb']} MB"),
         ("child RSS by tenth of run", " ".join(f"{v:.0f}" for v in mem["child_rss_by_tenth_mb"])),
         ("poll-only (304)", f"{poll['feeds_per_s']:.1f} feeds/s "
-                            f"({poll['not_modified']}/{poll['feeds']} not modified)"),
+                            f"({poll['not_modified']}/{poll['feeds']} not modified)"
+                            if poll else "skipped"),
     ]  # fmt: skip
+    if len(e2e.get("workers", [])) > 1:
+        rows.append(("per worker: stored, CPU s", ", ".join(
+            f"{w['hostname']} {w['article_stored']}, {w['cpu_s']}"
+            + (f" (core {','.join(map(str, w['cpus']))})" if w["cpus"] else "")
+            for w in e2e["workers"]
+        )))  # fmt: skip
+    if e2e.get("db_activity"):
+        rows.append(("PostgreSQL backends (mean)", json.dumps(
+            e2e["db_activity"]["mean_backends"]
+        )))  # fmt: skip
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -725,9 +896,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, default=200)
     parser.add_argument("--fetches", type=int, default=5000)
     parser.add_argument("--repeat-fraction", type=float, default=0.05)
-    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--concurrency", type=int, default=os.cpu_count() or 2, help="pool size of each worker"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="independent `ingest worker` processes (--hostname w1@bench, w2@bench, ...), "
+        "each with its own pool, sharing the one Redis and database",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="pin worker i (and its pool) to core i mod ncpu, so the cores given are explicit",
+    )  # fmt: skip
+    parser.add_argument("--skip-steady", action="store_true", help="skip the steady phase")
+    parser.add_argument(
+        "--db-waits", action="store_true",
+        help="with --db postgres: sample pg_stat_activity (running, waiting, idle backends)",
+    )  # fmt: skip
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--poll-rounds", type=int, default=3)
+    parser.add_argument("--poll-rounds", type=int, default=3, help="0 skips the poll-only phase")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/)")
@@ -750,10 +937,12 @@ def main(argv: list[str] | None = None) -> int:
     # machines drift by up to 25 % within minutes) then moves both sides of the
     # ratio alike, and the two halves show how much it drifted.
     halves = (articles[0::2], articles[1::2])
+    # As wide as every worker's pool together: the same number of processes.
+    width = args.concurrency * args.workers
     bare: list[dict[str, Any]] = []
     if not args.skip_baseline:
-        print(f"baseline (before): {len(halves[0])} pages, pool of {args.concurrency}", flush=True)
-        bare.append(run_baseline(pages, halves[0], args.concurrency))
+        print(f"baseline (before): {len(halves[0])} pages, pool of {width}", flush=True)
+        bare.append(run_baseline(pages, halves[0], width))
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         worker_result = run_worker(args, pages, Path(tmp))
         if args.keep_db is not None and args.db == "sqlite":
@@ -764,16 +953,18 @@ def main(argv: list[str] | None = None) -> int:
     worker_result.pop("articles_in_plan")
     worker_result.pop("collected")
     if args.skip_baseline:
-        baseline: dict[str, Any] = {"processes": args.concurrency, "pages_per_s": float("nan"),
+        baseline: dict[str, Any] = {"processes": width, "pages_per_s": float("nan"),
                                     "seconds": 0.0}  # fmt: skip
     else:
-        print(f"baseline (after): {len(halves[1])} pages, pool of {args.concurrency}", flush=True)
-        bare.append(run_baseline(pages, halves[1], args.concurrency))
+        print(f"baseline (after): {len(halves[1])} pages, pool of {width}", flush=True)
+        bare.append(run_baseline(pages, halves[1], width))
         baseline = _combine_baselines(bare)
     result = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "concurrency": args.concurrency,
+        "workers": args.workers,
+        "pinned": args.pin,
         **worker_result,
         "baseline": baseline,
     }

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,8 +213,14 @@ def start_celery(
     workdir: Path,
     concurrency: int = 2,
     extra: list[str] | None = None,
+    cpus: Collection[int] | None = None,
 ) -> CeleryProcess:
-    """Start ``ingest worker`` or ``ingest beat`` (the same commands the containers run)."""
+    """Start ``ingest worker`` or ``ingest beat`` (the same commands the containers run).
+
+    ``cpus`` pins the process to those cores before it starts, so the pool it
+    forks inherits the pinning: a benchmark can then say how many cores it gave
+    each worker (bench/run.py ``--pin``) instead of leaving it to the scheduler.
+    """
     log_path = workdir / f"celery-{role}-{time.monotonic_ns()}.log"
     args = [sys.executable, "-m", "worker.cli", role]
     if role == "worker":
@@ -230,5 +237,16 @@ def start_celery(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_pin_to(cpus) if cpus is not None else None,
         )
     return CeleryProcess(process=process, log_path=log_path)
+
+
+def _pin_to(cpus: Collection[int]) -> Callable[[], None]:
+    """A ``preexec_fn`` that pins the child to ``cpus`` (one syscall, no locks taken)."""
+    cores = set(cpus)
+
+    def pin() -> None:
+        os.sched_setaffinity(0, cores)
+
+    return pin
