@@ -32,6 +32,7 @@ from .entries import (
     begin_entry,
     fetch_page,
     process_entry,
+    store_entry_article,
 )
 from .polling import FEED_LEASE_SECONDS, PollOutcome, fetch_policy, poll_feed
 from .reclassify import reclassify_articles
@@ -61,4 +62,5 @@ __all__ = [
     "process_entry",
     "reclassify_articles",
     "start_attempt",
+    "store_entry_article",
 ]
