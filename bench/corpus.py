@@ -593,19 +593,19 @@ class Corpus:
 
 
 def synthetic_pool() -> Pool:
-    """Stand-in text of the real pool's shape (long articles, short feed items, a few
-    languages), for smoke runs and tests that should not spend seconds loading data."""
-    words = ["kyiv", "drones", "ceasefire", "talks", "aid", "grain", "port", "energy",
-             "sea", "oil", "minister", "border", "troops", "sanctions", "summit", "budget",
-             "election", "court", "storm", "market", "football", "vaccine", "rail",
-             "bank"]  # fmt: skip
+    """Stand-in text of the real pool's shape (long articles, short feed items, two
+    languages), for smoke runs and tests that should not spend seconds loading data:
+    topical titles, bodies of 5,000 made-up words used about equally often, so bodies
+    drawn from them are as distinct as real ones."""
+    topical = ["kyiv", "drones", "ceasefire", "talks", "aid", "grain", "port", "energy",
+               "sea", "oil", "minister", "border", "troops", "sanctions", "summit", "budget",
+               "election", "court", "storm", "market", "football", "vaccine", "rail",
+               "bank"]  # fmt: skip
+    words = [f"w{n}" for n in range(5_000)]
     rng = random.Random(5)
-    full = [(f"Report {i}: {' '.join(rng.sample(words, 5))}",
+    full = [(f"Report {i}: {' '.join(rng.sample(topical, 5))}",
              " ".join(rng.choices(words, k=600)), "en") for i in range(40)]  # fmt: skip
-    short = [(f"Item {i}: {' '.join(rng.sample(words, 6))}",
+    short = [(f"Item {i}: {' '.join(rng.sample(topical, 6))}",
               " ".join(rng.choices(words, k=40)), "en" if i % 5 else "uk")
              for i in range(200)]  # fmt: skip
-    # Enough distinct words that bodies drawn from them are distinct.
-    extra = " ".join(f"w{n}" for n in range(3000))
-    full.append(("Glossary", extra, "en"))
     return full, short

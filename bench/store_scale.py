@@ -81,6 +81,7 @@ STATEMENTS = (
     ("INSERT INTO article_bands", "bands: insert"),
     ("INSERT INTO articles", "article: insert"),
     ("UPDATE articles", "article: update"),
+    ("articles.story_id =", "story: same source? / recount"),
     ("FROM articles", "article: read"),
     ("INSERT INTO stories", "story: insert"),
     ("UPDATE stories", "story: update"),
@@ -596,9 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 300_000])
     parser.add_argument("--million", action="store_true", help="also 1,000,000 (~1 h)")
     parser.add_argument("--fsync-on", action="store_true", help="fsync + synchronous_commit")
-    parser.add_argument("--probes", type=int, default=200, help="articles stored per database")
-    parser.add_argument("--repeats", type=int, default=10, help="GETs per page, per round")
-    parser.add_argument("--reclassify-batches", type=int, default=2)
+    parser.add_argument("--probes", type=int, default=300, help="articles stored per database")
+    parser.add_argument("--repeats", type=int, default=15, help="GETs per page, per round")
+    parser.add_argument("--reclassify-batches", type=int, default=4)
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--synthetic-text", action="store_true", help="no data (smoke runs)")
