@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import time
@@ -75,10 +76,10 @@ STATEMENTS = (
     ("articles.canonical_url =", "lookup: same URL"),
     ("articles.guid =", "lookup: same GUID"),
     ("articles.content_hash =", "lookup: same body"),
+    ("DELETE FROM article_bands", "bands: delete"),  # before the lookup's "FROM article_bands"
+    ("INSERT INTO article_bands", "bands: insert"),
     ("FROM article_bands", "lookup: band candidates"),
     ("WHERE articles.id IN", "lookup: candidates' signatures"),
-    ("DELETE FROM article_bands", "bands: delete"),
-    ("INSERT INTO article_bands", "bands: insert"),
     ("INSERT INTO articles", "article: insert"),
     ("UPDATE articles", "article: update"),
     ("articles.story_id =", "story: same source? / recount"),
@@ -405,8 +406,9 @@ def measure_reclassify(grow: Database, ref: Database, batches: int) -> dict[str,
     done = {grow.label: 0, ref.label: 0}
     for n in range(batches):
         for db in (grow, ref) if n % 2 == 0 else (ref, grow):
-            start = 1 + (db.last_id - RECLASSIFY_BATCH) * (n + 1) // (batches + 1)
-            ids = list(range(start, start + RECLASSIFY_BATCH))
+            batch = min(RECLASSIFY_BATCH, db.last_id)
+            start = 1 + (db.last_id - batch) * (n + 1) // (batches + 1)
+            ids = list(range(start, start + batch))
             with db.current():
                 t0 = time.perf_counter()
                 reclassify_articles(ids)
@@ -609,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         print(render(json.loads(args.render.read_text())), end="")
         return 0
+    # Stopped with SIGTERM (a background run ignores SIGINT): still stop the cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run(args)
     text = json.dumps(result, indent=2)
     if args.json:
