@@ -397,8 +397,10 @@ def measure_pages(grow: Database, ref: Database, repeats: int) -> dict[str, Any]
     }
 
 
-def measure_reclassify(grow: Database, ref: Database, batches: int) -> dict[str, Any]:
-    """Articles per second of ``pipeline.reclassify_articles`` on batches of 200
+def measure_reclassify(
+    grow: Database, ref: Database, batches: int, size: int = RECLASSIFY_BATCH
+) -> dict[str, Any]:
+    """Articles per second of ``pipeline.reclassify_articles`` on batches of ``size``
     consecutive ids at spread positions, alternating between the databases."""
     from worker.pipeline import reclassify_articles
 
@@ -406,7 +408,7 @@ def measure_reclassify(grow: Database, ref: Database, batches: int) -> dict[str,
     done = {grow.label: 0, ref.label: 0}
     for n in range(batches):
         for db in (grow, ref) if n % 2 == 0 else (ref, grow):
-            batch = min(RECLASSIFY_BATCH, db.last_id)
+            batch = min(size, db.last_id)
             start = 1 + (db.last_id - batch) * (n + 1) // (batches + 1)
             ids = list(range(start, start + batch))
             with db.current():
@@ -460,7 +462,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from eval.classifier_eval import DEFAULT_DATA_DIR
 
         pool = text_pool(args.data_dir or DEFAULT_DATA_DIR)
-    corpus = Corpus(pool, CorpusSpec(seed=args.seed))
+    corpus = Corpus(pool, CorpusSpec(seed=args.seed, feeds=args.feeds))
     sizes = sorted(set(args.sizes + ([1_000_000] if args.million else [])))
     out: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -502,7 +504,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "size": database_size(grow.url),
                 "pages": measure_pages(grow, ref, args.repeats),
                 "store": measure_store(corpus, grow, ref, args.probes, round_no, clock, server_pid),
-                "reclassify_per_s": measure_reclassify(grow, ref, args.reclassify_batches),
+                "reclassify_per_s": measure_reclassify(
+                    grow, ref, args.reclassify_batches, args.reclassify_batch
+                ),
             }
             row["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
             out["sizes"].append(row)
@@ -602,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=int, default=300, help="articles stored per database")
     parser.add_argument("--repeats", type=int, default=15, help="GETs per page, per round")
     parser.add_argument("--reclassify-batches", type=int, default=4)
+    parser.add_argument("--reclassify-batch", type=int, default=RECLASSIFY_BATCH)
+    parser.add_argument("--feeds", type=int, default=CorpusSpec.feeds, help="feeds of the corpus")
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--synthetic-text", action="store_true", help="no data (smoke runs)")
