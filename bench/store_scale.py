@@ -511,6 +511,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             row["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
             out["sizes"].append(row)
             _log(json.dumps({"articles": size, "ratio": row["store"]["ratio"]}))
+            if args.json:  # each size as soon as it is measured: a long run may be cut short
+                out["load_average_end"] = row["load_average_end"]
+                args.json.write_text(json.dumps(out, indent=2))
         out["ref_size"] = database_size(ref.url)
     finally:
         dispose_engines()
