@@ -43,7 +43,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
@@ -220,8 +220,6 @@ class CorpusSpec:
     near_share: float = 0.07
     """Copies of a recent article with a tenth of its words changed."""
     undated_share: float = 0.05
-    positive_share: float | None = None
-    """Force this share of ``ukraine-security`` labels; None keeps the classifier's."""
     start: datetime = datetime(2025, 12, 1, tzinfo=UTC)
     interval: timedelta = timedelta(seconds=31.536)  # 1,000,000 a year
 
@@ -258,7 +256,6 @@ class LoadReport:
     seconds: float = 0.0
     first_id: int = 0
     last_id: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
 
 
 class TextModel:
@@ -306,19 +303,6 @@ class TextModel:
             title, body, language = self.items[item]
             found = self._verdicts[item] = classify(title=title, body=body, language=language)
         return found
-
-
-def _forced(verdict: Classification, positive: bool) -> Classification:
-    if verdict.is_ukraine_security == positive:
-        return verdict
-    score = 0.9 if positive else 0.05
-    return Classification(
-        is_ukraine_security=positive,
-        score=score,
-        topics=verdict.topics if positive else (),
-        evidence=verdict.evidence,
-        version=verdict.version,
-    )
 
 
 def _edit(rng: random.Random, model: TextModel, body: str, language: str) -> str:
@@ -404,8 +388,6 @@ class Corpus:
             else created - timedelta(minutes=rng.randrange(2, 360))
         )  # fmt: skip
         verdict = self.model.verdict(item)
-        if spec.positive_share is not None:
-            verdict = _forced(verdict, rng.random() < spec.positive_share)
         return _Made(
             index=index, feed=feed, url=url, domain=domain, title=title, body=body,
             summary=summary, language=language,
