@@ -27,7 +27,7 @@ busy host slows both alike):
 
     python -m bench.store_scale                          # 10k, 100k, 300k (fsync off)
     python -m bench.store_scale --fsync-on --sizes 10000 100000
-    python -m bench.store_scale --million                # adds 1M: ~1 h, ~15 GB in /tmp
+    python -m bench.store_scale --million                # adds 1M: ~1.5 h, ~20 GB in /tmp
     python -m bench.store_scale --render out.json        # the Markdown tables of a run
 
 Prints JSON (``--json PATH`` also writes it). Needs ``../shared/data`` (or
@@ -604,7 +604,7 @@ def render(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 300_000])
-    parser.add_argument("--million", action="store_true", help="also 1,000,000 (~1 h)")
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 (~1.5 h, ~20 GB)")
     parser.add_argument("--fsync-on", action="store_true", help="fsync + synchronous_commit")
     parser.add_argument("--probes", type=int, default=300, help="articles stored per database")
     parser.add_argument("--repeats", type=int, default=15, help="GETs per page, per round")
