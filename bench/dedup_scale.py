@@ -22,12 +22,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
+from bench.corpus import BulkWriter
 from worker import dedup, migrate, store
 from worker.classify import classify
-from worker.db import dispose_engines, get_engine, session_scope
+from worker.db import dispose_engines, session_scope
 from worker.models import Article, ArticleBand, Story
+from worker.store.sql import table_of
 
 VOCAB_SIZE = 20_000
 BODY_WORDS = 120
@@ -40,7 +40,7 @@ def _words(rng: random.Random) -> list[str]:
 
 def _seed(url: str, size: int, rng: random.Random) -> list[tuple[str, str, datetime]]:
     """Bulk-insert ``size`` articles (one story each); returns (title, body, date) of a sample."""
-    engine = get_engine(url)
+    writer = BulkWriter(url)
     now = datetime(2026, 1, 1, tzinfo=UTC)
     sample: list[tuple[str, str, datetime]] = []
     batch_articles: list[dict[str, Any]] = []
@@ -49,10 +49,13 @@ def _seed(url: str, size: int, rng: random.Random) -> list[tuple[str, str, datet
     verdict = classify(title="", body="", language="en")
 
     def flush() -> None:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(Story), batch_stories)
-            conn.execute(sa.insert(Article), batch_articles)
-            conn.execute(sa.insert(ArticleBand), batch_bands)
+        writer.write_many(
+            [
+                (table_of(Story), batch_stories),
+                (table_of(Article), batch_articles),
+                (table_of(ArticleBand), batch_bands),
+            ]
+        )
         batch_articles.clear()
         batch_bands.clear()
         batch_stories.clear()
@@ -85,18 +88,9 @@ def _seed(url: str, size: int, rng: random.Random) -> list[tuple[str, str, datet
             flush()
     if batch_articles:
         flush()
-    if engine.dialect.name == "postgresql":
-        # Explicit ids were inserted: move the sequences past them.
-        with engine.begin() as conn:
-            for table in ("articles", "stories"):
-                conn.execute(
-                    sa.text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT max(id) FROM {table}))"
-                    )
-                )
-            # Fresh statistics, as autovacuum would have in a live database.
-            conn.execute(sa.text("ANALYZE"))
+    # Explicit ids were inserted: move the sequences past them; fresh statistics on
+    # PostgreSQL, as autovacuum would have in a live database.
+    writer.finish(analyze=True)
     return sample
 
 

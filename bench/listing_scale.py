@@ -117,11 +117,11 @@ def seed(url: str, n: int, pool: Any, positive_share: float) -> None:
     """Bulk-insert ``n`` articles, one story each, older as ids grow; every
     ``1 / positive_share``-th labelled ``ukraine-security``; every fifth from the feed
     ``big``, the rest spread over FEEDS - 1 others."""
-    import sqlalchemy as sa
-
+    from bench.corpus import BulkWriter
     from worker import store
-    from worker.db import get_engine, session_scope
+    from worker.db import session_scope
     from worker.models import Article, Story
+    from worker.store.sql import table_of
 
     with session_scope(url) as session:
         feeds = [
@@ -130,14 +130,12 @@ def seed(url: str, n: int, pool: Any, positive_share: float) -> None:
         ]
     full, short = pool
     every = round(1 / positive_share)
-    engine = get_engine(url)
+    writer = BulkWriter(url)
     stories: list[dict[str, Any]] = []
     articles: list[dict[str, Any]] = []
 
     def flush() -> None:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(Story), stories)
-            conn.execute(sa.insert(Article), articles)
+        writer.write_many([(table_of(Story), stories), (table_of(Article), articles)])
         stories.clear()
         articles.clear()
 
@@ -163,15 +161,7 @@ def seed(url: str, n: int, pool: Any, positive_share: float) -> None:
             flush()
     if articles:
         flush()
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:  # explicit ids were inserted: move the sequences on
-            for table in ("articles", "stories"):
-                conn.execute(
-                    sa.text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT max(id) FROM {table}))"
-                    )
-                )
+    writer.finish(analyze=False)  # explicit ids were inserted: move the sequences on
 
 
 def synthetic_pool() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:

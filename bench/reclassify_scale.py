@@ -60,19 +60,18 @@ def text_pool(data_dir: Path) -> tuple[list[tuple[str, str, str]], list[tuple[st
 
 def seed(url: str, n: int, pool: tuple[list[Any], list[Any]], full_share: float) -> None:
     """Bulk-insert ``n`` articles (each with its own story) at ``OLD_VERSION``."""
-    from worker.db import get_engine
+    from bench.corpus import BulkWriter
+    from worker.store.sql import table_of
 
     full, short = pool
-    engine = get_engine(url)
+    writer = BulkWriter(url)
     now = datetime(2026, 1, 1, tzinfo=UTC)
     stories: list[dict[str, Any]] = []
     articles: list[dict[str, Any]] = []
     every = round(1 / full_share) if full_share > 0 else 0
 
     def flush() -> None:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(Story), stories)
-            conn.execute(sa.insert(Article), articles)
+        writer.write_many([(table_of(Story), stories), (table_of(Article), articles)])
         stories.clear()
         articles.clear()
 
@@ -96,15 +95,7 @@ def seed(url: str, n: int, pool: tuple[list[Any], list[Any]], full_share: float)
             flush()
     if articles:
         flush()
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:  # explicit ids were inserted: move the sequences on
-            for table in ("articles", "stories"):
-                conn.execute(
-                    sa.text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT max(id) FROM {table}))"
-                    )
-                )
+    writer.finish(analyze=False)  # explicit ids were inserted: move the sequences on
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,11 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 
 from tests.support import factories
 from tests.support.factories import BODY, add_entries, add_feed, article_record, feed_item
-from worker import store
+from worker import dedup, store
 from worker.db import session_scope
 from worker.models import Article, ArticleBand, Entry, Story, utcnow
 
@@ -149,6 +150,58 @@ def test_exact_copies_are_not_indexed_and_later_copies_join_through_the_original
     again = factories.save_article(url="https://partner0.example/w", body=wire)
     assert again.action == "updated"
     assert _bands_of(again.article_id) == 0
+
+
+def _band_keys_of(article_id: int) -> set[str]:
+    with session_scope() as session:
+        return set(
+            session.exec(
+                select(ArticleBand.band_key).where(ArticleBand.article_id == article_id)
+            ).all()
+        )
+
+
+def _keys_of(body: str = BODY) -> set[str]:
+    return set(dedup.index_keys(article_record(body=body).fingerprint))
+
+
+def test_rerun_of_a_stored_article_converges_to_its_own_bands(database_url: str) -> None:
+    """A new article's bands are written without a DELETE first; an at-least-once re-run
+    (the same entry stored again) and a re-fetch with another body still end with exactly
+    the keys of the body stored, none left over and none twice."""
+    other = BODY.replace("drones", "missiles").replace("Paris", "London") + " Talks resume."
+    first = factories.save_article()
+    assert first.action == "created"
+    assert _band_keys_of(first.article_id) == _keys_of()
+    again = factories.save_article()  # the same entry delivered again
+    assert (again.action, again.article_id) == ("updated", first.article_id)
+    assert _band_keys_of(first.article_id) == _keys_of()
+    refetched = factories.save_article(body=other)
+    assert refetched.article_id == first.article_id
+    assert _keys_of(body=other) != _keys_of()
+    assert _band_keys_of(first.article_id) == _keys_of(body=other)
+    assert _count(ArticleBand) == len(_keys_of(body=other))
+
+
+def test_new_article_on_a_reused_id_gets_only_its_own_bands(database_url: str) -> None:
+    """SQLite hands out the id of a deleted newest article again; the foreign key's
+    ON DELETE CASCADE took that article's bands with it, so the new article, whose
+    bands are inserted without a DELETE first, is not indexed under the old body."""
+    other_body = (
+        "The city council approved a new budget for public libraries on Monday, adding "
+        "opening hours and a programme of children's reading clubs across all districts. "
+    ) * 6
+    gone = factories.save_article()
+    assert _band_keys_of(gone.article_id)
+    with session_scope() as session:
+        session.execute(sa.delete(Article).where(col(Article.id) == gone.article_id))
+    assert _count(ArticleBand) == 0
+    new = factories.save_article(url="https://city.example/libraries", body=other_body)
+    if database_url.startswith("sqlite"):
+        assert new.article_id == gone.article_id  # the case this test is about
+    assert new.action == "created"
+    assert _band_keys_of(new.article_id) == _keys_of(body=other_body)
+    assert _count(ArticleBand) == len(_keys_of(body=other_body))
 
 
 def test_entries_insert_once(database_url: str) -> None:

@@ -129,6 +129,9 @@ class PostgresServer:
     datadir: Path
     bindir: Path
     run_as: list[str] = field(default_factory=list)
+    fsync: bool = False
+    """Off for tests (a throwaway cluster need not survive a power cut); on, with
+    ``synchronous_commit``, for a benchmark of what a durable deployment pays."""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -142,7 +145,8 @@ class PostgresServer:
         )
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        durability = "-c fsync=on -c synchronous_commit=on" if self.fsync else "-c fsync=off"
+        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 {durability}"
         self._pg_ctl("-w", "-t", "60", "-o", options, "-l", str(self.datadir / "log"), "start")
         wait_for_port(self.port)
 
@@ -162,7 +166,7 @@ class PostgresServer:
         return self.url(name)
 
 
-def start_postgres() -> PostgresServer:
+def start_postgres(*, fsync: bool = False) -> PostgresServer:
     bindir = _pg_bindir()
     base = Path(tempfile.mkdtemp(prefix="test-pg-"))
     datadir = base / "data"
@@ -177,7 +181,9 @@ def start_postgres() -> PostgresServer:
          "-E", "UTF8", "--no-sync"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    server = PostgresServer(port=free_port(), datadir=datadir, bindir=bindir, run_as=run_as)
+    server = PostgresServer(
+        port=free_port(), datadir=datadir, bindir=bindir, run_as=run_as, fsync=fsync
+    )
     server.start()
     return server
 

@@ -33,6 +33,7 @@ from .entries import (
     begin_entry,
     fetch_page,
     process_entry,
+    store_entry_article,
 )
 from .polling import (
     FEED_LEASE_SECONDS,
@@ -71,4 +72,5 @@ __all__ = [
     "process_entry",
     "reclassify_articles",
     "start_attempt",
+    "store_entry_article",
 ]

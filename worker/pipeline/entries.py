@@ -295,17 +295,13 @@ def process_entry(
         fingerprint=fingerprint,
         classification=classification,
     )
-    with session_scope() as session:
-        saved = store.save_article(
-            session, record, window=timedelta(days=settings.dedup_window_days)
-        )
-        store.mark_entry_stored(
-            session,
-            entry_id=entry_id,
-            article_id=saved.article_id,
-            note=note,
-            count_attempt=delivery.count_attempt,
-        )
+    saved = store_entry_article(
+        entry_id=entry_id,
+        record=record,
+        settings=settings,
+        note=note,
+        count_attempt=delivery.count_attempt,
+    )
     log.info(
         "article_stored",
         entry_id=entry_id,
@@ -325,6 +321,35 @@ def process_entry(
         error=note,
         is_ukraine_security=classification.is_ukraine_security,
     )
+
+
+def store_entry_article(
+    *,
+    entry_id: int,
+    record: store.ArticleRecord,
+    settings: Settings,
+    note: str | None = None,
+    count_attempt: bool = False,
+) -> store.SaveOutcome:
+    """Persist an extracted, classified, fingerprinted article and mark its entry stored,
+    in one transaction: the database work of one entry, apart from loading it.
+
+    One transaction, so a crash leaves either both (a redelivery then skips the stored
+    entry) or neither (the redelivery stores it afresh). A function of its own so that
+    ``bench/store_scale.py`` times exactly what the task runs.
+    """
+    with session_scope() as session:
+        saved = store.save_article(
+            session, record, window=timedelta(days=settings.dedup_window_days)
+        )
+        store.mark_entry_stored(
+            session,
+            entry_id=entry_id,
+            article_id=saved.article_id,
+            note=note,
+            count_attempt=count_attempt,
+        )
+    return saved
 
 
 def _fail(entry_id: int, exc: IngestError, *, count_attempt: bool = False) -> EntryOutcome:

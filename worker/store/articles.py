@@ -396,7 +396,8 @@ def save_article(
     # A Core insert: an ORM object would cost its construction and a flush,
     # and nothing in this transaction reads the article back through the ORM.
     article_id = int(session.execute(_INSERT_ARTICLE, values).scalar_one())
-    _replace_bands(session, article_id, fp, duplicate=duplicate_of is not None)
+    # Index only, no DELETE first: see _index_bands for why a new id has no bands.
+    _index_bands(session, article_id, fp, duplicate=duplicate_of is not None)
     _join_story(
         session,
         story,
@@ -424,14 +425,35 @@ _INSERT_ARTICLE = sa.insert(Article).returning(col(Article.id))
 def _replace_bands(
     session: Session, article_id: int, fp: dedup.Fingerprint, *, duplicate: bool = False
 ) -> None:
-    """Index ``fp`` under the article's band keys, replacing what it had.
+    """Index ``fp`` under a stored article's band keys, replacing what it had.
+
+    For an article being updated (a re-fetch, or an at-least-once re-run of the
+    entry that stored it): its body, and so its keys, may have changed.
+    """
+    session.execute(sa.delete(ArticleBand).where(col(ArticleBand.article_id) == article_id))
+    _index_bands(session, article_id, fp, duplicate=duplicate)
+
+
+def _index_bands(
+    session: Session, article_id: int, fp: dedup.Fingerprint, *, duplicate: bool = False
+) -> None:
+    """Index ``fp`` under the article's band keys.
+
+    Called alone only for an article this transaction has just inserted: its id
+    was handed out by that INSERT, and ``article_bands.article_id`` is a foreign key
+    to ``articles.id`` with ``ON DELETE CASCADE`` (enforced by PostgreSQL, and by
+    SQLite with the ``foreign_keys`` pragma that :mod:`worker.db` sets on every
+    connection), so no band row can name an id that no article had before this
+    insert, even one SQLite reuses after the newest article was deleted. The DELETE
+    that :func:`_replace_bands` runs first was 3-10 % of the statements of storing a
+    new article (bench/STORE_SCALE.md) and found nothing. A re-run of the same entry
+    finds the article by its URL and takes the update path, which still replaces.
 
     An exact duplicate is not indexed: its original (``duplicate_of_id``) is,
     and anything that matches the copy matches the original as well. So the
     fiftieth copy of a wire story meets one candidate per story, not
     forty-nine copies, and the band table grows with stories, not copies.
     """
-    session.execute(sa.delete(ArticleBand).where(col(ArticleBand.article_id) == article_id))
     if duplicate:
         return
     keys = sorted(set(dedup.index_keys(fp)))
