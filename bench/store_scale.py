@@ -535,7 +535,7 @@ def _log(message: str) -> None:
 
 
 def render(result: dict[str, Any]) -> str:
-    """The tables of one run, for bench/STORE_SCALE.md."""
+    """The tables of one run, for docs/scale-store.md."""
     rows = result["sizes"]
     fsync = "on (fsync, synchronous_commit)" if result["fsync"] else "off"
     lines = [

@@ -128,7 +128,7 @@ def _mean_backends(points: list[dict[str, Any]], state: str) -> float | None:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The curve as a Markdown table, for bench/WORKERS_SCALE.md."""
+    """The curve as a Markdown table, for docs/scale-workers.md."""
     lines = [
         f"`{result['command']}`, {result['when']}, {result['cpus']} cores, "
         f"db={result['db']}, {result['plan']}, concurrency {result['concurrency']} per worker, "

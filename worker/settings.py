@@ -132,7 +132,7 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         le=100,
-        description="Batches of due feeds one beat tick may claim (bench/FEEDS_SCALE.md).",
+        description="Batches of due feeds one beat tick may claim (docs/scale-feeds.md).",
     )
     beat_interval_seconds: float = Field(default=60.0, gt=0)
 

@@ -105,7 +105,7 @@ def poll_due_feeds(self: Task) -> int | None:
     The log line times the tick (``tick_ms``) and its two main parts (``claim_ms``:
     the feed claims in the database, ``send_ms``: the messages to Redis), because a
     tick that grows towards the beat interval is the first sign that the tick has
-    become the polling bottleneck (bench/FEEDS_SCALE.md).
+    become the polling bottleneck (docs/scale-feeds.md).
     """
     _bind(self)
     started = time.perf_counter()

@@ -1,5 +1,5 @@
 """The short mode of ``bench/feeds_scale.py`` on PostgreSQL: the bench behind
-bench/FEEDS_SCALE.md still runs the real deployment (beat, worker, Redis, PostgreSQL,
+docs/scale-feeds.md still runs the real deployment (beat, worker, Redis, PostgreSQL,
 the news web), and what it reports comes from real polls, not from its own setup."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The shared bulk loader (``bench/corpus.py``) writes what the store path would have,
 and the short mode of ``bench/store_scale.py`` measures what it says through the real
-store path (the figures in bench/STORE_SCALE.md come from the same code, larger)."""
+store path (the figures in docs/scale-store.md come from the same code, larger)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Beat's claim of due feeds (``pipeline.claim_due_feeds``), on SQLite and PostgreSQL.
 
 One claim of ``due_batch_size`` per tick capped polling at 8.3 polls/s at the defaults,
-below what 10,000 feeds need (bench/FEEDS_SCALE.md). A tick now claims again while whole
+below what 10,000 feeds need (docs/scale-feeds.md). A tick now claims again while whole
 batches come back. These tests hold the claim to what beat relies on: more than one
 batch per tick, at most ``due_claims_per_tick``, never a feed claimed twice by ticks
 that run at once, and feeds that are not due (or disabled) left alone.

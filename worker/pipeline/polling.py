@@ -71,7 +71,7 @@ def claim_due_feeds(*, settings: Settings, now: datetime) -> DueClaim:
     One batch per tick capped polling at ``due_batch_size / beat_interval_seconds``
     (500 / 60 s = 8.3 polls/s at the defaults) however many feeds were due: 10,000
     feeds at 5 to 30 minutes need ~10/s, and the backlog only grew
-    (bench/FEEDS_SCALE.md). Claiming again while whole batches come back lets a
+    (docs/scale-feeds.md). Claiming again while whole batches come back lets a
     tick catch up, and the cap per tick still bounds how many polls one tick can
     put on the queue after an outage. Each batch commits on its own, so a
     concurrent tick (two beats by mistake, or a slow tick overlapping the next)

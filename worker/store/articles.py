@@ -446,7 +446,7 @@ def _index_bands(
     connection), so no band row can name an id that no article had before this
     insert, even one SQLite reuses after the newest article was deleted. The DELETE
     that :func:`_replace_bands` runs first was 3-10 % of the statements of storing a
-    new article (bench/STORE_SCALE.md) and found nothing. A re-run of the same entry
+    new article (docs/scale-store.md) and found nothing. A re-run of the same entry
     finds the article by its URL and takes the update path, which still replaces.
 
     An exact duplicate is not indexed: its original (``duplicate_of_id``) is,
