@@ -57,6 +57,7 @@ SOURCES = (
     "rss_link_db_2023_extra4",
     "rss_link_db_2023_test2",
     "rss_link_db_2023_test3",
+    "rss_link_db_2023_test4",
     "ag_news",
     "ukraine_news_bias_2014",
     "fundus",
@@ -73,12 +74,15 @@ TEST2_SOURCE = "rss_link_db_2023_test2"
 """The second held-out split: 1,200 feed items of the same dump, split ``test2`` only."""
 TEST3_SOURCE = "rss_link_db_2023_test3"
 """The third held-out split (issue #18's final figure): 1,000 feed items, split ``test3``."""
-HELD_OUT_FEED_SOURCES = {TEST2_SOURCE: "test2", TEST3_SOURCE: "test3"}
+TEST4_SOURCE = "rss_link_db_2023_test4"
+"""The fourth held-out split (``eval/labels/HOLDOUT4_PLAN.md``): 1,000 feed items that judge
+the retrained distilled student, split ``test4``."""
+HELD_OUT_FEED_SOURCES = {TEST2_SOURCE: "test2", TEST3_SOURCE: "test3", TEST4_SOURCE: "test4"}
 MULTILINGUAL_SOURCE = "multilingual"
 """Ukrainian RSS leads and Russian Telegram posts (``eval/labels/MULTILINGUAL_PLAN.md``):
 splits ``ml_dev`` (for developing the non-English path) and ``ml_test`` (held out)."""
 STRATA = ("ukr+sec", "ukr_only", "sec_only", "other")
-SPLITS = ("dev", "test", "test2", "test3", "external", "ml_dev", "ml_test")
+SPLITS = ("dev", "test", "test2", "test3", "test4", "external", "ml_dev", "ml_test")
 """``dev`` and ``ml_dev`` are for development; the others are held out (scored when named)."""
 
 
@@ -494,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"classifier {classifier_version(args.classifier)} (rules + lexicon + neighbours)")
     else:
         print(f"classifier {CLASSIFIER_VERSION} (rules + learned second stage)")
-    weighted = {"test2", "test3"}
+    weighted = {"test2", "test3", "test4"}
     shares = dump_stratum_shares(args.data_dir) if weighted & set(splits) else None
     for split in splits:
         print(f"\n== split={split} ==")

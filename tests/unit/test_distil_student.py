@@ -1,4 +1,4 @@
-"""The distillation experiment's student file (eval/distil_student.py): round trip, checksum."""
+"""The distillation experiment's student file (worker/classify/student.py): round trip, checksum."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval import distil_student as st
+from worker.classify import student as st
 from worker.classify.weights import ModelFileError
 
 

@@ -52,6 +52,20 @@ EXTRA_STRATA = {"ukr+sec": 400, "ukr_only": 600, "sec_only": 400, "other": 200}
             "dev",
         ),
         (
+            "rss_link_db_2023_test4",
+            "holdout4-20261204",
+            (
+                "rss_link_db_2023_extra",
+                "rss_link_db_2023_extra2",
+                "rss_link_db_2023_extra3",
+                "rss_link_db_2023_extra4",
+                "rss_link_db_2023_test2",
+                "rss_link_db_2023_test3",
+            ),
+            {"ukr+sec": 0, "ukr_only": 600, "sec_only": 250, "other": 150},
+            "test4",
+        ),
+        (
             "rss_link_db_2023_test3",
             "holdout3-20261203",
             (
@@ -97,7 +111,7 @@ def test_no_dev_item_repeats_a_held_out_item() -> None:
     from eval.sample_extra import text_key
 
     items = list(load_items(DATA_DIR))
-    held_out = [i for i in items if i.split in ("test", "test2", "test3")]
+    held_out = [i for i in items if i.split in ("test", "test2", "test3", "test4")]
     held_texts = {text_key(t) for i in held_out for t in (i.title, i.body) if text_key(t)}
     held_ids = {i.id for i in held_out if i.source.startswith("rss_link_db_2023_")}
     for item in items:
@@ -106,12 +120,13 @@ def test_no_dev_item_repeats_a_held_out_item() -> None:
             assert text_key(item.title) not in held_texts, item.title
             assert text_key(item.body) not in held_texts or not text_key(item.body), item.title
     splits = {i.split for i in items}
-    assert splits == {"dev", "test", "test2", "test3", "external", "ml_dev", "ml_test"}
+    assert splits == {"dev", "test", "test2", "test3", "test4", "external", "ml_dev", "ml_test"}
     assert sum(1 for i in items if i.split == "test") == 484
     test2 = [i for i in items if i.split == "test2"]
     assert len(test2) == 1200
     assert {i.stratum for i in test2} == {"ukr+sec", "ukr_only", "sec_only", "other"}
     assert sum(1 for i in items if i.split == "test3") == 1000
+    assert sum(1 for i in items if i.split == "test4") == 1000
     ml_test = [i for i in items if i.split == "ml_test"]
     assert sum(1 for i in ml_test if i.language == "uk") == 400
     assert sum(1 for i in ml_test if i.language == "ru") == 600

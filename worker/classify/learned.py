@@ -12,6 +12,7 @@ import math
 
 from .features import MODEL_BODY_CHARS, model_features
 from .rules import RuleAnalysis, analyse
+from .student import StudentModel
 from .weights import LinearModel
 
 MAX_MODEL_EVIDENCE = 8
@@ -50,13 +51,35 @@ def linear_verdict(
     return round(_sigmoid(z), 4), evidence
 
 
+def student_verdict(
+    analysis: RuleAnalysis, features: dict[str, float], model: StudentModel
+) -> tuple[float, list[str]]:
+    """The distilled English stage's calibrated score (rounded as stored) and its evidence,
+    in the linear stages' format (the network's hidden units count as ``mlp:hidden``)."""
+    z, contributions = model.logit(features)
+    top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
+    evidence = [f"rule_score={analysis.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
+    return round(_sigmoid(z), 4), evidence
+
+
+def english_verdict(
+    analysis: RuleAnalysis, features: dict[str, float], model: LinearModel | StudentModel
+) -> tuple[float, list[str]]:
+    """Score and evidence of an English stage, linear or distilled."""
+    if isinstance(model, StudentModel):
+        return student_verdict(analysis, features, model)
+    return linear_verdict(analysis, features, model)
+
+
 BODY_WINDOWS = 5
 """Body windows after the lead that the learned stage also reads (full articles only)."""
 BODY_WINDOW_MIN_CHARS = 300
 """A shorter last window is ignored: a few trailing words are no paragraph."""
 
 
-def best_body_window(title: str, body: str, model: LinearModel) -> tuple[int, float] | None:
+def best_body_window(
+    title: str, body: str, model: LinearModel | StudentModel
+) -> tuple[int, float] | None:
     """The first body window (title + ``MODEL_BODY_CHARS`` characters after the lead) that
     the learned stage accepts, as ``(index, score)``; ``None`` when none does.
 
@@ -72,7 +95,7 @@ def best_body_window(title: str, body: str, model: LinearModel) -> tuple[int, fl
         if len(segment) < BODY_WINDOW_MIN_CHARS:
             return None
         window = analyse(title, segment)
-        score, _ = linear_verdict(window, model_features(window), model)
+        score, _ = english_verdict(window, model_features(window), model)
         if score >= model.threshold:
             return index, score
     return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .features import cyrillic_features, model_features
 from .language import cyrillic_applies, english_applies
-from .learned import best_body_window, linear_verdict
+from .learned import best_body_window, english_verdict, linear_verdict
 from .rules import (
     THRESHOLD,
     TOPIC_MIN_POINTS,
@@ -22,10 +22,11 @@ from .rules import (
     analyse,
     distinct_terms,
 )
+from .student import student_model
 from .topics import TOPICS
 from .weights import cyrillic_model, english_model, neighbours_model
 
-CLASSIFIER_VERSION: str = "hybrid-2026.12.4"
+CLASSIFIER_VERSION: str = "hybrid-2026.12.7"
 """Bump whenever rules, weights or term tables change, then run ``ingest reclassify``."""
 NEIGHBOURS_VERSION: str = "neighbours-2026.12.6"
 """Version of the optional neighbour method (``INGEST_CLASSIFIER=neighbours``): the hybrid
@@ -51,6 +52,7 @@ def load_models(method: str = "hybrid") -> None:
     """
     classifier_version(method)  # rejects an unknown method
     english_model()
+    student_model()
     cyrillic_model()
     if method == "neighbours":
         neighbours_model()
@@ -115,7 +117,6 @@ def _classify(
         is_security = score >= model.threshold
     elif use_model:
         features = model_features(a)
-        model = english_model()
         if method == "neighbours":
             from . import neighbours
 
@@ -124,10 +125,14 @@ def _classify(
                 a.title, a.body, k=model.params["k"]
             )
             features |= nn_features
-        score, model_evidence = linear_verdict(a, features, model)
-        is_security = score >= model.threshold
+            score, model_evidence = linear_verdict(a, features, model)
+            is_security = score >= model.threshold
+        else:  # since 12.7 the distilled stage (worker.classify.student) decides English text
+            student = student_model()
+            score, model_evidence = english_verdict(a, features, student)
+            is_security = score >= student.threshold
         if not is_security and method == "hybrid":
-            window = best_body_window(title, body, model)
+            window = best_body_window(title, body, student)
             if window is not None:
                 index, score = window
                 is_security = True

