@@ -22,17 +22,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "seed-article.txt"
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
-# Held-out figures of hybrid-2026.12.3 (rules + learned second stage with word features,
-# trained on the 4,525-item dev split; docs/classifier.md, each scored once), rounded down
-# and kept as regression floors. The targets are P >= 0.95 and R >= 0.90.
-# test2 - the release gate since the blind drift check (eval/labels/HOLDOUT2_PLAN.md):
-# 1,200 feed items labelled under the same guide as dev: P 0.954, R 0.851 (536/26/94).
-TEST2_MIN_PRECISION = 0.95
-TEST2_MIN_RECALL = 0.85
-# test - the first held-out split (484 items; stricter labels than dev): P 0.932, R 0.842
-# (hybrid-2026.12.2, trained without extra3: 0.953 / 0.842).
+# Held-out figures of hybrid-2026.12.8 (rules + the distilled English stage; docs/classifier.md,
+# each scored once), rounded down and kept as regression floors. Targets: P >= 0.95, R >= 0.90.
+# test2 - the release gate (eval/labels/HOLDOUT2_PLAN.md): 1,200 feed items, P 0.966,
+# R 0.863 (544/19/86); 12.3/12.4 had 0.954 / 0.851.
+TEST2_MIN_PRECISION = 0.96
+TEST2_MIN_RECALL = 0.86
+# test4 - the split that judged the distilled stage (HOLDOUT4_PLAN.md): P 0.969, R 0.783.
+TEST4_MIN_PRECISION = 0.96
+TEST4_MIN_RECALL = 0.78
+# test - the first held-out split (484 items; stricter labels than dev): P 0.940, R 0.863.
 TEST_SPLIT_MIN_PRECISION = 0.93
-TEST_SPLIT_MIN_RECALL = 0.84
+TEST_SPLIT_MIN_RECALL = 0.86
 
 
 def _seed() -> tuple[str, str]:
@@ -415,3 +416,14 @@ def test_second_held_out_split_meets_recorded_figures() -> None:
     m = metrics(run(items))
     assert m.precision >= TEST2_MIN_PRECISION, m
     assert m.recall >= TEST2_MIN_RECALL, m
+
+
+@pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data not available")
+def test_fourth_held_out_split_meets_recorded_figures() -> None:
+    from eval.classifier_eval import load_items, metrics, run
+
+    items = [item for item in load_items(DATA_DIR) if item.split == "test4"]
+    assert len(items) == 1000
+    m = metrics(run(items))
+    assert m.precision >= TEST4_MIN_PRECISION, m
+    assert m.recall >= TEST4_MIN_RECALL, m

@@ -74,3 +74,39 @@ def test_a_truncated_file_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="unreadable") as info:
         st.load(cut)
     assert str(cut) in str(info.value)
+
+
+SEED = Path(__file__).resolve().parents[2] / "seeds" / "seed-article.txt"
+
+
+def _seed() -> tuple[str, str]:
+    title, _, body = SEED.read_text(encoding="utf-8").partition("\n")
+    return title, body.strip()
+
+
+def test_a_full_article_keeps_the_linear_stage_as_a_floor() -> None:
+    """The student learned from feed snippets; on a full article the linear stage's reading
+    of the lead still counts, so full-article recall cannot fall below 12.4's."""
+    from worker.classify.learned import full_article_second_look, is_full_article
+    from worker.classify.weights import english_model
+
+    title, body = _seed()
+    assert is_full_article(body)
+    a = analyse(title, body)
+    second = full_article_second_look(a, model_features(a), title, body, english_model())
+    assert second is not None
+    tag, score = second
+    assert tag == f"lead_linear score={score:.4f}"
+    assert score >= english_model().threshold
+
+
+def test_a_feed_snippet_is_decided_by_the_student_alone() -> None:
+    """Short texts (feed items, what the release gate measures) get no second look."""
+    from worker.classify.learned import full_article_second_look, is_full_article
+    from worker.classify.weights import english_model
+
+    title, body = _seed()
+    snippet = body[:1_200]
+    assert not is_full_article(snippet)
+    a = analyse(title, snippet)
+    assert full_article_second_look(a, model_features(a), title, snippet, english_model()) is None

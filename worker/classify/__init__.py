@@ -23,7 +23,7 @@ Two stages, both pure Python and shipped in the package (offline, CPU):
    stage's calibrated probability is the ``score``; topics still come from the rules;
    ``evidence["model"]`` lists the top contributing features. A long English article whose
    lead the model rejects is also read in a few further body windows
-   (``learned.best_body_window``).
+   (``learned.full_article_second_look``).
 
 ``verdict`` puts the stages together into the public :func:`classify`. The optional
 ``neighbours`` stage (``INGEST_CLASSIFIER=neighbours``) replaces the English stage with one

@@ -77,6 +77,39 @@ BODY_WINDOW_MIN_CHARS = 300
 """A shorter last window is ignored: a few trailing words are no paragraph."""
 
 
+def is_full_article(body: str) -> bool:
+    """Whether ``body`` reaches past the lead into at least one body window (a full article,
+    not a feed snippet): only then do the body windows and the linear floor apply."""
+    return len(body) >= MODEL_BODY_CHARS + BODY_WINDOW_MIN_CHARS
+
+
+def full_article_second_look(
+    analysis: RuleAnalysis,
+    features: dict[str, float],
+    title: str,
+    body: str,
+    model: LinearModel,
+) -> tuple[str, float] | None:
+    """For a full article the English stage rejected: the linear stage's reading of the
+    lead, then of the body windows, as ``(evidence, score)``; ``None`` when neither accepts.
+
+    Why the linear stage: since 12.7 the lead is decided by the distilled student, which was
+    trained and validated on feed snippets only. On full articles the linear stage (12.4's)
+    stays a floor, so their recall does not fall below 12.4's (docs/classifier.md has the
+    figures, and says that the full-article sets were seen when this was decided).
+    """
+    if not is_full_article(body):
+        return None
+    score, _ = linear_verdict(analysis, features, model)
+    if score >= model.threshold:
+        return f"lead_linear score={score:.4f}", score
+    window = best_body_window(title, body, model)
+    if window is None:
+        return None
+    index, score = window
+    return f"body_window={index} score={score:.4f}", score
+
+
 def best_body_window(
     title: str, body: str, model: LinearModel | StudentModel
 ) -> tuple[int, float] | None:

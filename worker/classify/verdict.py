@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .features import cyrillic_features, model_features
 from .language import cyrillic_applies, english_applies
-from .learned import best_body_window, english_verdict, linear_verdict
+from .learned import english_verdict, full_article_second_look, linear_verdict
 from .rules import (
     THRESHOLD,
     TOPIC_MIN_POINTS,
@@ -26,7 +26,7 @@ from .student import student_model
 from .topics import TOPICS
 from .weights import cyrillic_model, english_model, neighbours_model
 
-CLASSIFIER_VERSION: str = "hybrid-2026.12.7"
+CLASSIFIER_VERSION: str = "hybrid-2026.12.8"
 """Bump whenever rules, weights or term tables change, then run ``ingest reclassify``."""
 NEIGHBOURS_VERSION: str = "neighbours-2026.12.6"
 """Version of the optional neighbour method (``INGEST_CLASSIFIER=neighbours``): the hybrid
@@ -132,11 +132,11 @@ def _classify(
             score, model_evidence = english_verdict(a, features, student)
             is_security = score >= student.threshold
         if not is_security and method == "hybrid":
-            window = best_body_window(title, body, student)
-            if window is not None:
-                index, score = window
+            second = full_article_second_look(a, features, title, body, english_model())
+            if second is not None:
+                tag, score = second
                 is_security = True
-                model_evidence.insert(0, f"body_window={index} score={score:.4f}")
+                model_evidence.insert(0, tag)
     else:
         score = a.score
         is_security = score >= THRESHOLD
