@@ -13,17 +13,21 @@ Two stages, both pure Python and shipped in the package (offline, CPU):
    caused it) and working on both input shapes - feed items with a title and a one-line
    description, and full extracted bodies.
 2. A learned stage per script, trained on labels of the development splits only and
-   shipped as weights (``learned``): for English, a logistic regression over the rule
+   shipped as weights: for English (since 12.8) a distilled wide-and-deep network
+   (``student``; a linear part plus 32 ReLU units, numpy forward pass) over the rule
    layer's internal scores, which lexicon terms matched and words
-   (``features.model_features``; ``eval/train_classifier.py``,
-   ``worker/data/classifier_english.json``); for Ukrainian and Russian, one over the rule
-   scores, lexicon matches and word stems (``features.cyrillic_features``;
-   ``eval/train_cyrillic.py``, ``worker/data/classifier_cyrillic.json``). ``language``
-   decides which stage reads an article; other languages keep the rule decision. The
-   stage's calibrated probability is the ``score``; topics still come from the rules;
-   ``evidence["model"]`` lists the top contributing features. A long English article whose
-   lead the model rejects is also read in a few further body windows
-   (``learned.full_article_second_look``).
+   (``features.model_features``), trained on the dev labels plus the neighbour method's
+   soft scores on 50,000 unlabelled feed items (``eval/train_distil.py``,
+   ``worker/data/classifier_english_student.json``); for Ukrainian and Russian, a logistic
+   regression over the rule scores, lexicon matches and word stems
+   (``features.cyrillic_features``; ``eval/train_cyrillic.py``,
+   ``worker/data/classifier_cyrillic.json``). ``language`` decides which stage reads an
+   article; other languages keep the rule decision. The stage's calibrated probability is
+   the ``score``; topics still come from the rules; ``evidence["model"]`` lists the top
+   contributing features. A full English article the network rejects gets a second look
+   by the linear stage of 12.4 (``learned.full_article_second_look``; its lead, then a few
+   body windows; ``worker/data/classifier_english.json``, ``eval/train_classifier.py``):
+   the network learned from feed snippets only.
 
 ``verdict`` puts the stages together into the public :func:`classify`. The optional
 ``neighbours`` stage (``INGEST_CLASSIFIER=neighbours``) replaces the English stage with one
