@@ -18,11 +18,12 @@ poll at a time) and times the same function the task runs, in three situations:
 The history: each feed is polled every ``--interval-minutes`` from a random phase.
 96 % are healthy: every 10th poll is a full GET (``ok``, as ``INGEST_REVALIDATE_EVERY_POLLS``
 makes it), 5 % of the others find new items (``ok``), 1 % fail, the rest are 304s. 3 %
-have been failing since 10 to 25 days ago (errors with the backoff doubling to 24 h,
-disabled after 7 days), so many of them keep a last ``ok`` poll older than the cut-off
-and the failures after it. 1 % never had an ``ok`` poll (added at a random time, failing,
-disabled after 7 days). After every phase the rows left are checked against the rule,
-computed independently while generating: per feed, how many polls and the oldest one.
+have been failing since 0.7 to 1.8 retentions ago (10 to 25 days at 14; errors with the
+backoff doubling to 24 h, disabled after 7 days), so many of them keep a last ``ok`` poll
+older than the cut-off and the failures after it. 1 % never had an ``ok`` poll (added at
+a random time, failing, disabled after 7 days). After every phase the rows left are checked
+against the rule, computed independently while generating: per feed, how many polls and
+the oldest one. The table is filled hour by hour, in time order, as a live one is.
 
     nice -n 5 python -m bench.polls_retention --feeds 10000 --json /tmp/pr10k.json
 
@@ -39,7 +40,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,16 +67,6 @@ class Expected:
     oldest: datetime | None = None
 
 
-@dataclass
-class FeedHistory:
-    """One feed's polls (started_at, status), oldest first."""
-
-    feed_id: int
-    kind: str
-    url: str
-    polls: list[tuple[datetime, str]] = field(default_factory=list)
-
-
 def _backoff_errors(
     start: datetime, until: datetime, interval: timedelta
 ) -> Iterator[tuple[datetime, str]]:
@@ -88,45 +79,80 @@ def _backoff_errors(
         wait = min(wait * 2, BACKOFF_CAP)
 
 
-def history(
-    feed_id: int, *, seed: int, t0: datetime, days: float, hours: int, interval: timedelta
-) -> FeedHistory:
-    """Feed ``feed_id``'s polls from ``days`` before ``t0`` to ``hours`` after it: a pure
-    function of (seed, feed_id)."""
-    rng = random.Random(seed * 1_000_003 + feed_id)
-    start, end = t0 - days * DAY, t0 + hours * HOUR
-    draw = rng.random()
-    kind = "never_ok" if draw < 0.01 else "failing" if draw < 0.04 else "healthy"
-    feed = FeedHistory(feed_id, kind, f"https://feed{feed_id}.example/rss")
+def _polls(
+    rng: random.Random, kind: str, start: datetime, end: datetime, t0: datetime,
+    days: float, interval: timedelta, retention: timedelta,
+) -> Iterator[tuple[datetime, str]]:  # fmt: skip
+    """One feed's polls (started_at, status), oldest first. A failing feed started failing
+    0.7 to 1.8 retentions before ``t0`` (10 to 25 days at 14), so some still have their
+    last ok poll inside the retention and the others keep it past the cut-off."""
     if kind == "never_ok":
-        added = start + rng.uniform(0, days) * DAY
-        feed.polls.extend(_backoff_errors(added, end, interval))
-        return feed
-    fails_at = t0 - rng.uniform(10, 25) * DAY if kind == "failing" else end
+        yield from _backoff_errors(start + rng.uniform(0, days) * DAY, end, interval)
+        return
+    fails_at = t0 - rng.uniform(0.7, 1.8) * retention if kind == "failing" else end
     at, k = start + rng.uniform(0, 1) * interval, 0
     while at < min(end, fails_at):
         if k % 10 == 0 or rng.random() < 0.05:
-            status = "ok"
+            yield at, "ok"
         else:
-            status = "error" if rng.random() < 0.01 else "not_modified"
-        feed.polls.append((at, status))
+            yield at, "error" if rng.random() < 0.01 else "not_modified"
         at += interval
         k += 1
     if kind == "failing":
-        feed.polls.extend(_backoff_errors(at, end, interval))
-    return feed
+        yield from _backoff_errors(at, end, interval)
 
 
-def kept(polls: list[tuple[datetime, str]], cutoff: datetime) -> Expected:
-    """The rule, computed here without SQL: polls not older than the cut-off, or not
-    older than the feed's newest ok poll."""
-    oks = [at for at, status in polls if status == "ok"]
-    bound = min(cutoff, max(oks)) if oks else cutoff
-    left = [at for at, _ in polls if at >= bound]
-    return Expected(len(left), min(left) if left else None)
+class FeedStream:
+    """Feed ``feed_id``'s polls from ``days`` before ``t0`` to ``hours`` after it (a pure
+    function of (seed, feed_id)), handed out in time order, and what the rule keeps of
+    those handed out so far at each of ``cutoffs``, tallied as they go (the whole history
+    of 100,000 feeds would not fit in memory)."""
+
+    def __init__(
+        self, feed_id: int, *, seed: int, t0: datetime, days: float, hours: int,
+        interval: timedelta, retention: timedelta, cutoffs: list[datetime],
+    ) -> None:  # fmt: skip
+        rng = random.Random(seed * 1_000_003 + feed_id)
+        draw = rng.random()
+        self.feed_id = feed_id
+        self.kind = "never_ok" if draw < 0.01 else "failing" if draw < 0.04 else "healthy"
+        self.url = f"https://feed{feed_id}.example/rss"
+        self._it = _polls(rng, self.kind, t0 - days * DAY, t0 + hours * HOUR, t0, days, interval,
+                          retention)  # fmt: skip
+        self._next = next(self._it, None)
+        self.cutoffs = cutoffs
+        self.last_ok: datetime | None = None
+        self.since_ok = 0  # polls from the newest ok one on
+        self.count_from = [0] * len(cutoffs)  # polls at or after each cut-off
+        self.first_from: list[datetime | None] = [None] * len(cutoffs)
+
+    def take_until(self, end: datetime) -> list[tuple[datetime, str]]:
+        """The polls that started before ``end`` and were not handed out yet."""
+        taken = []
+        while self._next is not None and self._next[0] < end:
+            at, status = self._next
+            if status == "ok":
+                self.last_ok, self.since_ok = at, 1
+            elif self.last_ok is not None:
+                self.since_ok += 1
+            for i, cut in enumerate(self.cutoffs):
+                if at >= cut:
+                    self.count_from[i] += 1
+                    if self.first_from[i] is None:
+                        self.first_from[i] = at
+            taken.append(self._next)
+            self._next = next(self._it, None)
+        return taken
+
+    def kept(self, i: int) -> Expected:
+        """The rule at ``cutoffs[i]``, over the polls handed out: those not older than the
+        cut-off, or not older than the newest ok poll; computed here without SQL."""
+        if self.last_ok is not None and self.last_ok < self.cutoffs[i]:
+            return Expected(self.since_ok, self.last_ok)
+        return Expected(self.count_from[i], self.first_from[i])
 
 
-def _row(poll_id: int, feed: FeedHistory, at: datetime, status: str) -> tuple[Any, ...]:
+def _row(poll_id: int, feed: FeedStream, at: datetime, status: str) -> tuple[Any, ...]:
     """A row shaped like the poller's (``worker.pipeline.polling``), for realistic bytes."""
     http = {"ok": 200, "not_modified": 304, "error": None}[status]
     error = "timed out reading https://feed.example/rss" if status == "error" else None
@@ -257,31 +283,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ])  # fmt: skip
         first_cut = t0 - args.retention_days * DAY
         hour_cuts = [first_cut + h * HOUR for h in range(1, args.hours + 1)]
-        expect_first: dict[int, Expected] = {}
-        expect_hour: list[dict[int, Expected]] = [{} for _ in hour_cuts]
-        later: list[list[tuple[Any, ...]]] = [[] for _ in hour_cuts]
+        streams = [
+            FeedStream(feed_id, seed=args.seed, t0=t0, days=args.days, hours=args.hours,
+                       interval=interval, retention=args.retention_days * DAY,
+                       cutoffs=[first_cut, *hour_cuts])
+            for feed_id in range(1, args.feeds + 1)
+        ]  # fmt: skip
         kinds: dict[str, int] = {}
-        poll_id, rows = 0, []
-        for feed_id in range(1, args.feeds + 1):
-            feed = history(feed_id, seed=args.seed, t0=t0, days=args.days, hours=args.hours,
-                           interval=interval)  # fmt: skip
-            kinds[feed.kind] = kinds.get(feed.kind, 0) + 1
-            before = [(at, s) for at, s in feed.polls if at <= t0]
-            expect_first[feed_id] = kept(before, first_cut)
-            for h, cut in enumerate(hour_cuts):
-                upto = t0 + (h + 1) * HOUR
-                expect_hour[h][feed_id] = kept([p for p in feed.polls if p[0] <= upto], cut)
-            for at, status in feed.polls:
-                poll_id += 1
-                row = _row(poll_id, feed, at, status)
-                if at <= t0:
-                    rows.append(row)
-                else:
-                    later[min(int((at - t0) / HOUR), args.hours - 1)].append(row)
+        for stream in streams:
+            kinds[stream.kind] = kinds.get(stream.kind, 0) + 1
+        # Hour by hour, every feed's polls of that hour: the table fills in time order, as a
+        # live one does, so a prune finds the oldest polls together at the table's start.
+        ids = iter(range(1, 1 << 62))
+        rows: list[tuple[Any, ...]] = []
+
+        def polls_until(end: datetime) -> list[tuple[Any, ...]]:
+            return [
+                _row(next(ids), stream, at, status)
+                for stream in streams
+                for at, status in stream.take_until(end)
+            ]
+
+        hour_end = t0 - args.days * DAY + HOUR
+        while hour_end < t0 + HOUR:
+            rows += polls_until(min(hour_end, t0 + timedelta(microseconds=1)))
             if len(rows) >= COPY_ROWS:
                 _copy(url, rows)
                 rows = []
+            hour_end += HOUR
         _copy(url, rows)
+        expect_first = {stream.feed_id: stream.kept(0) for stream in streams}
         _sql(url, "SELECT setval(pg_get_serial_sequence('feed_polls', 'id'),"
                   " (SELECT max(id) FROM feed_polls))")  # fmt: skip
         _sql(url, "VACUUM ANALYZE feeds")
@@ -310,15 +341,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # 3. the same cut-off again, with nothing left to delete.
         out["hourly"], out["nothing_to_do"] = [], []
         for h, cut in enumerate(hour_cuts):
-            _copy(url, later[h])
+            hour = polls_until(t0 + (h + 1) * HOUR + timedelta(microseconds=1))
+            expected = {stream.feed_id: stream.kept(h + 1) for stream in streams}
+            _copy(url, hour)
             _sql(url, "VACUUM ANALYZE feed_polls")
             now = cut + args.retention_days * DAY
             step = _prune(url, now=now, retention_days=args.retention_days, batch=batch)
-            step["inserted_before"] = len(later[h])
-            step["check"] = _check(url, expect_hour[h])
+            step["inserted_before"] = len(hour)
+            step["check"] = _check(url, expected)
             out["hourly"].append(step)
             idle = _prune(url, now=now, retention_days=args.retention_days, batch=batch)
-            idle["check"] = _check(url, expect_hour[h])
+            idle["check"] = _check(url, expected)
             out["nothing_to_do"].append(idle)
         out["held"] = {"rows": _rows(url), "table_bytes": _table_bytes(url)}
         checks = [p["check"] for p in [out["first_prune"], *out["hourly"], *out["nothing_to_do"]]]
