@@ -122,6 +122,10 @@ def prune_statement(
             sa.and_(polls.c.feed_id == bounds.c.feed_id, polls.c.started_at < keep_from),
         )
         .limit(limit)
+        # PostgreSQL: a row another prune is deleting right now is left to it, so two runs
+        # at once neither wait for each other nor deadlock on rows they lock in different
+        # orders. SQLite (one writer at a time) has no row locks and renders nothing.
+        .with_for_update(of=polls, skip_locked=True)
     )
     return sa.delete(polls).where(polls.c.id.in_(doomed))
 
@@ -151,7 +155,8 @@ def prune_polls(
 
     Safe to run twice at once and to repeat: a poll once deletable stays deletable (new
     polls only move a feed's newest ``ok`` later), so two runs delete each row once
-    between them, and a second run finds nothing. With ``deadline`` (a
+    between them (on PostgreSQL each skips the rows the other has locked), and a second
+    run finds nothing. With ``deadline`` (a
     :func:`time.monotonic` value) it stops after the batch during which the deadline
     passed; the next run goes on where this one left off, in effect, since the windows
     already pruned cost only their probes.
