@@ -1,4 +1,5 @@
-"""The retention of ``feed_polls`` at scale: how long the prune takes on PostgreSQL.
+"""The retention of ``feed_polls`` at scale: how long the prune takes on PostgreSQL
+(or SQLite, ``--db sqlite``).
 
 Why: without retention ``feed_polls`` gains about 1M rows a day at 10,000 feeds; the
 hourly ``prune_feed_polls`` (``worker.pipeline.retention``) keeps it to
@@ -26,6 +27,7 @@ against the rule, computed independently while generating: per feed, how many po
 the oldest one. The table is filled hour by hour, in time order, as a live one is.
 
     nice -n 5 python -m bench.polls_retention --feeds 10000 --json /tmp/pr10k.json
+    nice -n 5 python -m bench.polls_retention --feeds 10000 --db sqlite --json /tmp/pr10ks.json
 
 Prints JSON (``--json PATH`` also writes it).
 """
@@ -36,8 +38,10 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,10 +173,25 @@ _COLUMNS = (
 )  # fmt: skip
 
 
+def _sqlite_time(value: Any) -> Any:
+    """A datetime as SQLite rows hold it (``worker.models.UTCDateTime``): naive UTC text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
 def _copy(url: str, rows: list[tuple[Any, ...]]) -> None:
+    """Append rows: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite."""
     from worker.db import get_engine
 
     with get_engine(url).begin() as conn:
+        if url.startswith("sqlite"):
+            marks = ", ".join("?" for _ in _COLUMNS)
+            conn.exec_driver_sql(
+                f"INSERT INTO feed_polls ({', '.join(_COLUMNS)}) VALUES ({marks})",
+                [tuple(_sqlite_time(v) for v in row) for row in rows],
+            )
+            return
         raw = conn.connection.driver_connection
         assert raw is not None
         names = ", ".join(_COLUMNS)
@@ -190,11 +209,29 @@ def _sql(url: str, statement: str) -> list[tuple[Any, ...]]:
 
 
 def _table_bytes(url: str) -> int:
+    """``feed_polls`` with its indexes on PostgreSQL; the pages in use of the whole file on
+    SQLite (every other table is small here)."""
+    if url.startswith("sqlite"):
+        pages = _sql(url, "PRAGMA page_count")[0][0] - _sql(url, "PRAGMA freelist_count")[0][0]
+        return int(pages * _sql(url, "PRAGMA page_size")[0][0])
     return int(_sql(url, "SELECT pg_total_relation_size('feed_polls')")[0][0])
+
+
+def _maintain(url: str, *tables: str) -> None:
+    """What the database's own upkeep would have done by the next hourly run: autovacuum
+    on PostgreSQL. Nothing on SQLite, which reuses free pages by itself and whose
+    deployments run no ANALYZE."""
+    if not url.startswith("sqlite"):
+        for table in tables:
+            _sql(url, f"VACUUM ANALYZE {table}")
 
 
 def _rows(url: str) -> int:
     return int(_sql(url, "SELECT count(*) FROM feed_polls")[0][0])
+
+
+def _parse_time(value: Any) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _check(url: str, expected: dict[int, Expected]) -> dict[str, Any]:
@@ -202,7 +239,7 @@ def _check(url: str, expected: dict[int, Expected]) -> dict[str, Any]:
     from worker.store import as_utc
 
     found = {
-        int(f): (int(n), as_utc(oldest))
+        int(f): (int(n), as_utc(_parse_time(oldest)))
         for f, n, oldest in _sql(
             url, "SELECT feed_id, count(*), min(started_at) FROM feed_polls GROUP BY feed_id"
         )
@@ -258,12 +295,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "retention_days": args.retention_days,
         "interval_minutes": args.interval_minutes,
         "batch_rows": batch,
+        "database": args.db,
         "fsync": args.fsync_on,
     }
     saved_url = os.environ.get("INGEST_DATABASE_URL")
-    pg = services.start_postgres(fsync=args.fsync_on)
+    scratch = Path(tempfile.mkdtemp(prefix="polls-retention-"))
+    pg = services.start_postgres(fsync=args.fsync_on) if args.db == "postgres" else None
     try:
-        url = pg.create_database("polls_retention")
+        url = (
+            pg.create_database("polls_retention")
+            if pg is not None
+            else f"sqlite:///{scratch / 'polls.db'}"
+        )
         os.environ["INGEST_DATABASE_URL"] = url
         reset_settings()
         dispose_engines()
@@ -313,10 +356,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             hour_end += HOUR
         _copy(url, rows)
         expect_first = {stream.feed_id: stream.kept(0) for stream in streams}
-        _sql(url, "SELECT setval(pg_get_serial_sequence('feed_polls', 'id'),"
-                  " (SELECT max(id) FROM feed_polls))")  # fmt: skip
-        _sql(url, "VACUUM ANALYZE feeds")
-        _sql(url, "VACUUM ANALYZE feed_polls")
+        if pg is not None:
+            _sql(url, "SELECT setval(pg_get_serial_sequence('feed_polls', 'id'),"
+                      " (SELECT max(id) FROM feed_polls))")  # fmt: skip
+        _maintain(url, "feeds", "feed_polls")
         loaded = _rows(url)
         size = _table_bytes(url)
         out["kinds"] = kinds
@@ -334,7 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         first["rows_before"] = loaded
         out["first_prune"] = first
         # What autovacuum does before the next hourly run.
-        _sql(url, "VACUUM ANALYZE feed_polls")
+        _maintain(url, "feed_polls")
         out["after_first_prune"] = {"rows": _rows(url), "table_bytes": _table_bytes(url)}
 
         # 2. Hourly: an hour of new polls, then the prune with the cut-off an hour on;
@@ -344,7 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             hour = polls_until(t0 + (h + 1) * HOUR + timedelta(microseconds=1))
             expected = {stream.feed_id: stream.kept(h + 1) for stream in streams}
             _copy(url, hour)
-            _sql(url, "VACUUM ANALYZE feed_polls")
+            _maintain(url, "feed_polls")
             now = cut + args.retention_days * DAY
             step = _prune(url, now=now, retention_days=args.retention_days, batch=batch)
             step["inserted_before"] = len(hour)
@@ -360,7 +403,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ) and all(p["deleted"] == 0 for p in out["nothing_to_do"])
     finally:
         dispose_engines()
-        pg.stop()
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
         if saved_url is None:
             os.environ.pop("INGEST_DATABASE_URL", None)
         else:
@@ -379,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=int, default=3, help="hourly prunes after the first")
     parser.add_argument("--batch", type=int, default=0, help="rows per batch (0: the task's)")
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--fsync-on", action="store_true", help="fsync + synchronous_commit")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
-"""The short mode of ``bench/polls_retention.py`` on PostgreSQL: the bench behind the
-retention figures in docs/scale-feeds.md loads a poll history, runs the task's prune
-function on it, and the rows it leaves are exactly the ones the rule keeps."""
+"""The short mode of ``bench/polls_retention.py`` on PostgreSQL and SQLite: the bench
+behind the retention figures in docs/scale-feeds.md loads a poll history, runs the task's
+prune function on it, and the rows it leaves are exactly the ones the rule keeps."""
 
 from __future__ import annotations
 
@@ -8,25 +8,26 @@ import json
 
 import pytest
 
-from tests.support import services
-
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("db", ["postgres", "sqlite"])
 def test_polls_retention_bench_short_mode(
-    # The bench starts its own cluster; this fixture skips the test (or fails it under
-    # CI) where PostgreSQL is missing.
-    postgres_server: services.PostgresServer,
-    capsys: pytest.CaptureFixture[str],
+    db: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from bench.polls_retention import main
 
-    args = ["--feeds", "150", "--days", "5", "--retention-days", "2", "--hours", "2",
-            "--batch", "500"]  # fmt: skip
+    if db == "postgres":
+        # The bench starts its own cluster; this fixture skips the test (or fails it under
+        # CI) where PostgreSQL is missing.
+        request.getfixturevalue("postgres_server")
+    args = ["--db", db, "--feeds", "150", "--days", "5", "--retention-days", "2",
+            "--hours", "2", "--batch", "500"]  # fmt: skip
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
 
     assert result["ok"] is True
+    assert result["database"] == db
     assert set(result["kinds"]) == {"healthy", "failing", "never_ok"}
     loaded = result["load"]["rows"]
     assert loaded > 150 * 4 * 90  # ~96 polls a feed a day
