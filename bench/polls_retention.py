@@ -184,6 +184,8 @@ def _copy(url: str, rows: list[tuple[Any, ...]]) -> None:
     """Append rows: ``COPY`` on PostgreSQL, one ``executemany`` on SQLite."""
     from worker.db import get_engine
 
+    if not rows:
+        return
     with get_engine(url).begin() as conn:
         if url.startswith("sqlite"):
             marks = ", ".join("?" for _ in _COLUMNS)
