@@ -29,6 +29,11 @@ from .kombu_guard import guard_lost_broker_connection
 from .logging import configure_logging
 from .settings import Settings, get_settings
 
+PRUNE_FEED_POLLS_SECONDS = 3600.0
+"""How often beat runs ``prune_feed_polls`` (the retention of ``feed_polls``): hourly, so
+each run deletes about an hour of polls, in well under a second at 10,000 feeds
+(docs/scale-feeds.md). Not a setting: the retention (days) is the knob."""
+
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
@@ -76,6 +81,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "task": "worker.tasks.maintain_change_log",
                 "schedule": settings.changes_interval_seconds,
                 "options": {"expires": settings.changes_interval_seconds * 2},
+            },
+            "prune-feed-polls": {
+                "task": "worker.tasks.prune_feed_polls",
+                "schedule": PRUNE_FEED_POLLS_SECONDS,
+                # A run that waited an hour in the queue is replaced by the next one.
+                "options": {"expires": PRUNE_FEED_POLLS_SECONDS},
             },
             "dispatch-webhooks": {
                 "task": "worker.tasks.dispatch_webhooks",

@@ -266,6 +266,15 @@ class Settings(BaseSettings):
         "linked to the stored article without a fetch; 0 always fetches.",
     )
 
+    # Retention of feed_polls (docs/schema.md, "feed_polls").
+    feed_polls_retention_days: int = Field(
+        default=14,
+        ge=1,
+        description="Polls older than this many days are pruned hourly, except each feed's "
+        "newest 'ok' poll and every poll after it (the last good poll and the "
+        "conditional-GET guard's history stay right).",
+    )
+
     # The change feed (docs/schema.md, "Change feed").
     changes_retention_days: float = Field(
         default=7.0,

@@ -23,6 +23,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from . import pipeline, store
 from .backoff import defer_delay
+from .celery_app import PRUNE_FEED_POLLS_SECONDS
 from .db import session_scope
 from .errors import TransientError, is_throttle
 from .fetch import Fetcher
@@ -456,6 +457,31 @@ def _retry_alone(entry_id: int, exc: Exception, *, force: bool) -> None:
     log.info(
         "entry_retry_scheduled", entry_id=entry_id, countdown=round(countdown, 1), error=str(exc)
     )
+
+
+# Retention
+
+
+@_task("prune_feed_polls", retry_on=())
+@beat_tick
+def prune_feed_polls(self: Task) -> dict[str, Any] | None:
+    """Delete ``feed_polls`` rows past ``INGEST_FEED_POLLS_RETENTION_DAYS`` (each feed's
+    newest ``ok`` poll and what follows it stay): hourly, from beat.
+
+    One run takes at most half the task time limit; a run that stopped there with more
+    to delete (a backlog: the first run on an old database) sends itself again, so the
+    backlog goes in consecutive runs rather than one an hour. Two runs at once are safe
+    (:func:`worker.store.polls.prune_polls`). A database that is away skips the run
+    (:func:`~worker.task_policy.beat_tick`); the next hour's run does the work.
+    """
+    _bind(self)
+    settings = get_settings()
+    result = pipeline.prune_feed_polls(
+        settings=settings, now=utcnow(), time_budget=settings.task_time_limit / 2
+    )
+    if not result.finished:
+        prune_feed_polls.apply_async(expires=PRUNE_FEED_POLLS_SECONDS)
+    return {"deleted": result.deleted, "finished": result.finished}
 
 
 # Operators' work: reclassification and re-crawls

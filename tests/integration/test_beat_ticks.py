@@ -17,7 +17,7 @@ from worker.settings import reset_settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("task_name", ["poll_due_feeds", "dispatch_webhooks"])
+@pytest.mark.parametrize("task_name", ["poll_due_feeds", "dispatch_webhooks", "prune_feed_polls"])
 def test_a_tick_that_meets_no_database_is_skipped_with_a_warning(
     task_name: str, monkeypatch: pytest.MonkeyPatch, log_events: LogEvents
 ) -> None:

@@ -12,6 +12,7 @@ rather than losing them.
 - :mod:`.attempts`: the cap on started attempts that ends crash loops.
 - :mod:`.recrawl`: an operator's re-crawl request expanded into entries.
 - :mod:`.reclassify`: stored articles classified again.
+- :mod:`.retention`: the hourly prune of old ``feed_polls`` (:func:`prune_feed_polls`).
 """
 
 from .attempts import (
@@ -45,6 +46,7 @@ from .polling import (
 )
 from .reclassify import reclassify_articles
 from .recrawl import Expansion, expand_crawl_request
+from .retention import PollPrune, prune_feed_polls
 
 __all__ = [
     "FEED_LEASE_SECONDS",
@@ -57,6 +59,7 @@ __all__ = [
     "PageFuture",
     "PagePrefetcher",
     "PollOutcome",
+    "PollPrune",
     "Prefetched",
     "begin_entry",
     "broker_marks_redelivery",
@@ -70,6 +73,7 @@ __all__ = [
     "give_up",
     "poll_feed",
     "process_entry",
+    "prune_feed_polls",
     "reclassify_articles",
     "start_attempt",
     "store_entry_article",

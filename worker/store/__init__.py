@@ -3,7 +3,7 @@
 | module | writes | reads |
 |---|---|---|
 | :mod:`.feeds` | ``feeds`` (operator changes, beat claims, leases, the poll state machine) | |
-| :mod:`.polls` | ``feed_polls`` | a feed's fetch history |
+| :mod:`.polls` | ``feed_polls`` (and their retention) | a feed's fetch history |
 | :mod:`.entries` | ``entries`` (attempts, deferrals) | entries to process or re-crawl |
 | :mod:`.articles` | ``articles``, ``stories``, ``article_bands`` | dedup candidates |
 | :mod:`.crawl_requests` | ``crawl_requests`` | request progress |
@@ -88,7 +88,7 @@ from .feeds import (
     start_poll,
     upsert_feed,
 )
-from .polls import FetchHistory, add_poll, fetch_history
+from .polls import FetchHistory, add_poll, fetch_history, prune_polls
 from .queries import (
     LABEL_NEGATIVE,
     LABEL_POSITIVE,
@@ -188,6 +188,7 @@ __all__ = [
     "mark_entry_stored",
     "pause_subscription",
     "prune_changes",
+    "prune_polls",
     "queued_crawl_request_ids",
     "read_changes",
     "recent_feed_entry_ids",
