@@ -61,7 +61,9 @@ def prepare(conninfo: str, database: str) -> None:
     import psycopg
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (WORKER_ROLE,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (WORKER_ROLE,)
+        ).fetchone()
         if exists is None:
             # A superuser like the bench's own: same rights, a separate name to filter on.
             conn.execute(f"CREATE ROLE {WORKER_ROLE} SUPERUSER LOGIN")
@@ -176,7 +178,7 @@ class PgStats(threading.Thread):
             "per_article": {
                 "statements": round(total_calls / n, 2),
                 "round_trips": round(segments / n, 2),
-                "begin": round(calls(r"\s*begin\s*;?") / n, 2),
+                "begin": round(calls(r"\s*begin\b.*") / n, 2),
                 "commits": round(calls(r"\s*commit\s*;?") / n, 2),
                 "rollbacks": round(calls(r"\s*rollback\s*;?") / n, 2),
                 # pg_stat_statements shows the pool's pre-ping "SELECT 1" normalised
