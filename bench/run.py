@@ -929,7 +929,7 @@ def print_table(result: dict[str, Any]) -> None:
     if e2e.get("pg_stats"):
         per = e2e["pg_stats"]["per_article"]
         rows.append(("PostgreSQL per article", (
-            f"{per['statements']} statements, ~{per['round_trips']} round trips, "
+            f"{per['statements']} statements, ~{per['round_trips'] or '?'} round trips, "
             f"{per['commits']} commits, {per['begin']} BEGIN, {per['pings']} pings, "
             f"server {per['server_ms']} ms (plan {per['server_plan_ms']})"
         )))  # fmt: skip

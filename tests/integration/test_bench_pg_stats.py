@@ -48,7 +48,7 @@ def test_pg_stats_counts_the_workers_statements_per_article(
     per = stats["per_article"]
     assert stats["articles"] == 16
     assert 3 <= per["statements"] <= 60, per
-    assert 1 <= per["round_trips"] <= 60, per
+    assert per["round_trips"] is None or 1 <= per["round_trips"] <= 60, per  # None: no `ss`
     assert 0.5 <= per["commits"] <= 3, per
     assert per["server_ms"] > 0
     queries = [row["query"] for row in stats["top_by_calls"]]
