@@ -44,6 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench import pgstats  # noqa: E402
 from bench.newsweb import NewsWeb, Page, article_path, load_pages, make_plan, page_bytes  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -315,10 +316,19 @@ class PgActivitySampler(threading.Thread):
     second) is among them; the sampler's own connection is not.
     """
 
-    def __init__(self, conninfo: str, database: str) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        database: str,
+        *,
+        user: str | None = None,
+        interval: float = 0.5,
+    ) -> None:
         super().__init__(daemon=True)
         self.conninfo = conninfo
         self.database = database
+        self.user = user  # only this role's backends (the workers'), when given
+        self.interval = interval
         self.samples = 0
         self.states: Counter[str] = Counter()
         self.waits: Counter[str] = Counter()
@@ -332,8 +342,8 @@ class PgActivitySampler(threading.Thread):
                 rows = conn.execute(
                     "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
                     " WHERE datname = %s AND backend_type = 'client backend'"
-                    " AND pid <> pg_backend_pid()",
-                    (self.database,),
+                    " AND pid <> pg_backend_pid() AND usename = coalesce(%s, usename)",
+                    (self.database, self.user),
                 ).fetchall()
                 self.samples += 1
                 for state, wait_type, wait_event in rows:
@@ -344,7 +354,7 @@ class PgActivitySampler(threading.Thread):
                         self.waits[f"{wait_type}:{wait_event}"] += 1
                     else:
                         self.states[str(state).replace(" ", "_")] += 1
-                self._halt.wait(0.5)
+                self._halt.wait(self.interval)
 
     def stop(self) -> None:
         self._halt.set()
@@ -589,9 +599,13 @@ def run_worker(
 
     redis = services.start_redis()
     pg: services.PostgresServer | None = None
+    pg_stats_wanted = args.db == "postgres" and getattr(args, "pg_stats", False)
     try:
         if args.db == "postgres":
-            pg = services.start_postgres()
+            pg = services.start_postgres(
+                fsync=getattr(args, "pg_fsync", False),
+                settings=pgstats.SERVER_SETTINGS if pg_stats_wanted else None,
+            )
             db_url = pg.create_database("bench")
         else:
             db_url = f"sqlite:///{workdir / 'bench.db'}"
@@ -610,6 +624,19 @@ def run_worker(
         reset_settings()
         dispose_engines()
         migrate.upgrade(db_url)
+        bench_conninfo = (
+            f"host=127.0.0.1 port={pg.port} user=postgres dbname=bench" if pg is not None else ""
+        )
+        if pg is not None and pg_stats_wanted:
+            # The workers (and beat) connect as their own role, so the statistics
+            # can leave out the bench's own queries (which stay on os.environ's URL).
+            pgstats.prepare(bench_conninfo, "bench")
+            env = {
+                **env,
+                "INGEST_DATABASE_URL": db_url.replace(
+                    "//postgres@", f"//{pgstats.WORKER_ROLE}@", 1
+                ),
+            }
 
         plan = make_plan(
             feeds=args.feeds, fetches=args.fetches, repeat_fraction=args.repeat_fraction
@@ -648,11 +675,18 @@ def run_worker(
                 _wait(lambda: "Starting" in beat.log(), timeout=60, what="beat started")
                 time.sleep(2)  # beat's first ticks: nothing is due yet
                 sampler.start()
-                if pg is not None and getattr(args, "db_waits", False):
+                if pg is not None and (getattr(args, "db_waits", False) or pg_stats_wanted):
                     db_waits = PgActivitySampler(
-                        f"host=127.0.0.1 port={pg.port} user=postgres dbname=bench", "bench"
+                        bench_conninfo,
+                        "bench",
+                        user=pgstats.WORKER_ROLE if pg_stats_wanted else None,
+                        interval=1.0 if pg_stats_wanted else 0.5,
                     )
                     db_waits.start()
+                pg_stats: pgstats.PgStats | None = None
+                if pg is not None and pg_stats_wanted:
+                    pg_stats = pgstats.PgStats(bench_conninfo, "bench", pg.port)
+                    pg_stats.begin()
                 worker_pids = [w.process.pid for w in workers]
                 pids = (
                     worker_pids,
@@ -690,6 +724,9 @@ def run_worker(
                 burst = _entry_stats(burst_ids)
                 seconds = (burst["last_done"] - burst["first_poll"]).total_seconds()
                 done = burst["entries"] - burst["statuses"].get("pending", 0)
+                # Only the workers' role and sockets count, so the bench's own queries
+                # since t1 do not; stopped here to be read per entry done.
+                pg_figures = pg_stats.end(articles=done) if pg_stats is not None else None
                 e2e = {
                     "entries": burst["entries"],
                     "statuses": burst["statuses"],
@@ -730,6 +767,8 @@ def run_worker(
                 ]
                 if db_waits is not None:
                     e2e["db_activity"] = db_waits.summary()
+                if pg_figures is not None:
+                    e2e["pg_stats"] = pg_figures
                 rss = sampler.summary(t0, t1)
                 # The rest of the deployment, once, at the end of the burst.
                 for role, pid in (("beat", beat.process.pid), ("redis", redis.process.pid)):
@@ -885,6 +924,15 @@ def print_table(result: dict[str, Any]) -> None:
         rows.append(("PostgreSQL backends (mean)", json.dumps(
             e2e["db_activity"]["mean_backends"]
         )))  # fmt: skip
+        if e2e["db_activity"].get("top_waits"):
+            rows.append(("PostgreSQL waits (mean)", json.dumps(e2e["db_activity"]["top_waits"])))
+    if e2e.get("pg_stats"):
+        per = e2e["pg_stats"]["per_article"]
+        rows.append(("PostgreSQL per article", (
+            f"{per['statements']} statements, ~{per['round_trips'] or '?'} round trips, "
+            f"{per['commits']} commits, {per['begin']} BEGIN, {per['pings']} pings, "
+            f"server {per['server_ms']} ms (plan {per['server_plan_ms']})"
+        )))  # fmt: skip
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -914,6 +962,15 @@ def main(argv: list[str] | None = None) -> int:
         help="with --db postgres: sample pg_stat_activity (running, waiting, idle backends)",
     )  # fmt: skip
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--pg-stats", action="store_true",
+        help="with --db postgres: pg_stat_statements, pg_stat_database, round trips and "
+        "wait events of the workers over the burst, per article (bench/pgstats.py)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pg-fsync", action="store_true",
+        help="with --db postgres: fsync=on and synchronous_commit=on (default: fsync=off)",
+    )  # fmt: skip
     parser.add_argument("--poll-rounds", type=int, default=3, help="0 skips the poll-only phase")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip-baseline", action="store_true")

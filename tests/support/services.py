@@ -132,6 +132,9 @@ class PostgresServer:
     fsync: bool = False
     """Off for tests (a throwaway cluster need not survive a power cut); on, with
     ``synchronous_commit``, for a benchmark of what a durable deployment pays."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """Further server settings (``-c name=value``), e.g. the statistics a benchmark
+    reads (``shared_preload_libraries=pg_stat_statements``, ``track_io_timing``)."""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -146,7 +149,10 @@ class PostgresServer:
 
     def start(self) -> None:
         durability = "-c fsync=on -c synchronous_commit=on" if self.fsync else "-c fsync=off"
-        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 {durability}"
+        extra = "".join(f" -c {name}={value}" for name, value in self.settings.items())
+        options = (
+            f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 {durability}{extra}"
+        )
         self._pg_ctl("-w", "-t", "60", "-o", options, "-l", str(self.datadir / "log"), "start")
         wait_for_port(self.port)
 
@@ -166,7 +172,9 @@ class PostgresServer:
         return self.url(name)
 
 
-def start_postgres(*, fsync: bool = False) -> PostgresServer:
+def start_postgres(
+    *, fsync: bool = False, settings: dict[str, str] | None = None
+) -> PostgresServer:
     bindir = _pg_bindir()
     base = Path(tempfile.mkdtemp(prefix="test-pg-"))
     datadir = base / "data"
@@ -182,7 +190,12 @@ def start_postgres(*, fsync: bool = False) -> PostgresServer:
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     server = PostgresServer(
-        port=free_port(), datadir=datadir, bindir=bindir, run_as=run_as, fsync=fsync
+        port=free_port(),
+        datadir=datadir,
+        bindir=bindir,
+        run_as=run_as,
+        fsync=fsync,
+        settings=dict(settings or {}),
     )
     server.start()
     return server

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from .. import dedup, store
 from ..classify import classify
-from ..db import session_scope
+from ..db import read_scope, session_scope
 from ..decoding import decode_body as decode_html
 from ..errors import IngestError, PermanentError, TransientError, is_throttle
 from ..extract import ExtractedArticle, extract_article, from_feed_summary
@@ -110,8 +110,12 @@ def begin_entry(
     Returns the outcome for an entry that is gone, already stored, or links
     to a page stored moments ago (linked to it, see :func:`_recently_fetched`);
     otherwise the :class:`EntryJob` to fetch and extract.
+
+    Two reads and at most one single-statement write (linking a known URL), none
+    of which needs the others in its transaction: :func:`read_scope` runs them
+    without ``BEGIN``/``COMMIT`` on PostgreSQL, two round trips of every entry.
     """
-    with session_scope() as session:
+    with read_scope() as session:
         entry = store.entry_to_process(session, entry_id)
         if entry is None:
             return EntryOutcome(entry_id=entry_id, status="skipped", error="no such entry")

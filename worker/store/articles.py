@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col
 
 from .. import dedup
@@ -107,15 +108,22 @@ def _apply_classification(article: Article, classification: Classification) -> N
 
 # Statements run for every stored article, built once with bound parameters:
 # building a select and its cache key per call cost more than running it.
-_ARTICLE_BY_URL = sa.select(col(Article.id)).where(
-    col(Article.canonical_url) == sa.bindparam("canonical_url")
-)
-
-
-_ARTICLE_BY_GUID = (
-    sa.select(col(Article.id))
-    .where(col(Article.feed_id) == sa.bindparam("feed_id"))
-    .where(col(Article.guid) == sa.bindparam("guid"))
+#
+# The article this record updates: the one at its canonical URL, else the one
+# with its feed and GUID. One statement, one round trip on PostgreSQL, where
+# two lookups were two; each branch keeps its own index (a GUID of None
+# matches nothing, as ``guid = NULL`` is never true).
+_ARTICLE_BY_URL_OR_GUID = (
+    sa.union_all(
+        sa.select(col(Article.id), sa.literal(0).label("preference")).where(
+            col(Article.canonical_url) == sa.bindparam("canonical_url")
+        ),
+        sa.select(col(Article.id), sa.literal(1).label("preference"))
+        .where(col(Article.feed_id) == sa.bindparam("feed_id"))
+        .where(col(Article.guid) == sa.bindparam("guid")),
+    )
+    .order_by(sa.literal_column("preference"))
+    .limit(1)
 )
 
 
@@ -129,11 +137,15 @@ _SAME_SOURCE_IN_STORY = (
 
 
 def _existing_article(session: Session, record: ArticleRecord) -> Article | None:
-    found = session.execute(_ARTICLE_BY_URL, {"canonical_url": record.canonical_url}).scalar()
-    if found is None and record.guid and record.feed_id is not None:
-        found = session.execute(
-            _ARTICLE_BY_GUID, {"feed_id": record.feed_id, "guid": record.guid}
-        ).scalar()
+    by_guid = bool(record.guid) and record.feed_id is not None
+    found = session.execute(
+        _ARTICLE_BY_URL_OR_GUID,
+        {
+            "canonical_url": record.canonical_url,
+            "feed_id": record.feed_id if by_guid else None,
+            "guid": record.guid if by_guid else None,
+        },
+    ).scalar()
     return None if found is None else session.get(Article, found)
 
 
@@ -183,7 +195,33 @@ _CANDIDATE_IDS = (
 )
 
 
-_CANDIDATES = _MATCH_SELECT.where(col(Article.id).in_(sa.bindparam("ids", expanding=True)))
+# The candidates' rows in the same statement as their ids: one round trip.
+_CANDIDATES = _MATCH_SELECT.where(col(Article.id).in_(_CANDIDATE_IDS)).order_by(col(Article.id))
+
+
+# PostgreSQL: the same, with the keys as one array and each key looked up on its
+# own. ``band_key IN (...)`` left the choice to the planner, and a young
+# article_bands (no ANALYZE yet: the first minutes of a new database, or of any
+# benchmark) has no statistics: it took 74 keys for a third of the table and
+# read all of it (a sequential scan, 28 ms a lookup at 25,000 rows in
+# bench/run.py, growing with every article). One index probe per key does not
+# depend on statistics: ``OFFSET 0`` keeps the per-key subquery from being
+# flattened into a join that the planner could again answer with a scan, and
+# ``id = ANY(ARRAY(...))`` fetches the (at most 50) rows by primary key where
+# ``id IN (...)`` was hashed against a scan of the articles.
+_CANDIDATES_PG = sa.text(
+    "SELECT "
+    + ", ".join(f"a.{name}" for name in _MATCH_COLUMNS)
+    + " FROM articles AS a WHERE a.id = ANY(ARRAY("
+    " SELECT b.article_id FROM unnest(CAST(:keys AS VARCHAR[])) AS k(band_key)"
+    " CROSS JOIN LATERAL ("
+    "  SELECT article_bands.article_id FROM article_bands"
+    "  WHERE article_bands.band_key = k.band_key OFFSET 0"
+    " ) AS b"
+    " GROUP BY b.article_id"
+    f" ORDER BY count(*) DESC, b.article_id DESC LIMIT {MAX_NEAR_DUP_CANDIDATES}"
+    ")) ORDER BY a.id"
+).bindparams(sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)))
 
 
 def _find_story_match(
@@ -201,11 +239,9 @@ def _find_story_match(
     keys = sorted(set(dedup.query_keys(fp, window=window)))
     if not keys:
         return None
-    candidate_ids = session.execute(_CANDIDATE_IDS, {"keys": keys}).scalars().all()
-    if not candidate_ids:
-        return None
+    postgres = session.get_bind().dialect.name == "postgresql"
     best: tuple[Any, dedup.Match] | None = None
-    for candidate in session.execute(_CANDIDATES, {"ids": list(candidate_ids)}):
+    for candidate in session.execute(_CANDIDATES_PG if postgres else _CANDIDATES, {"keys": keys}):
         verdict = dedup.match(fp, _stored_fingerprint(candidate), window=window)
         if not verdict.same_story:
             continue
@@ -457,13 +493,29 @@ def _index_bands(
     if duplicate:
         return
     keys = sorted(set(dedup.index_keys(fp)))
-    if keys:
-        # executemany with one statement: compiled once and cached, unlike a
-        # multi-row VALUES whose SQL changes with the number of keys.
-        session.execute(
-            dialect_insert(session, table_of(ArticleBand)).on_conflict_do_nothing(),
-            [{"band_key": k, "article_id": article_id} for k in keys],
-        )
+    if not keys:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement with the keys as an array: one round trip and one
+        # execution, where executemany ran ~35 (pipelined, but each parsed,
+        # bound and executed by the server on its own).
+        session.execute(_INSERT_BANDS_PG, {"keys": keys, "article_id": article_id})
+        return
+    # executemany with one statement: compiled once and cached, unlike a
+    # multi-row VALUES whose SQL changes with the number of keys.
+    session.execute(
+        dialect_insert(session, table_of(ArticleBand)).on_conflict_do_nothing(),
+        [{"band_key": k, "article_id": article_id} for k in keys],
+    )
+
+
+_INSERT_BANDS_PG = sa.text(
+    "INSERT INTO article_bands (band_key, article_id)"
+    " SELECT unnest(CAST(:keys AS VARCHAR[])), :article_id ON CONFLICT DO NOTHING"
+).bindparams(
+    sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)),
+    sa.bindparam("article_id", type_=sa.Integer),
+)
 
 
 def update_classification(
