@@ -142,19 +142,20 @@ def read_scope(url: str | None = None) -> Iterator[Session]:
     SQLite, a transaction costs no round trip, and it is the same as
     :func:`session_scope`.
     """
-    with Session(_read_engine(url), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with _committing(_read_engine(url)) as session:
+        yield session
 
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on any exception."""
-    with Session(get_engine(url), expire_on_commit=False) as session:
+    with _committing(get_engine(url)) as session:
+        yield session
+
+
+@contextmanager
+def _committing(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
