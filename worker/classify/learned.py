@@ -45,10 +45,7 @@ def linear_verdict(
 ) -> tuple[float, list[str]]:
     """A shipped linear stage's calibrated score (rounded as stored) and its evidence:
     the rule score, then the features that moved the score most."""
-    z, contributions = _model_logit(features, model.weights, model.bias)
-    top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
-    evidence = [f"rule_score={analysis.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
-    return round(_sigmoid(z), 4), evidence
+    return _verdict(analysis, *_model_logit(features, model.weights, model.bias))
 
 
 def student_verdict(
@@ -56,19 +53,17 @@ def student_verdict(
 ) -> tuple[float, list[str]]:
     """The distilled English stage's calibrated score (rounded as stored) and its evidence,
     in the linear stages' format (the network's hidden units count as ``mlp:hidden``)."""
-    z, contributions = model.logit(features)
+    return _verdict(analysis, *model.logit(features))
+
+
+def _verdict(
+    analysis: RuleAnalysis, z: float, contributions: list[tuple[float, str]]
+) -> tuple[float, list[str]]:
+    """Score (rounded as stored) and evidence from a stage's logit and contributions: the
+    rule score, then the features that moved the score most."""
     top = sorted(contributions, key=lambda c: (-abs(c[0]), c[1]))[:MAX_MODEL_EVIDENCE]
     evidence = [f"rule_score={analysis.score:.4f}"] + [f"{name} {c:+.2f}" for c, name in top]
     return round(_sigmoid(z), 4), evidence
-
-
-def english_verdict(
-    analysis: RuleAnalysis, features: dict[str, float], model: LinearModel | StudentModel
-) -> tuple[float, list[str]]:
-    """Score and evidence of an English stage, linear or distilled."""
-    if isinstance(model, StudentModel):
-        return student_verdict(analysis, features, model)
-    return linear_verdict(analysis, features, model)
 
 
 BODY_WINDOWS = 5
@@ -93,7 +88,7 @@ def full_article_second_look(
     """For a full article the English stage rejected: the linear stage's reading of the
     lead, then of the body windows, as ``(evidence, score)``; ``None`` when neither accepts.
 
-    Why the linear stage: since 12.7 the lead is decided by the distilled student, which was
+    Why the linear stage: since 12.8 the lead is decided by the distilled student, which was
     trained and validated on feed snippets only. On full articles the linear stage (12.4's)
     stays a floor, so their recall does not fall below 12.4's (docs/classifier.md has the
     figures, and says that the full-article sets were seen when this was decided).
@@ -110,9 +105,7 @@ def full_article_second_look(
     return f"body_window={index} score={score:.4f}", score
 
 
-def best_body_window(
-    title: str, body: str, model: LinearModel | StudentModel
-) -> tuple[int, float] | None:
+def best_body_window(title: str, body: str, model: LinearModel) -> tuple[int, float] | None:
     """The first body window (title + ``MODEL_BODY_CHARS`` characters after the lead) that
     the learned stage accepts, as ``(index, score)``; ``None`` when none does.
 
@@ -128,7 +121,7 @@ def best_body_window(
         if len(segment) < BODY_WINDOW_MIN_CHARS:
             return None
         window = analyse(title, segment)
-        score, _ = english_verdict(window, model_features(window), model)
+        score, _ = linear_verdict(window, model_features(window), model)
         if score >= model.threshold:
             return index, score
     return None

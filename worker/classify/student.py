@@ -5,8 +5,9 @@ Ukraine-security stories than the linear English stage at the same precision, bu
 torch. ``eval/train_distil.py`` trains this student on the dev labels plus the neighbour
 method's soft scores on unlabelled feed items of the 2023 dump, so the default install gets
 part of that recall with no torch at run time. It reads the same features as the linear
-stage (``features.model_features``: rule internals, lexicon terms, words), so everything
-else about the English path - topics, evidence, body windows - is unchanged.
+stage (``features.model_features``: rule internals, lexicon terms, words), so topics and
+evidence are unchanged; a full article it rejects still gets the linear stage's reading
+(``learned.full_article_second_look``).
 
 The score is ``sigmoid(bias + x . linear + out . relu(hidden_bias + x @ hidden))`` over the
 article's sparse features ``x`` (calibration folded in by the trainer). The weights are a

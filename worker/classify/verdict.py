@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .features import cyrillic_features, model_features
 from .language import cyrillic_applies, english_applies
-from .learned import english_verdict, full_article_second_look, linear_verdict
+from .learned import full_article_second_look, linear_verdict, student_verdict
 from .rules import (
     THRESHOLD,
     TOPIC_MIN_POINTS,
@@ -127,9 +127,9 @@ def _classify(
             features |= nn_features
             score, model_evidence = linear_verdict(a, features, model)
             is_security = score >= model.threshold
-        else:  # since 12.7 the distilled stage (worker.classify.student) decides English text
+        else:  # since 12.8 the distilled stage (worker.classify.student) decides English text
             student = student_model()
-            score, model_evidence = english_verdict(a, features, student)
+            score, model_evidence = student_verdict(a, features, student)
             is_security = score >= student.threshold
         if not is_security and method == "hybrid":
             second = full_article_second_look(a, features, title, body, english_model())
