@@ -408,22 +408,20 @@ def test_held_out_precision_and_recall_meet_recorded_figures() -> None:
 
 
 @pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data not available")
-def test_second_held_out_split_meets_recorded_figures() -> None:
+@pytest.mark.parametrize(
+    ("split", "size", "min_precision", "min_recall"),
+    [
+        ("test2", 1200, TEST2_MIN_PRECISION, TEST2_MIN_RECALL),
+        ("test4", 1000, TEST4_MIN_PRECISION, TEST4_MIN_RECALL),
+    ],
+)
+def test_later_held_out_splits_meet_recorded_figures(
+    split: str, size: int, min_precision: float, min_recall: float
+) -> None:
     from eval.classifier_eval import load_items, metrics, run
 
-    items = [item for item in load_items(DATA_DIR) if item.split == "test2"]
-    assert len(items) == 1200
+    items = [item for item in load_items(DATA_DIR) if item.split == split]
+    assert len(items) == size
     m = metrics(run(items))
-    assert m.precision >= TEST2_MIN_PRECISION, m
-    assert m.recall >= TEST2_MIN_RECALL, m
-
-
-@pytest.mark.skipif(not DATA_DIR.is_dir(), reason="../shared/data not available")
-def test_fourth_held_out_split_meets_recorded_figures() -> None:
-    from eval.classifier_eval import load_items, metrics, run
-
-    items = [item for item in load_items(DATA_DIR) if item.split == "test4"]
-    assert len(items) == 1000
-    m = metrics(run(items))
-    assert m.precision >= TEST4_MIN_PRECISION, m
-    assert m.recall >= TEST4_MIN_RECALL, m
+    assert m.precision >= min_precision, m
+    assert m.recall >= min_recall, m

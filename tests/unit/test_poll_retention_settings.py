@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from worker.settings import Settings, reset_settings
+from tests.support.cli import exit_of_ingest
+from worker.settings import Settings
 
 
 def test_the_retention_is_14_days_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,18 +28,10 @@ def test_a_retention_below_one_day_or_not_whole_is_refused(
 def test_the_cli_names_the_variable_and_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from worker.cli import main
-
     monkeypatch.setenv("INGEST_FEED_POLLS_RETENTION_DAYS", "0")
-    monkeypatch.setattr("sys.argv", ["ingest", "health"])
-    reset_settings()
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            main()
-    finally:
-        reset_settings()
-    assert exit_.value.code == 2
-    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    code, stderr = exit_of_ingest(monkeypatch, capsys, "health")
+    assert code == 2
+    err = " ".join(stderr.split())  # the console wraps long lines
     assert "INGEST_FEED_POLLS_RETENTION_DAYS: Input should be greater than or equal to 1" in err
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import exit_of_ingest
 from worker.settings import Settings, SettingsFileError
 
 
@@ -81,19 +82,9 @@ def test_the_cli_refuses_an_unreadable_file_with_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """One line on stderr and exit 2 before any command runs, not a traceback."""
-    from worker.cli import main
-    from worker.settings import reset_settings
-
     monkeypatch.setenv("INGEST_API_TOKEN_FILE", str(tmp_path / "[missing]"))
-    monkeypatch.setattr("sys.argv", ["ingest", "health"])
-    reset_settings()
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            main()
-    finally:
-        reset_settings()
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
+    code, err = exit_of_ingest(monkeypatch, capsys, "health")
+    assert code == 2
     assert "error: INGEST_API_TOKEN_FILE: cannot read" in err
     assert "[missing]" in err.replace("\n", "")  # the path, its brackets not read as markup
     assert "Traceback" not in err
