@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 from .minhash import (
     BANDS,
@@ -172,6 +172,9 @@ TITLE_ROWS = 1
 
 
 # -- titles ----------------------------------------------------------------------
+# Cached: a lookup compares the new headline with up to 50 candidates, and a
+# wire story's headline comes back with every copy.
+@lru_cache(maxsize=4096)
 def _title_tokens(title: str) -> frozenset[str]:
     words = normalize_text(title).split()
     tokens = frozenset(w for w in words if w not in _TITLE_STOPWORDS and len(w) > 1)
@@ -373,16 +376,27 @@ def match(
         title=title,
         thresholds=thresholds,
     )
-    reason = {
-        "exact": "exact: identical normalised body",
-        "outside_window": f"outside window ({when})",
-        "near_duplicate_body": f"near-duplicate body (J~{body:.2f}, {when})",
-        "similar_body_and_title": f"similar body (J~{body:.2f}) and headline ({title:.2f})",
-        "different_body": f"different body (J~{body:.2f}, headline {title:.2f})",
-        "short_body_title_match": f"short body; headlines match ({title:.2f}, {when})",
-        "short_body_shared_wording": (
-            f"short body; shared wording (J~{body:.2f}) and headline ({title:.2f})"
-        ),
-        "short_body_title_differs": f"short body; headlines differ ({title:.2f})",
-    }[rule]
+    reason = _reason(rule, body=body, title=title, when=when)
     return Match(same, exact, round(body, 4), round(title, 4), reason)
+
+
+def _reason(rule: str, *, body: float, title: float, when: str) -> str:
+    """The operator-facing reason for ``rule``; only the one that applies is formatted
+    (``match`` runs for every candidate of every lookup, under the dedup lock)."""
+    if rule == "exact":
+        return "exact: identical normalised body"
+    if rule == "outside_window":
+        return f"outside window ({when})"
+    if rule == "near_duplicate_body":
+        return f"near-duplicate body (J~{body:.2f}, {when})"
+    if rule == "similar_body_and_title":
+        return f"similar body (J~{body:.2f}) and headline ({title:.2f})"
+    if rule == "different_body":
+        return f"different body (J~{body:.2f}, headline {title:.2f})"
+    if rule == "short_body_title_match":
+        return f"short body; headlines match ({title:.2f}, {when})"
+    if rule == "short_body_shared_wording":
+        return f"short body; shared wording (J~{body:.2f}) and headline ({title:.2f})"
+    if rule == "short_body_title_differs":
+        return f"short body; headlines differ ({title:.2f})"
+    raise ValueError(f"unknown dedup rule {rule!r}")

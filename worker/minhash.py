@@ -11,6 +11,7 @@ from CRC-32/BLAKE2b or fixed integer arithmetic, never Python's salted
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 import sys
 import unicodedata
@@ -164,7 +165,8 @@ def signature_of_words(words: list[str], shingle_size: int) -> tuple[int, ...]:
 
 
 def _is_empty(signature: tuple[int, ...]) -> bool:
-    return all(v == _EMPTY for v in signature)
+    # tuple.count runs in C: this is called for every candidate of every lookup.
+    return signature.count(_EMPTY) == len(signature)
 
 
 def is_short_signature(signature: tuple[int, ...]) -> bool:
@@ -180,7 +182,10 @@ def signature_similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     """Estimated Jaccard similarity of the two shingle sets (0.0 if either is empty)."""
     if len(a) != len(b) or not a or _is_empty(a) or _is_empty(b):
         return 0.0
-    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+    # map(operator.eq) counts in C, about four times faster than a generator:
+    # a stored article is compared with up to 50 candidates under the dedup lock.
+    same: int = sum(map(operator.eq, a, b))
+    return same / len(a)
 
 
 def lsh_band_keys(signature: tuple[int, ...]) -> list[str]:

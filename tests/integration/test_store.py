@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from tests.support import factories
 from tests.support.factories import BODY, add_entries, add_feed, article_record, feed_item
 from worker import dedup, store
+from worker.classify import Classification
 from worker.db import session_scope
 from worker.models import Article, ArticleBand, Entry, Story, utcnow
 
@@ -110,6 +111,39 @@ def test_story_counters_kept_incrementally_match_a_full_recount(database_url: st
         assert _story_fields(story_id) == incremental
     assert incremental["article_count"] == 4
     assert incremental["source_count"] == 3
+
+
+def _verdict(positive: bool, score: float, topics: tuple[str, ...]) -> Classification:
+    return Classification(
+        is_ukraine_security=positive, score=score, topics=topics, evidence={}, version="test"
+    )
+
+
+def test_story_join_merges_topics_label_and_score_as_a_full_recount_does(
+    database_url: str,
+) -> None:
+    """Copies with different verdicts: the story keeps the union of topics in first-seen
+    order, the best score and "positive if any copy is"; a full refresh agrees."""
+    copies = [
+        ("https://wire.example/a", BODY, _verdict(False, 0.2, ())),
+        ("https://one.example/a", BODY, _verdict(True, 0.9, ("military_aid", "sanctions"))),
+        ("https://two.example/a", BODY + " More.", _verdict(False, 0.4, ("battlefield",))),
+        ("https://three.example/a", BODY, _verdict(True, 0.7, ("sanctions", "military_aid"))),
+    ]
+    story_id = 0
+    for url, body, verdict in copies:
+        saved = factories.save_article(url=url, body=body, classification=verdict)
+        story_id = story_id or saved.story_id
+        assert saved.story_id == story_id
+        incremental = _story_fields(story_id)
+        with session_scope() as session:
+            store.refresh_story(session, story_id)
+        assert _story_fields(story_id) == incremental
+    assert incremental["topics"] == ["military_aid", "sanctions", "battlefield"]
+    assert incremental["security_score"] == pytest.approx(0.9)
+    assert incremental["is_ukraine_security"] is True
+    assert incremental["article_count"] == 4
+    assert incremental["source_count"] == 4
 
 
 def test_band_index_written_and_replaced(database_url: str) -> None:

@@ -27,7 +27,7 @@ from ..models import (
     Story,
     utcnow,
 )
-from .sql import as_utc, dialect_insert, table_of, take_lock
+from .sql import dialect_insert, run_core, table_of, take_lock
 
 DEDUP_LOCK = "dedup"
 
@@ -43,8 +43,8 @@ def recently_fetched_article(
     Lets an entry that links to a page we stored moments ago (the same story in
     a second feed) be linked to it without fetching and extracting it again.
     """
-    row = session.execute(
-        _RECENTLY_FETCHED, {"canonical_url": canonical_url, "since": since}
+    row = run_core(
+        session, _RECENTLY_FETCHED, {"canonical_url": canonical_url, "since": since}
     ).first()
     return None if row is None else (int(row[0]), bool(row[1]))
 
@@ -127,18 +127,10 @@ _ARTICLE_BY_URL_OR_GUID = (
 )
 
 
-_SAME_SOURCE_IN_STORY = (
-    sa.select(sa.literal(1))
-    .where(col(Article.story_id) == sa.bindparam("story_id"))
-    .where(col(Article.id) != sa.bindparam("article_id"))
-    .where(sa.func.coalesce(Article.source_domain, Article.canonical_url) == sa.bindparam("source"))
-    .limit(1)
-)
-
-
 def _existing_article(session: Session, record: ArticleRecord) -> Article | None:
     by_guid = bool(record.guid) and record.feed_id is not None
-    found = session.execute(
+    found = run_core(
+        session,
         _ARTICLE_BY_URL_OR_GUID,
         {
             "canonical_url": record.canonical_url,
@@ -174,7 +166,12 @@ _MATCH_COLUMNS = (
 )
 
 
-_MATCH_SELECT = sa.select(*(getattr(Article, name) for name in _MATCH_COLUMNS))
+# With the story's topics: joining the story merges the new article's topics into
+# them, and reading them here saves reading the story on its own.
+_MATCH_SELECT = sa.select(
+    *(getattr(Article, name) for name in _MATCH_COLUMNS),
+    col(Story.topics).label("story_topics"),
+).outerjoin(Story, col(Story.id) == col(Article.story_id))
 
 
 _EXACT_MATCH = (
@@ -210,9 +207,9 @@ _CANDIDATES = _MATCH_SELECT.where(col(Article.id).in_(_CANDIDATE_IDS)).order_by(
 # ``id = ANY(ARRAY(...))`` fetches the (at most 50) rows by primary key where
 # ``id IN (...)`` was hashed against a scan of the articles.
 _CANDIDATES_PG = sa.text(
-    "SELECT "
-    + ", ".join(f"a.{name}" for name in _MATCH_COLUMNS)
-    + " FROM articles AS a WHERE a.id = ANY(ARRAY("
+    "SELECT " + ", ".join(f"a.{name}" for name in _MATCH_COLUMNS) + ", s.topics AS story_topics"
+    " FROM articles AS a LEFT JOIN stories AS s ON s.id = a.story_id"
+    " WHERE a.id = ANY(ARRAY("
     " SELECT b.article_id FROM unnest(CAST(:keys AS VARCHAR[])) AS k(band_key)"
     " CROSS JOIN LATERAL ("
     "  SELECT article_bands.article_id FROM article_bands"
@@ -233,7 +230,7 @@ def _find_story_match(
     """
     fp = record.fingerprint
     if fp.content_hash:
-        exact = session.execute(_EXACT_MATCH, {"content_hash": fp.content_hash}).first()
+        exact = run_core(session, _EXACT_MATCH, {"content_hash": fp.content_hash}).first()
         if exact is not None:
             return exact, dedup.match(fp, _stored_fingerprint(exact), window=window)
     keys = sorted(set(dedup.query_keys(fp, window=window)))
@@ -241,7 +238,7 @@ def _find_story_match(
         return None
     postgres = session.get_bind().dialect.name == "postgresql"
     best: tuple[Any, dedup.Match] | None = None
-    for candidate in session.execute(_CANDIDATES_PG if postgres else _CANDIDATES, {"keys": keys}):
+    for candidate in run_core(session, _CANDIDATES_PG if postgres else _CANDIDATES, {"keys": keys}):
         verdict = dedup.match(fp, _stored_fingerprint(candidate), window=window)
         if not verdict.same_story:
             continue
@@ -293,46 +290,122 @@ def refresh_story(session: Session, story_id: int) -> None:
     session.add(story)
 
 
-@dataclass(frozen=True)
-class _NewArticle:
-    """What joining a story needs of an article just inserted (no ORM object is made)."""
-
-    id: int
-    source: str
-    created_at: datetime
-    is_ukraine_security: bool
-    security_score: float
-    topics: list[str]
-
-
-def _join_story(session: Session, story: Story, article: _NewArticle) -> None:
-    """Add a newly inserted article to its story's counters: O(1) in the story's size.
+def _story_join_values(article_id: Any) -> dict[str, Any]:
+    """The SET clause that counts one new article into its story: O(1) in the story's size.
 
     Equivalent to :func:`refresh_story` for an insert (the new article has the
-    highest id and the latest ``created_at``), without reading every copy's
-    topics back: a wire story syndicated by fifty outlets costs the fiftieth
-    copy the same as the second, and a new story (created empty) costs no
-    query at all. Runs under the dedup lock, like the insert.
+    highest id and the latest ``created_at``; ``tests/integration/test_store.py``
+    checks the two agree), without reading every copy back: a wire story
+    syndicated by fifty outlets costs the fiftieth copy the same as the second.
+    Counters move relative to the row's own values in one ``UPDATE``, so nothing
+    of the story is read first but its topics, which come with the dedup lookup
+    (``story_topics``) and are merged in Python. A new story is inserted empty and
+    counts its first article here like any other. Runs under the dedup lock.
+
+    ``article_id``: a bound parameter (SQLite: the article was inserted just
+    before) or the id the same statement's insert returns (PostgreSQL).
     """
-    source_seen = (
-        story.article_count > 0
-        and session.execute(
-            _SAME_SOURCE_IN_STORY,
-            {"story_id": story.id, "article_id": article.id, "source": article.source},
-        ).first()
+    story = table_of(Story)
+    articles = table_of(Article).alias("other")
+    same_source_seen = sa.exists(
+        sa.select(sa.literal_column("1"))
+        .select_from(articles)
+        .where(articles.c.story_id == story.c.id)
+        .where(articles.c.id != article_id)
+        .where(
+            sa.func.coalesce(articles.c.source_domain, articles.c.canonical_url)
+            == sa.bindparam("join_source", type_=sa.String)
+        )
     )
-    if story.first_article_id is None:
-        story.first_article_id = article.id
-    story.article_count += 1
-    story.source_count += 0 if source_seen else 1
-    if as_utc(article.created_at) > as_utc(story.last_seen_at):
-        story.last_seen_at = article.created_at
-    story.is_ukraine_security = bool(story.is_ukraine_security or article.is_ukraine_security)
-    story.security_score = max(float(story.security_score or 0.0), article.security_score)
-    topics = list(story.topics or [])
-    story.topics = topics + [t for t in article.topics if t not in topics]
-    story.updated_at = utcnow()
-    session.add(story)
+    created = sa.bindparam("join_created_at", type_=story.c.last_seen_at.type)
+    score = sa.bindparam("join_score", type_=sa.Float)
+    # Constants as SQL literals: a bound literal inside PostgreSQL's CTE form
+    # lost its value when the cached statement was run again.
+    zero: Any = sa.literal_column("0")
+    one: Any = sa.literal_column("1")
+    return {
+        "first_article_id": sa.func.coalesce(story.c.first_article_id, article_id),
+        "article_count": story.c.article_count + one,
+        "source_count": story.c.source_count + sa.case((same_source_seen, zero), else_=one),
+        "last_seen_at": sa.case(
+            (story.c.last_seen_at >= created, story.c.last_seen_at), else_=created
+        ),
+        "is_ukraine_security": sa.or_(
+            story.c.is_ukraine_security, sa.bindparam("join_positive", type_=sa.Boolean)
+        ),
+        "security_score": sa.case(
+            (story.c.security_score >= score, story.c.security_score), else_=score
+        ),
+        "topics": sa.bindparam("join_topics", type_=story.c.topics.type),
+        "updated_at": sa.bindparam("join_updated_at", type_=story.c.updated_at.type),
+    }
+
+
+def _article_columns(prefix: str = "") -> dict[str, Any]:
+    """Every column but the id, each bound to ``prefix + name``."""
+    return {
+        c.name: sa.bindparam(prefix + c.name, type_=c.type)
+        for c in table_of(Article).c
+        if c.name != "id"
+    }
+
+
+# SQLite: the article (RETURNING its id), then its story's counters.
+_INSERT_ARTICLE = (
+    sa.insert(table_of(Article)).values(_article_columns()).returning(table_of(Article).c.id)
+)
+_JOIN_STORY = (
+    sa.update(table_of(Story))
+    .where(table_of(Story).c.id == sa.bindparam("story_id", type_=sa.Integer))
+    .values(_story_join_values(sa.bindparam("article_id", type_=sa.Integer)))
+)
+
+
+def _insert_article_joining_story_pg() -> Any:
+    """PostgreSQL: the article's insert and its story's update in one statement.
+
+    One round trip for what took four (read the story, insert, look for the same
+    source, update the story). The update's ``EXISTS`` runs on the statement's
+    snapshot, which does not see the article being inserted, as wanted. The
+    article's parameters are prefixed ``a_``: an UPDATE adds any parameter named
+    like one of its table's columns (``title``, ``created_at``) to its SET clause.
+    """
+    story = table_of(Story)
+    inserted = (
+        sa.insert(table_of(Article))
+        .values(_article_columns("a_"))
+        .returning(table_of(Article).c.id)
+        .cte("inserted")
+    )
+    new_id = sa.select(inserted.c.id).scalar_subquery()
+    joined = (
+        sa.update(story)
+        .where(story.c.id == sa.bindparam("story_id", type_=sa.Integer))
+        .values(_story_join_values(new_id))
+        .returning(story.c.id)
+        .cte("joined")
+    )
+    return sa.select(inserted.c.id).add_cte(joined)
+
+
+_INSERT_ARTICLE_JOINING_STORY_PG = _insert_article_joining_story_pg()
+
+_INSERT_STORY = (
+    sa.insert(table_of(Story))
+    .values(
+        title=sa.bindparam("title", type_=sa.String),
+        first_seen_at=sa.bindparam("now", type_=table_of(Story).c.first_seen_at.type),
+        last_seen_at=sa.bindparam("now", type_=table_of(Story).c.first_seen_at.type),
+        article_count=0,
+        source_count=0,
+        is_ukraine_security=False,
+        security_score=0.0,
+        topics=sa.bindparam("topics", type_=table_of(Story).c.topics.type),
+        created_at=sa.bindparam("now", type_=table_of(Story).c.first_seen_at.type),
+        updated_at=sa.bindparam("now", type_=table_of(Story).c.first_seen_at.type),
+    )
+    .returning(table_of(Story).c.id)
+)
 
 
 def save_article(
@@ -416,36 +489,36 @@ def save_article(
             values["duplicate_of_id"] = duplicate_of
         else:
             action = "near_duplicate"
-    story = session.get(Story, values["story_id"]) if values["story_id"] is not None else None
-    if story is None:
-        # Created empty: _join_story below counts the first article like any other.
-        story = Story(
-            title=record.title,
-            first_seen_at=now,
-            last_seen_at=now,
-            article_count=0,
-            source_count=0,
+    connection = session.connection()  # see sql.run_core
+    story_topics: list[str] = []
+    if values["story_id"] is not None:
+        story_topics = list(found[0].story_topics or []) if found is not None else []
+    else:
+        # Created empty: the join below counts the first article like any other.
+        values["story_id"] = connection.execute(
+            _INSERT_STORY, {"title": record.title, "now": now, "topics": []}
+        ).scalar_one()
+    join = {
+        "story_id": values["story_id"],
+        "join_source": source_domain or record.canonical_url,
+        "join_created_at": now,
+        "join_positive": values["is_ukraine_security"],
+        "join_score": values["security_score"],
+        "join_topics": story_topics + [t for t in values["topics"] if t not in story_topics],
+        "join_updated_at": now,
+    }
+    if connection.dialect.name == "postgresql":
+        article_id = int(
+            connection.execute(
+                _INSERT_ARTICLE_JOINING_STORY_PG,
+                {**{f"a_{name}": value for name, value in values.items()}, **join},
+            ).scalar_one()
         )
-        session.add(story)
-        session.flush()
-        values["story_id"] = story.id
-    # A Core insert: an ORM object would cost its construction and a flush,
-    # and nothing in this transaction reads the article back through the ORM.
-    article_id = int(session.execute(_INSERT_ARTICLE, values).scalar_one())
+    else:
+        article_id = int(connection.execute(_INSERT_ARTICLE, values).scalar_one())
+        connection.execute(_JOIN_STORY, {**join, "article_id": article_id})
     # Index only, no DELETE first: see _index_bands for why a new id has no bands.
     _index_bands(session, article_id, fp, duplicate=duplicate_of is not None)
-    _join_story(
-        session,
-        story,
-        _NewArticle(
-            id=article_id,
-            source=source_domain or record.canonical_url,
-            created_at=now,
-            is_ukraine_security=values["is_ukraine_security"],
-            security_score=values["security_score"],
-            topics=values["topics"],
-        ),
-    )
     return SaveOutcome(
         article_id=article_id,
         story_id=int(values["story_id"]),
@@ -453,9 +526,6 @@ def save_article(
         duplicate_of_id=duplicate_of,
         reason=reason,
     )
-
-
-_INSERT_ARTICLE = sa.insert(Article).returning(col(Article.id))
 
 
 def _replace_bands(
@@ -499,11 +569,12 @@ def _index_bands(
         # One statement with the keys as an array: one round trip and one
         # execution, where executemany ran ~35 (pipelined, but each parsed,
         # bound and executed by the server on its own).
-        session.execute(_INSERT_BANDS_PG, {"keys": keys, "article_id": article_id})
+        run_core(session, _INSERT_BANDS_PG, {"keys": keys, "article_id": article_id})
         return
     # executemany with one statement: compiled once and cached, unlike a
     # multi-row VALUES whose SQL changes with the number of keys.
-    session.execute(
+    run_core(
+        session,
         dialect_insert(session, table_of(ArticleBand)).on_conflict_do_nothing(),
         [{"band_key": k, "article_id": article_id} for k in keys],
     )

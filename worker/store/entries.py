@@ -20,7 +20,7 @@ from ..models import (
     Entry,
     utcnow,
 )
-from .sql import dialect_insert, table_of
+from .sql import dialect_insert, run_core, table_of
 
 
 def add_entries(
@@ -164,7 +164,7 @@ def mark_entry_failed(
 
 def entry_to_process(session: Session, entry_id: int) -> Any:
     """The entry's columns that processing reads, as a row (no ORM object), or None."""
-    return session.execute(_ENTRY_TO_PROCESS, {"entry": entry_id}).first()
+    return run_core(session, _ENTRY_TO_PROCESS, {"entry": entry_id}).first()
 
 
 _ENTRY_TO_PROCESS = sa.select(
@@ -201,7 +201,8 @@ def mark_entry_stored(
     feed summary used, or a known URL linked without a fetch), classed by
     ``note_class`` in ``error_class`` so operators can filter on it.
     """
-    session.execute(
+    run_core(
+        session,
         _MARK_STORED,
         {
             "entry": entry_id,

@@ -36,6 +36,18 @@ def dialect_insert(session: Session, table: Any) -> Any:
     raise NotImplementedError(f"unsupported database dialect {name!r}")
 
 
+def run_core(session: Session, statement: Any, params: Any = None) -> Any:
+    """Execute a prebuilt Core statement on the session's connection, in its transaction.
+
+    For the statements run once or more per stored article. ``session.execute``
+    sends a Core ``INSERT``/``UPDATE`` on an ORM-mapped table through the ORM's
+    bulk-persistence path and autoflushes first: it cost more client CPU than the
+    statement itself (``bench/profile_store.py``). Only for statements whose rows
+    no ORM object loaded in this session mirrors (the identity map is not told).
+    """
+    return session.connection().execute(statement, params)
+
+
 def take_lock(session: Session, name: str) -> None:
     """Serialise the rest of this transaction against others taking ``name``.
 
@@ -55,7 +67,7 @@ def take_lock(session: Session, name: str) -> None:
             index_elements=["name"],
             set_={"counter": insert.excluded.counter + table_of(Lock).c.counter},
         )
-    session.execute(statement, {"lock_name": name})
+    run_core(session, statement, {"lock_name": name})
 
 
 _LOCK_STATEMENTS: dict[str, Any] = {}
