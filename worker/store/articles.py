@@ -10,6 +10,7 @@ in one story, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,11 +168,17 @@ _MATCH_COLUMNS = (
 
 
 # With the story's topics: joining the story merges the new article's topics into
-# them, and reading them here saves reading the story on its own.
+# them, and reading them here saves reading the story on its own. As JSON text,
+# decoded only for the candidate that wins (:func:`_story_topics`), not for all 50.
 _MATCH_SELECT = sa.select(
     *(getattr(Article, name) for name in _MATCH_COLUMNS),
-    col(Story.topics).label("story_topics"),
+    sa.cast(col(Story.topics), sa.Text).label("story_topics"),
 ).outerjoin(Story, col(Story.id) == col(Article.story_id))
+
+
+def _story_topics(match_row: Any) -> list[str]:
+    text = match_row.story_topics
+    return [str(topic) for topic in json.loads(text)] if text else []
 
 
 _EXACT_MATCH = (
@@ -207,7 +214,9 @@ _CANDIDATES = _MATCH_SELECT.where(col(Article.id).in_(_CANDIDATE_IDS)).order_by(
 # ``id = ANY(ARRAY(...))`` fetches the (at most 50) rows by primary key where
 # ``id IN (...)`` was hashed against a scan of the articles.
 _CANDIDATES_PG = sa.text(
-    "SELECT " + ", ".join(f"a.{name}" for name in _MATCH_COLUMNS) + ", s.topics AS story_topics"
+    "SELECT "
+    + ", ".join(f"a.{name}" for name in _MATCH_COLUMNS)
+    + ", CAST(s.topics AS TEXT) AS story_topics"
     " FROM articles AS a LEFT JOIN stories AS s ON s.id = a.story_id"
     " WHERE a.id = ANY(ARRAY("
     " SELECT b.article_id FROM unnest(CAST(:keys AS VARCHAR[])) AS k(band_key)"
@@ -362,10 +371,12 @@ _JOIN_STORY = (
 
 
 def _insert_article_joining_story_pg() -> Any:
-    """PostgreSQL: the article's insert and its story's update in one statement.
+    """PostgreSQL: the article's insert, its story's update and its band keys in one
+    statement.
 
-    One round trip for what took four (read the story, insert, look for the same
-    source, update the story). The update's ``EXISTS`` runs on the statement's
+    One round trip for what took five (read the story, insert, look for the same
+    source, update the story, index the bands; ``band_keys`` is empty for an exact
+    duplicate, see :func:`_index_bands`). The update's ``EXISTS`` runs on the statement's
     snapshot, which does not see the article being inserted, as wanted. The
     article's parameters are prefixed ``a_``: an UPDATE adds any parameter named
     like one of its table's columns (``title``, ``created_at``) to its SET clause.
@@ -385,7 +396,22 @@ def _insert_article_joining_story_pg() -> Any:
         .returning(story.c.id)
         .cte("joined")
     )
-    return sa.select(inserted.c.id).add_cte(joined)
+    bands = table_of(ArticleBand)
+    banded = (
+        postgresql.insert(bands)
+        .from_select(
+            ["band_key", "article_id"],
+            sa.select(
+                sa.func.unnest(sa.bindparam("band_keys", type_=postgresql.ARRAY(sa.String))).label(
+                    "band_key"
+                ),
+                inserted.c.id,
+            ),
+        )
+        .on_conflict_do_nothing()
+        .cte("banded")
+    )
+    return sa.select(inserted.c.id).add_cte(joined).add_cte(banded)
 
 
 _INSERT_ARTICLE_JOINING_STORY_PG = _insert_article_joining_story_pg()
@@ -492,7 +518,7 @@ def save_article(
     connection = session.connection()  # see sql.run_core
     story_topics: list[str] = []
     if values["story_id"] is not None:
-        story_topics = list(found[0].story_topics or []) if found is not None else []
+        story_topics = _story_topics(found[0]) if found is not None else []
     else:
         # Created empty: the join below counts the first article like any other.
         values["story_id"] = connection.execute(
@@ -511,14 +537,18 @@ def save_article(
         article_id = int(
             connection.execute(
                 _INSERT_ARTICLE_JOINING_STORY_PG,
-                {**{f"a_{name}": value for name, value in values.items()}, **join},
+                {
+                    **{f"a_{name}": value for name, value in values.items()},
+                    **join,
+                    "band_keys": _band_keys(fp, duplicate=duplicate_of is not None),
+                },
             ).scalar_one()
         )
     else:
         article_id = int(connection.execute(_INSERT_ARTICLE, values).scalar_one())
         connection.execute(_JOIN_STORY, {**join, "article_id": article_id})
-    # Index only, no DELETE first: see _index_bands for why a new id has no bands.
-    _index_bands(session, article_id, fp, duplicate=duplicate_of is not None)
+        # Index only, no DELETE first: see _index_bands for why a new id has no bands.
+        _index_bands(session, article_id, fp, duplicate=duplicate_of is not None)
     return SaveOutcome(
         article_id=article_id,
         story_id=int(values["story_id"]),
@@ -560,9 +590,7 @@ def _index_bands(
     fiftieth copy of a wire story meets one candidate per story, not
     forty-nine copies, and the band table grows with stories, not copies.
     """
-    if duplicate:
-        return
-    keys = sorted(set(dedup.index_keys(fp)))
+    keys = _band_keys(fp, duplicate=duplicate)
     if not keys:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -578,6 +606,12 @@ def _index_bands(
         dialect_insert(session, table_of(ArticleBand)).on_conflict_do_nothing(),
         [{"band_key": k, "article_id": article_id} for k in keys],
     )
+
+
+def _band_keys(fp: dedup.Fingerprint, *, duplicate: bool) -> list[str]:
+    """The keys to index an article under: none for an exact duplicate (see
+    :func:`_index_bands`)."""
+    return [] if duplicate else sorted(set(dedup.index_keys(fp)))
 
 
 _INSERT_BANDS_PG = sa.text(
