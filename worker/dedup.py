@@ -376,27 +376,22 @@ def match(
         title=title,
         thresholds=thresholds,
     )
-    reason = _reason(rule, body=body, title=title, when=when)
+    reason = _REASONS[rule].format(body=body, title=title, when=when)
     return Match(same, exact, round(body, 4), round(title, 4), reason)
 
 
-def _reason(rule: str, *, body: float, title: float, when: str) -> str:
-    """The operator-facing reason for ``rule``; only the one that applies is formatted
-    (``match`` runs for every candidate of every lookup, under the dedup lock)."""
-    if rule == "exact":
-        return "exact: identical normalised body"
-    if rule == "outside_window":
-        return f"outside window ({when})"
-    if rule == "near_duplicate_body":
-        return f"near-duplicate body (J~{body:.2f}, {when})"
-    if rule == "similar_body_and_title":
-        return f"similar body (J~{body:.2f}) and headline ({title:.2f})"
-    if rule == "different_body":
-        return f"different body (J~{body:.2f}, headline {title:.2f})"
-    if rule == "short_body_title_match":
-        return f"short body; headlines match ({title:.2f}, {when})"
-    if rule == "short_body_shared_wording":
-        return f"short body; shared wording (J~{body:.2f}) and headline ({title:.2f})"
-    if rule == "short_body_title_differs":
-        return f"short body; headlines differ ({title:.2f})"
-    raise ValueError(f"unknown dedup rule {rule!r}")
+# The operator-facing reason of each rule of :func:`decide`, formatted only for the
+# rule that applies: ``match`` runs for every candidate of every lookup, under the
+# dedup lock.
+_REASONS = {
+    "exact": "exact: identical normalised body",
+    "outside_window": "outside window ({when})",
+    "near_duplicate_body": "near-duplicate body (J~{body:.2f}, {when})",
+    "similar_body_and_title": "similar body (J~{body:.2f}) and headline ({title:.2f})",
+    "different_body": "different body (J~{body:.2f}, headline {title:.2f})",
+    "short_body_title_match": "short body; headlines match ({title:.2f}, {when})",
+    "short_body_shared_wording": (
+        "short body; shared wording (J~{body:.2f}) and headline ({title:.2f})"
+    ),
+    "short_body_title_differs": "short body; headlines differ ({title:.2f})",
+}

@@ -92,25 +92,37 @@ def _story_fields(story_id: int) -> dict[str, object]:
         return fields
 
 
-def test_story_counters_kept_incrementally_match_a_full_recount(database_url: str) -> None:
-    """Copies joining a story update its counters in O(1); a full refresh agrees."""
-    copies = [
-        ("https://wire.example/a", BODY),
-        ("https://one.example/a", BODY),  # exact copy, new source
-        ("https://one.example/b", BODY.replace("Tuesday", "Wednesday")),  # same source again
-        ("https://two.example/a", BODY + " Sport results follow."),  # near copy, new source
-    ]
+def _save_copies_checking_a_full_recount(
+    copies: list[tuple[str, str, Classification | None]],
+) -> dict[str, object]:
+    """Save each copy (url, body, verdict; None: classified as the pipeline does); after
+    each, the story's incrementally kept fields must equal a full ``refresh_story``.
+    Returns the story's fields after the last copy."""
     story_id = 0
-    for url, body in copies:
-        saved = factories.save_article(url=url, body=body)
+    incremental: dict[str, object] = {}
+    for url, body, verdict in copies:
+        saved = factories.save_article(url=url, body=body, classification=verdict)
         story_id = story_id or saved.story_id
         assert saved.story_id == story_id
         incremental = _story_fields(story_id)
         with session_scope() as session:
             store.refresh_story(session, story_id)
         assert _story_fields(story_id) == incremental
-    assert incremental["article_count"] == 4
-    assert incremental["source_count"] == 3
+    return incremental
+
+
+def test_story_counters_kept_incrementally_match_a_full_recount(database_url: str) -> None:
+    """Copies joining a story update its counters in O(1); a full refresh agrees."""
+    story = _save_copies_checking_a_full_recount(
+        [
+            ("https://wire.example/a", BODY, None),
+            ("https://one.example/a", BODY, None),  # exact copy, new source
+            ("https://one.example/b", BODY.replace("Tuesday", "Wednesday"), None),  # same source
+            ("https://two.example/a", BODY + " Sport results follow.", None),  # near copy
+        ]
+    )
+    assert story["article_count"] == 4
+    assert story["source_count"] == 3
 
 
 def _verdict(positive: bool, score: float, topics: tuple[str, ...]) -> Classification:
@@ -124,26 +136,19 @@ def test_story_join_merges_topics_label_and_score_as_a_full_recount_does(
 ) -> None:
     """Copies with different verdicts: the story keeps the union of topics in first-seen
     order, the best score and "positive if any copy is"; a full refresh agrees."""
-    copies = [
-        ("https://wire.example/a", BODY, _verdict(False, 0.2, ())),
-        ("https://one.example/a", BODY, _verdict(True, 0.9, ("military_aid", "sanctions"))),
-        ("https://two.example/a", BODY + " More.", _verdict(False, 0.4, ("battlefield",))),
-        ("https://three.example/a", BODY, _verdict(True, 0.7, ("sanctions", "military_aid"))),
-    ]
-    story_id = 0
-    for url, body, verdict in copies:
-        saved = factories.save_article(url=url, body=body, classification=verdict)
-        story_id = story_id or saved.story_id
-        assert saved.story_id == story_id
-        incremental = _story_fields(story_id)
-        with session_scope() as session:
-            store.refresh_story(session, story_id)
-        assert _story_fields(story_id) == incremental
-    assert incremental["topics"] == ["military_aid", "sanctions", "battlefield"]
-    assert incremental["security_score"] == pytest.approx(0.9)
-    assert incremental["is_ukraine_security"] is True
-    assert incremental["article_count"] == 4
-    assert incremental["source_count"] == 4
+    story = _save_copies_checking_a_full_recount(
+        [
+            ("https://wire.example/a", BODY, _verdict(False, 0.2, ())),
+            ("https://one.example/a", BODY, _verdict(True, 0.9, ("military_aid", "sanctions"))),
+            ("https://two.example/a", BODY + " More.", _verdict(False, 0.4, ("battlefield",))),
+            ("https://three.example/a", BODY, _verdict(True, 0.7, ("sanctions", "military_aid"))),
+        ]
+    )
+    assert story["topics"] == ["military_aid", "sanctions", "battlefield"]
+    assert story["security_score"] == pytest.approx(0.9)
+    assert story["is_ukraine_security"] is True
+    assert story["article_count"] == 4
+    assert story["source_count"] == 4
 
 
 def test_band_index_written_and_replaced(database_url: str) -> None:
