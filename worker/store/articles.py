@@ -370,6 +370,25 @@ _JOIN_STORY = (
 )
 
 
+def _insert_bands_pg(article_id: Any) -> Any:
+    """PostgreSQL: ``INSERT INTO article_bands SELECT unnest(:band_keys), <article_id>``.
+
+    One statement with the keys as an array: one round trip and one execution,
+    where executemany ran ~35 (pipelined, but each parsed, bound and executed by
+    the server on its own). ``article_id``: a bound parameter, or the id a
+    sibling insert returns (:func:`_insert_article_joining_story_pg`).
+    """
+    keys = sa.func.unnest(sa.bindparam("band_keys", type_=postgresql.ARRAY(sa.String)))
+    return (
+        postgresql.insert(table_of(ArticleBand))
+        .from_select(["band_key", "article_id"], sa.select(keys.label("band_key"), article_id))
+        .on_conflict_do_nothing()
+    )
+
+
+_INSERT_BANDS_PG = _insert_bands_pg(sa.bindparam("article_id", type_=sa.Integer))
+
+
 def _insert_article_joining_story_pg() -> Any:
     """PostgreSQL: the article's insert, its story's update and its band keys in one
     statement.
@@ -396,42 +415,37 @@ def _insert_article_joining_story_pg() -> Any:
         .returning(story.c.id)
         .cte("joined")
     )
-    bands = table_of(ArticleBand)
-    banded = (
-        postgresql.insert(bands)
-        .from_select(
-            ["band_key", "article_id"],
-            sa.select(
-                sa.func.unnest(sa.bindparam("band_keys", type_=postgresql.ARRAY(sa.String))).label(
-                    "band_key"
-                ),
-                inserted.c.id,
-            ),
-        )
-        .on_conflict_do_nothing()
-        .cte("banded")
-    )
+    banded = _insert_bands_pg(inserted.c.id).cte("banded")
     return sa.select(inserted.c.id).add_cte(joined).add_cte(banded)
 
 
 _INSERT_ARTICLE_JOINING_STORY_PG = _insert_article_joining_story_pg()
 
-_INSERT_STORY = (
-    sa.insert(table_of(Story))
-    .values(
-        title=sa.bindparam("title", type_=sa.String),
-        first_seen_at=sa.bindparam("now", type_=table_of(Story).c.first_seen_at.type),
-        last_seen_at=sa.bindparam("now", type_=table_of(Story).c.first_seen_at.type),
-        article_count=0,
-        source_count=0,
-        is_ukraine_security=False,
-        security_score=0.0,
-        topics=sa.bindparam("topics", type_=table_of(Story).c.topics.type),
-        created_at=sa.bindparam("now", type_=table_of(Story).c.first_seen_at.type),
-        updated_at=sa.bindparam("now", type_=table_of(Story).c.first_seen_at.type),
+
+def _insert_empty_story() -> Any:
+    """A new story with no articles yet (``RETURNING`` its id): its first article is
+    counted into it like any other (:func:`_story_join_values`)."""
+    story = table_of(Story)
+    now = sa.bindparam("now", type_=story.c.first_seen_at.type)
+    return (
+        sa.insert(story)
+        .values(
+            title=sa.bindparam("title", type_=sa.String),
+            first_seen_at=now,
+            last_seen_at=now,
+            article_count=0,
+            source_count=0,
+            is_ukraine_security=False,
+            security_score=0.0,
+            topics=sa.bindparam("topics", type_=story.c.topics.type),
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(story.c.id)
     )
-    .returning(table_of(Story).c.id)
-)
+
+
+_INSERT_STORY = _insert_empty_story()
 
 
 def save_article(
@@ -505,9 +519,11 @@ def save_article(
     action = "created"
     duplicate_of: int | None = None
     reason: str | None = None
+    story_topics: list[str] = []
     if found is not None:
         match_article, verdict = found
         values["story_id"] = match_article.story_id
+        story_topics = _story_topics(match_article)
         reason = values["dedup_reason"] = verdict.reason
         if verdict.exact:
             action = "duplicate"
@@ -515,14 +531,10 @@ def save_article(
             values["duplicate_of_id"] = duplicate_of
         else:
             action = "near_duplicate"
-    connection = session.connection()  # see sql.run_core
-    story_topics: list[str] = []
-    if values["story_id"] is not None:
-        story_topics = _story_topics(found[0]) if found is not None else []
-    else:
+    if values["story_id"] is None:
         # Created empty: the join below counts the first article like any other.
-        values["story_id"] = connection.execute(
-            _INSERT_STORY, {"title": record.title, "now": now, "topics": []}
+        values["story_id"] = run_core(
+            session, _INSERT_STORY, {"title": record.title, "now": now, "topics": []}
         ).scalar_one()
     join = {
         "story_id": values["story_id"],
@@ -533,9 +545,10 @@ def save_article(
         "join_topics": story_topics + [t for t in values["topics"] if t not in story_topics],
         "join_updated_at": now,
     }
-    if connection.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         article_id = int(
-            connection.execute(
+            run_core(
+                session,
                 _INSERT_ARTICLE_JOINING_STORY_PG,
                 {
                     **{f"a_{name}": value for name, value in values.items()},
@@ -545,8 +558,8 @@ def save_article(
             ).scalar_one()
         )
     else:
-        article_id = int(connection.execute(_INSERT_ARTICLE, values).scalar_one())
-        connection.execute(_JOIN_STORY, {**join, "article_id": article_id})
+        article_id = int(run_core(session, _INSERT_ARTICLE, values).scalar_one())
+        run_core(session, _JOIN_STORY, {**join, "article_id": article_id})
         # Index only, no DELETE first: see _index_bands for why a new id has no bands.
         _index_bands(session, article_id, fp, duplicate=duplicate_of is not None)
     return SaveOutcome(
@@ -594,10 +607,7 @@ def _index_bands(
     if not keys:
         return
     if session.get_bind().dialect.name == "postgresql":
-        # One statement with the keys as an array: one round trip and one
-        # execution, where executemany ran ~35 (pipelined, but each parsed,
-        # bound and executed by the server on its own).
-        run_core(session, _INSERT_BANDS_PG, {"keys": keys, "article_id": article_id})
+        run_core(session, _INSERT_BANDS_PG, {"band_keys": keys, "article_id": article_id})
         return
     # executemany with one statement: compiled once and cached, unlike a
     # multi-row VALUES whose SQL changes with the number of keys.
@@ -612,15 +622,6 @@ def _band_keys(fp: dedup.Fingerprint, *, duplicate: bool) -> list[str]:
     """The keys to index an article under: none for an exact duplicate (see
     :func:`_index_bands`)."""
     return [] if duplicate else sorted(set(dedup.index_keys(fp)))
-
-
-_INSERT_BANDS_PG = sa.text(
-    "INSERT INTO article_bands (band_key, article_id)"
-    " SELECT unnest(CAST(:keys AS VARCHAR[])), :article_id ON CONFLICT DO NOTHING"
-).bindparams(
-    sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)),
-    sa.bindparam("article_id", type_=sa.Integer),
-)
 
 
 def update_classification(
