@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -214,6 +215,14 @@ class _TimedOutError(Exception):
         self.counted = counted
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """An entry of a batch whose article waits to be stored with the batch's others."""
+
+    prepared: pipeline.PreparedArticle
+    delivery: pipeline.Delivery
+
+
 def _run_entry(
     entry_id: int,
     *,
@@ -223,14 +232,17 @@ def _run_entry(
     settings: Settings,
     deferrals: int = 0,
     ahead: pipeline.Prefetched | None = None,
-) -> dict[str, Any]:
+    store: bool = True,
+) -> dict[str, Any] | _Pending:
     """One attempt at one entry, shared by ``process_entry`` and ``process_entries``.
 
     Returns the task-level result; raises what the caller must handle (``RETRYABLE``,
     :class:`_DeferredError`, :class:`_TimedOutError`) and :class:`_GaveUpError` past
     the attempts cap. ``deferrals``: how often the entry was already held back for a
     paused host. ``ahead``: the entry was loaded, and its page fetch started, while
-    the previous entry of its batch was processed.
+    the previous entry of its batch was processed. ``store=False``: return the
+    prepared article as :class:`_Pending` instead of storing it (a batch stores its
+    articles together, :func:`_store_pending`).
     """
     started = pipeline.start_attempt(
         entry_id,
@@ -243,13 +255,18 @@ def _run_entry(
     if isinstance(started, pipeline.EntryOutcome):
         raise _GaveUpError(_result(started))
     try:
-        outcome = pipeline.process_entry(
+        prepared = pipeline.prepare_entry(
             entry_id=entry_id,
             fetcher=get_fetcher(),
             settings=settings,
             delivery=started,
             ahead=ahead,
         )
+        if isinstance(prepared, pipeline.EntryOutcome):
+            return _result(prepared)
+        if not store:
+            return _Pending(prepared, started)
+        return _result(pipeline.store_prepared(prepared, settings=settings))
     except RETRYABLE as exc:
         if started.can_defer and isinstance(exc, TransientError) and is_throttle(exc):
             # Our limiter refused before any request: not an attempt, not a retry.
@@ -259,7 +276,6 @@ def _run_entry(
         raise
     except SoftTimeLimitExceeded as exc:
         raise _TimedOutError(counted=not started.count_attempt) from exc
-    return _result(outcome)
 
 
 def _defer(
@@ -314,6 +330,7 @@ def process_entry(
             settings=get_settings(),
             deferrals=deferrals,
         )
+        assert isinstance(result, dict)  # stored: store=True
     except _GaveUpError as gave_up:
         return gave_up.result
     except _DeferredError as deferred:
@@ -355,11 +372,13 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
     Why batch: each Celery message costs the worker's main process CPU
     (receive, hand the task to a child, acknowledge) and leaves the child
     idle while that happens; with tens of milliseconds of work per page that
-    was a measurable share of throughput (``bench/run.py``). Nothing else is
-    shared: each entry has its own transaction, outcome and attempts count,
-    and whatever needs another attempt leaves the batch as its own
-    ``process_entry`` task, so retries, time limits and the crash-loop cap
-    still act per entry:
+    was a measurable share of throughput (``bench/run.py``). The entries'
+    articles are stored together at the end, in one transaction with one turn at
+    the dedup lock (:func:`_store_pending`), which saves each entry a ``BEGIN``,
+    the lock's upsert and a ``COMMIT``. Nothing else is shared: each entry has its
+    own outcome and attempts count, and whatever needs another attempt leaves the
+    batch as its own ``process_entry`` task, so retries, time limits and the
+    crash-loop cap still act per entry:
 
     - a retryable error (timeout, 5xx, 429, database away) sends that entry
       alone with the backoff of a first retry (or the server's Retry-After);
@@ -380,6 +399,7 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
     soft_limit = (self.request.timelimit or (None, None))[1] or app.conf.task_soft_time_limit
     counted = pipeline.counted_at_start(force=force, repeat=False, settings=settings)
     results: list[dict[str, Any]] = []
+    pending: list[_Pending] = []
     with pipeline.PagePrefetcher(get_fetcher(), settings) as prefetcher:
         upcoming = _begin_ahead(
             entry_ids[0], force=force, counted=counted, settings=settings, prefetcher=prefetcher
@@ -406,6 +426,7 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
                     final_attempt=False,
                     settings=settings,
                     ahead=ahead,
+                    store=False,
                 )
             except _GaveUpError as gave_up:
                 result = gave_up.result
@@ -424,8 +445,67 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
                     rest.insert(0, entry_id)
                 enqueue_entries(rest, force=force)
                 break
-            results.append(result)
+            if isinstance(result, _Pending):
+                pending.append(result)
+            else:
+                results.append(result)
+    results.extend(_store_pending(pending, force=force, settings=settings))
     return {"status": "done", "entries": results}
+
+
+def _store_pending(
+    pending: Sequence[_Pending], *, force: bool, settings: Settings
+) -> list[dict[str, Any]]:
+    """Store a batch's prepared articles in one transaction (``pipeline.store_prepared_batch``).
+
+    If that transaction meets a ``RETRYABLE`` error, nothing of it was stored: each
+    entry counts its failed attempt and goes on alone as a retry, as an entry stored
+    alone would. Any other error may belong to one article alone, so each is then
+    stored in a transaction of its own, and only the one at fault fails. If the soft
+    time limit strikes, the entries go on as a new batch.
+    """
+    if not pending:
+        return []
+    try:
+        outcomes = pipeline.store_prepared_batch(
+            [one.prepared for one in pending], settings=settings
+        )
+    except RETRYABLE as exc:
+        for one in pending:
+            pipeline.count_failed_attempt(one.prepared.entry_id, one.delivery)
+            _retry_alone(one.prepared.entry_id, exc, force=force)
+        return []
+    except SoftTimeLimitExceeded:
+        enqueue_entries([one.prepared.entry_id for one in pending], force=force)
+        return []
+    except Exception as exc:
+        log.warning("entry_batch_store_failed", entries=len(pending), error=repr(exc))
+        return _store_each_alone(pending, force=force, settings=settings)
+    return [_result(outcome) for outcome in outcomes]
+
+
+def _store_each_alone(
+    pending: Sequence[_Pending], *, force: bool, settings: Settings
+) -> list[dict[str, Any]]:
+    """Store each article in its own transaction. An entry whose store meets a
+    ``RETRYABLE`` error goes on alone as a retry; the first other error is raised
+    again once the rest are stored (the task fails for that entry, as it would have
+    with the entry alone, and its neighbours are not held back by it)."""
+    results: list[dict[str, Any]] = []
+    failure: Exception | None = None
+    for one in pending:
+        entry_id = one.prepared.entry_id
+        try:
+            results.append(_result(pipeline.store_prepared(one.prepared, settings=settings)))
+        except RETRYABLE as exc:
+            pipeline.count_failed_attempt(entry_id, one.delivery)
+            _retry_alone(entry_id, exc, force=force)
+        except Exception as exc:
+            log.exception("entry_store_failed", entry_id=entry_id)
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return results
 
 
 def _begin_ahead(

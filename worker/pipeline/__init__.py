@@ -8,7 +8,8 @@ rather than losing them.
 
 - :mod:`.polling`: one feed poll (:func:`poll_feed`); beat's claim of due feeds
   (:func:`claim_due_feeds`).
-- :mod:`.entries`: one entry to a stored article (:func:`process_entry`).
+- :mod:`.entries`: one entry to a stored article (:func:`process_entry`, or
+  :func:`prepare_entry` then :func:`store_prepared_batch` for a batch's entries).
 - :mod:`.attempts`: the cap on started attempts that ends crash loops.
 - :mod:`.recrawl`: an operator's re-crawl request expanded into entries.
 - :mod:`.reclassify`: stored articles classified again.
@@ -31,10 +32,14 @@ from .entries import (
     PageFuture,
     PagePrefetcher,
     Prefetched,
+    PreparedArticle,
     begin_entry,
     fetch_page,
+    prepare_entry,
     process_entry,
     store_entry_article,
+    store_prepared,
+    store_prepared_batch,
 )
 from .polling import (
     FEED_LEASE_SECONDS,
@@ -61,6 +66,7 @@ __all__ = [
     "PollOutcome",
     "PollPrune",
     "Prefetched",
+    "PreparedArticle",
     "begin_entry",
     "broker_marks_redelivery",
     "claim_due_feeds",
@@ -72,9 +78,12 @@ __all__ = [
     "fetch_policy",
     "give_up",
     "poll_feed",
+    "prepare_entry",
     "process_entry",
     "prune_feed_polls",
     "reclassify_articles",
     "start_attempt",
     "store_entry_article",
+    "store_prepared",
+    "store_prepared_batch",
 ]

@@ -8,6 +8,7 @@ retries live in :mod:`worker.tasks` and the rules for an entry live here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -201,6 +202,18 @@ class Prefetched:
     page: PageFuture | None
 
 
+@dataclass(frozen=True)
+class PreparedArticle:
+    """An entry's article, extracted, classified and fingerprinted: what is left is to
+    store it (:func:`store_prepared`), the only part of an entry that waits on the
+    database's lock and round trips."""
+
+    entry_id: int
+    record: store.ArticleRecord
+    note: str | None
+    count_attempt: bool
+
+
 def process_entry(
     *,
     entry_id: int,
@@ -211,11 +224,35 @@ def process_entry(
 ) -> EntryOutcome:
     """Fetch, extract, canonicalise, classify, dedup and store one feed entry.
 
-    A :class:`TransientError` propagates (the task retries it) unless this is
-    the last attempt, when the feed's summary is stored instead so the story
-    is not lost; a permanent failure with no usable summary marks the entry
-    ``failed`` with the reason. ``ahead``: the entry was already loaded by
-    :func:`begin_entry` and its page is being fetched by a :class:`PagePrefetcher`.
+    :func:`prepare_entry` followed by :func:`store_prepared`; see both for what
+    each raises and records.
+    """
+    prepared = prepare_entry(
+        entry_id=entry_id, fetcher=fetcher, settings=settings, delivery=delivery, ahead=ahead
+    )
+    if isinstance(prepared, EntryOutcome):
+        return prepared
+    return store_prepared(prepared, settings=settings)
+
+
+def prepare_entry(
+    *,
+    entry_id: int,
+    fetcher: Fetcher,
+    settings: Settings,
+    delivery: Delivery = Delivery(),
+    ahead: Prefetched | None = None,
+) -> EntryOutcome | PreparedArticle:
+    """Everything of one entry up to storing its article: fetch, extract,
+    canonicalise, classify and fingerprint.
+
+    Returns the outcome of an entry that ends here (skipped, linked to a known URL,
+    or failed, which is recorded), or the :class:`PreparedArticle` to store. A
+    :class:`TransientError` propagates (the task retries it) unless this is the last
+    attempt, when the feed's summary is used instead so the story is not lost; a
+    permanent failure with no usable summary marks the entry ``failed`` with the
+    reason. ``ahead``: the entry was already loaded by :func:`begin_entry` and its
+    page is being fetched by a :class:`PagePrefetcher`.
     """
     begun = ahead.begun if ahead is not None else None
     page = ahead.page if ahead is not None else None
@@ -299,30 +336,76 @@ def process_entry(
         fingerprint=fingerprint,
         classification=classification,
     )
-    saved = store_entry_article(
-        entry_id=entry_id,
-        record=record,
-        settings=settings,
-        note=note,
-        count_attempt=delivery.count_attempt,
+    return PreparedArticle(
+        entry_id=entry_id, record=record, note=note, count_attempt=delivery.count_attempt
     )
+
+
+def store_prepared(prepared: PreparedArticle, *, settings: Settings) -> EntryOutcome:
+    """Store a prepared article and mark its entry stored, in one transaction
+    (:func:`store_entry_article`). Database errors propagate for the task to retry;
+    nothing is half-written."""
+    saved = store_entry_article(
+        entry_id=prepared.entry_id,
+        record=prepared.record,
+        settings=settings,
+        note=prepared.note,
+        count_attempt=prepared.count_attempt,
+    )
+    return _stored(prepared, saved)
+
+
+def store_prepared_batch(
+    batch: Sequence[PreparedArticle], *, settings: Settings
+) -> list[EntryOutcome]:
+    """Store several prepared articles, in order, in one transaction that takes the
+    dedup lock once.
+
+    Why: per article, storing alone paid a ``BEGIN``, the lock's upsert and a
+    ``COMMIT`` besides its own statements, and each round trip leaves a core waiting
+    (docs/benchmark.md). Storing a batch's articles together keeps what each entry
+    was promised: its article and its ``stored`` mark commit together (with the
+    others), so a crash leaves both or neither; the lookups of a later article see
+    the earlier ones, as they would have committed. If the transaction fails, none
+    is stored: the caller sends each entry on, or stores each alone.
+    """
+    window = timedelta(days=settings.dedup_window_days)
+    saved: list[store.SaveOutcome] = []
+    with session_scope() as session:
+        for prepared in batch:
+            saved.append(
+                store.save_article(session, prepared.record, window=window, lock=not saved)
+            )
+            store.mark_entry_stored(
+                session,
+                entry_id=prepared.entry_id,
+                article_id=saved[-1].article_id,
+                note=prepared.note,
+                count_attempt=prepared.count_attempt,
+            )
+    return [_stored(prepared, one) for prepared, one in zip(batch, saved, strict=True)]
+
+
+def _stored(prepared: PreparedArticle, saved: store.SaveOutcome) -> EntryOutcome:
+    record = prepared.record
+    classification = record.classification
     log.info(
         "article_stored",
-        entry_id=entry_id,
+        entry_id=prepared.entry_id,
         article_id=saved.article_id,
         story_id=saved.story_id,
         action=saved.action,
-        url=canonical,
+        url=record.canonical_url,
         is_ukraine_security=classification.is_ukraine_security,
         score=classification.score,
     )
     return EntryOutcome(
-        entry_id=entry_id,
+        entry_id=prepared.entry_id,
         status="stored",
         article_id=saved.article_id,
         action=saved.action,
-        extraction_method=extracted.method,
-        error=note,
+        extraction_method=record.extraction_method,
+        error=prepared.note,
         is_ukraine_security=classification.is_ukraine_security,
     )
 

@@ -449,15 +449,22 @@ _INSERT_STORY = _insert_empty_story()
 
 
 def save_article(
-    session: Session, record: ArticleRecord, *, window: timedelta = timedelta(days=3)
+    session: Session,
+    record: ArticleRecord,
+    *,
+    window: timedelta = timedelta(days=3),
+    lock: bool = True,
 ) -> SaveOutcome:
     """Insert or update one article and place it in a story.
 
     Runs under the dedup lock: the lookups (same URL, same GUID, same body,
     similar body) and the insert happen as one serialised step, which is what
-    keeps racing workers from creating two stories for one event.
+    keeps racing workers from creating two stories for one event. ``lock=False``:
+    this transaction already holds it (a batch that stores several articles takes
+    it once, with its first).
     """
-    take_lock(session, DEDUP_LOCK)
+    if lock:
+        take_lock(session, DEDUP_LOCK)
     now = utcnow()
     fp = record.fingerprint
     existing = _existing_article(session, record)
