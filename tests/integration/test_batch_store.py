@@ -7,8 +7,6 @@ refuses fails alone, and its neighbours are stored.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -36,22 +34,9 @@ pytestmark = pytest.mark.integration
 PAGES = ["uk/BBC_2024_08_01", "uk/DailyMail_2024_04_27", "uk/TheGuardian_2024_02_24"]
 
 
-@pytest.fixture
-def pg_url(
-    postgres_server: services.PostgresServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    from worker import migrate
-    from worker.db import dispose_engines
-    from worker.settings import reset_settings
-
-    url = postgres_server.create_database(f"batch_{uuid.uuid4().hex[:12]}")
-    monkeypatch.setenv("INGEST_DATABASE_URL", url)
-    monkeypatch.setenv("INGEST_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")
-    reset_settings()
-    dispose_engines()
-    migrate.upgrade(url)
-    yield url
-    dispose_engines()
+ON_POSTGRES = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+"""For what only PostgreSQL lets a test do from outside: hold the dedup lock's row
+while the worker runs, or refuse one article with a trigger."""
 
 
 def _serve_one_poll(web: LocalWeb, shared_data: Path) -> None:
@@ -102,9 +87,10 @@ def test_a_batch_stores_its_articles_in_one_transaction_with_one_turn_at_the_loc
     assert _attempts() == {f"/p/{n}": 1 for n in range(len(PAGES))}
 
 
+@ON_POSTGRES
 def test_a_batch_whose_store_fails_sends_each_entry_on_alone_with_its_attempt_counted(
     broker_url: str,
-    pg_url: str,
+    database_url: str,
     postgres_server: services.PostgresServer,
     web: LocalWeb,
     shared_data: Path,
@@ -114,7 +100,7 @@ def test_a_batch_whose_store_fails_sends_each_entry_on_alone_with_its_attempt_co
     PostgreSQL's LockNotAvailable (a retryable OperationalError). Nothing of the batch
     is stored; each entry is retried alone, and stored once the lock is free."""
     _serve_one_poll(web, shared_data)
-    holder = _psql(postgres_server, pg_url)
+    holder = _psql(postgres_server, database_url)
     holder.execute(
         "INSERT INTO locks (name, counter) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING",
         (DEDUP_LOCK,),
@@ -122,7 +108,7 @@ def test_a_batch_whose_store_fails_sends_each_entry_on_alone_with_its_attempt_co
     holder.commit()
     holder.execute("SELECT counter FROM locks WHERE name = %s FOR UPDATE", (DEDUP_LOCK,))
     env = worker_env(
-        f"{pg_url}?options=-c%20lock_timeout%3D300", broker_url, INGEST_RETRY_BASE_SECONDS="1"
+        f"{database_url}?options=-c%20lock_timeout%3D300", broker_url, INGEST_RETRY_BASE_SECONDS="1"
     )
     try:
         with running_celery(env, tmp_path, beat=True) as celery:
@@ -142,9 +128,10 @@ def test_a_batch_whose_store_fails_sends_each_entry_on_alone_with_its_attempt_co
     assert _attempts() == {f"/p/{n}": 2 for n in range(len(PAGES))}
 
 
+@ON_POSTGRES
 def test_an_article_the_database_refuses_fails_alone_and_its_neighbours_are_stored(
     broker_url: str,
-    pg_url: str,
+    database_url: str,
     postgres_server: services.PostgresServer,
     web: LocalWeb,
     shared_data: Path,
@@ -154,7 +141,7 @@ def test_an_article_the_database_refuses_fails_alone_and_its_neighbours_are_stor
     the batch's transaction fails, each article is stored alone, and only that one
     is missing."""
     _serve_one_poll(web, shared_data)
-    with _psql(postgres_server, pg_url) as admin:
+    with _psql(postgres_server, database_url) as admin:
         admin.execute(
             "CREATE FUNCTION refuse_article() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'article refused by the test'; END $$"
@@ -163,7 +150,7 @@ def test_an_article_the_database_refuses_fails_alone_and_its_neighbours_are_stor
             "CREATE TRIGGER refuse_article BEFORE INSERT ON articles FOR EACH ROW "
             "WHEN (NEW.url LIKE '%/p/1.html') EXECUTE FUNCTION refuse_article()"
         )
-    with running_celery(worker_env(pg_url, broker_url), tmp_path, beat=True) as celery:
+    with running_celery(worker_env(database_url, broker_url), tmp_path, beat=True) as celery:
         wait_until(lambda: len(_stored_urls()) == 2, timeout=60, what="the two neighbours stored")
         wait_until(lambda: "entry_store_failed" in celery.log(), timeout=30, what="the refusal")
     assert _stored_urls() == {"0.html", "2.html"}
