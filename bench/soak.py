@@ -112,13 +112,17 @@ class Deployment:
         """Restart anything that died without being killed by a fault (and count it)."""
         for name, proc in list(self.workers.items()):
             if proc.process.poll() is not None and proc.process.pid not in self.expected_exit:
-                self.unexpected_exits.append(f"worker {name} rc={proc.process.returncode}")
+                self.unexpected_exits.append(
+                    f"worker {name} rc={proc.process.returncode}: {_last_error(proc.log())}"
+                )
                 log("worker exited unexpectedly; restarting", worker=name)
                 self.start_worker(name)
         beat = self.beat
         dead = beat is not None and beat.process.poll() is not None
         if beat is not None and dead and beat.process.pid not in self.expected_exit:
-            self.unexpected_exits.append(f"beat rc={beat.process.returncode}")
+            self.unexpected_exits.append(
+                f"beat rc={beat.process.returncode}: {_last_error(beat.log())}"
+            )
             log("beat exited unexpectedly; restarting")
             self.start_beat()
 
@@ -466,6 +470,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log("kept", workdir=str(workdir), pg_datadir=str(pg.datadir))
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _last_error(process_log: str) -> str:
+    """The last line of a process's log that names an error, for the report: the logs
+    are removed after the run (unless ``--keep``), so a CI failure would otherwise say
+    only that the process exited, not why."""
+    for line in reversed(process_log.splitlines()):
+        if "rror" in line or "Traceback" in line:
+            return line.strip()[-500:]
+    return "no error in its log"
 
 
 def _count(values: Any) -> dict[str, int]:
