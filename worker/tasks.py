@@ -472,8 +472,7 @@ def _store_pending(
         )
     except RETRYABLE as exc:
         for one in pending:
-            pipeline.count_failed_attempt(one.prepared.entry_id, one.delivery)
-            _retry_alone(one.prepared.entry_id, exc, force=force)
+            _retry_failed_store(one, exc, force=force)
         return []
     except SoftTimeLimitExceeded:
         enqueue_entries([one.prepared.entry_id for one in pending], force=force)
@@ -498,14 +497,19 @@ def _store_each_alone(
         try:
             results.append(_result(pipeline.store_prepared(one.prepared, settings=settings)))
         except RETRYABLE as exc:
-            pipeline.count_failed_attempt(entry_id, one.delivery)
-            _retry_alone(entry_id, exc, force=force)
+            _retry_failed_store(one, exc, force=force)
         except Exception as exc:
             log.exception("entry_store_failed", entry_id=entry_id)
             failure = failure or exc
     if failure is not None:
         raise failure
     return results
+
+
+def _retry_failed_store(one: _Pending, exc: Exception, *, force: bool) -> None:
+    """A store that met a ``RETRYABLE`` error: count the attempt, send the entry on alone."""
+    pipeline.count_failed_attempt(one.prepared.entry_id, one.delivery)
+    _retry_alone(one.prepared.entry_id, exc, force=force)
 
 
 def _begin_ahead(

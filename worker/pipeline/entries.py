@@ -374,14 +374,15 @@ def store_prepared_batch(
     with session_scope() as session:
         for prepared in batch:
             saved.append(
-                store.save_article(session, prepared.record, window=window, lock=not saved)
-            )
-            store.mark_entry_stored(
-                session,
-                entry_id=prepared.entry_id,
-                article_id=saved[-1].article_id,
-                note=prepared.note,
-                count_attempt=prepared.count_attempt,
+                _save_marking_entry(
+                    session,
+                    entry_id=prepared.entry_id,
+                    record=prepared.record,
+                    window=window,
+                    note=prepared.note,
+                    count_attempt=prepared.count_attempt,
+                    lock=not saved,  # the first takes the lock for the batch
+                )
             )
     return [_stored(prepared, one) for prepared, one in zip(batch, saved, strict=True)]
 
@@ -426,16 +427,35 @@ def store_entry_article(
     ``bench/store_scale.py`` times exactly what the task runs.
     """
     with session_scope() as session:
-        saved = store.save_article(
-            session, record, window=timedelta(days=settings.dedup_window_days)
-        )
-        store.mark_entry_stored(
+        return _save_marking_entry(
             session,
             entry_id=entry_id,
-            article_id=saved.article_id,
+            record=record,
+            window=timedelta(days=settings.dedup_window_days),
             note=note,
             count_attempt=count_attempt,
         )
+
+
+def _save_marking_entry(
+    session: Session,
+    *,
+    entry_id: int,
+    record: store.ArticleRecord,
+    window: timedelta,
+    note: str | None,
+    count_attempt: bool,
+    lock: bool = True,
+) -> store.SaveOutcome:
+    """Save the article and mark its entry stored, in the caller's transaction."""
+    saved = store.save_article(session, record, window=window, lock=lock)
+    store.mark_entry_stored(
+        session,
+        entry_id=entry_id,
+        article_id=saved.article_id,
+        note=note,
+        count_attempt=count_attempt,
+    )
     return saved
 
 
