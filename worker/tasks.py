@@ -400,25 +400,18 @@ def process_entries(self: Task, entry_ids: list[int], force: bool = False) -> di
     counted = pipeline.counted_at_start(force=force, repeat=False, settings=settings)
     results: list[dict[str, Any]] = []
     pending: list[_Pending] = []
+    begun = _begin_all(entry_ids, force=force, counted=counted, settings=settings)
     with pipeline.PagePrefetcher(get_fetcher(), settings) as prefetcher:
-        upcoming = _begin_ahead(
-            entry_ids[0], force=force, counted=counted, settings=settings, prefetcher=prefetcher
-        )
+        upcoming = _begin_ahead(begun.get(entry_ids[0]), prefetcher=prefetcher)
         for index, entry_id in enumerate(entry_ids):
             structlog.contextvars.bind_contextvars(entry_id=entry_id)
             started = time.monotonic()
             ahead, upcoming = upcoming, None
             try:
                 if index + 1 < len(entry_ids):
-                    # Load the next entry and start fetching its page now: the
-                    # fetch waits on the network while this entry is extracted.
-                    upcoming = _begin_ahead(
-                        entry_ids[index + 1],
-                        force=force,
-                        counted=counted,
-                        settings=settings,
-                        prefetcher=prefetcher,
-                    )
+                    # Start fetching the next entry's page now: the fetch
+                    # waits on the network while this entry is extracted.
+                    upcoming = _begin_ahead(begun.get(entry_ids[index + 1]), prefetcher=prefetcher)
                 result = _run_entry(
                     entry_id,
                     force=force,
@@ -512,23 +505,30 @@ def _retry_failed_store(one: _Pending, exc: Exception, *, force: bool) -> None:
     _retry_alone(one.prepared.entry_id, exc, force=force)
 
 
-def _begin_ahead(
-    entry_id: int,
-    *,
-    force: bool,
-    counted: bool,
-    settings: Settings,
-    prefetcher: pipeline.PagePrefetcher,
-) -> pipeline.Prefetched | None:
-    """Load ``entry_id`` and start its fetch; on a database error, leave both to its turn
-    (where the error is met again and handled like any other)."""
+def _begin_all(
+    entry_ids: Sequence[int], *, force: bool, counted: bool, settings: Settings
+) -> dict[int, pipeline.EntryJob | pipeline.EntryOutcome]:
+    """Load the batch's entries in one read (``pipeline.begin_entries``); on a database
+    error, leave each to its turn (where the error is met again and handled like any
+    other)."""
     try:
-        begun = pipeline.begin_entry(
-            entry_id=entry_id,
+        return pipeline.begin_entries(
+            entry_ids=entry_ids,
             settings=settings,
             delivery=pipeline.Delivery(force=force, count_attempt=not counted),
         )
     except RETRYABLE:
+        return {}
+
+
+def _begin_ahead(
+    begun: pipeline.EntryJob | pipeline.EntryOutcome | None,
+    *,
+    prefetcher: pipeline.PagePrefetcher,
+) -> pipeline.Prefetched | None:
+    """An entry loaded by :func:`_begin_all`, with its page's fetch started; None for
+    one that was not loaded (it is loaded at its turn)."""
+    if begun is None:
         return None
     page = prefetcher.submit(begun) if isinstance(begun, pipeline.EntryJob) else None
     return pipeline.Prefetched(begun=begun, page=page)

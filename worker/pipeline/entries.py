@@ -63,8 +63,18 @@ class EntryOutcome:
 KNOWN_URL_NOTE = "URL fetched recently for another entry; linked without fetching again"
 
 
-def _recently_fetched(session: Session, url: str, settings: Settings) -> tuple[int, bool] | None:
-    """The article already stored from ``url`` within ``refetch_after_seconds``, if any.
+def _canonical(url: str) -> str | None:
+    try:
+        return canonicalize_url(url)
+    except InvalidURLError:
+        return None  # the fetch path records the bad URL
+
+
+def _recently_fetched(
+    session: Session, urls: Sequence[str], settings: Settings
+) -> dict[str, tuple[int, bool]]:
+    """The articles already stored from ``urls`` within ``refetch_after_seconds``, by
+    canonical URL.
 
     The same story linked from a second feed minutes later is the common case
     of a repeat: fetching and extracting it again costs a request to the
@@ -72,13 +82,10 @@ def _recently_fetched(session: Session, url: str, settings: Settings) -> tuple[i
     An operator's forced re-crawl, or an entry seen after the window, fetches.
     """
     if settings.refetch_after_seconds <= 0:
-        return None
-    try:
-        canonical = canonicalize_url(url)
-    except InvalidURLError:
-        return None  # the fetch path records the bad URL
+        return {}
+    canonical = [c for c in map(_canonical, urls) if c is not None]
     since = utcnow() - timedelta(seconds=settings.refetch_after_seconds)
-    return store.recently_fetched_article(session, canonical_url=canonical, since=since)
+    return store.recently_fetched_articles(session, canonical_urls=canonical, since=since)
 
 
 @dataclass(frozen=True)
@@ -106,51 +113,83 @@ def _fallback_or_fail(job: EntryJob, exc: IngestError) -> tuple[ExtractedArticle
 def begin_entry(
     *, entry_id: int, settings: Settings, delivery: Delivery = Delivery()
 ) -> EntryJob | EntryOutcome:
-    """Load the entry; finish it here when there is nothing to fetch.
+    """:func:`begin_entries` for one entry."""
+    return begin_entries(entry_ids=[entry_id], settings=settings, delivery=delivery)[entry_id]
 
-    Returns the outcome for an entry that is gone, already stored, or links
+
+def begin_entries(
+    *, entry_ids: Sequence[int], settings: Settings, delivery: Delivery = Delivery()
+) -> dict[int, EntryJob | EntryOutcome]:
+    """Load the entries; finish each here when there is nothing to fetch.
+
+    For each entry, the outcome of one that is gone, already stored, or links
     to a page stored moments ago (linked to it, see :func:`_recently_fetched`);
     otherwise the :class:`EntryJob` to fetch and extract.
 
-    Two reads and at most one single-statement write (linking a known URL), none
-    of which needs the others in its transaction: :func:`read_scope` runs them
-    without ``BEGIN``/``COMMIT`` on PostgreSQL, two round trips of every entry.
+    Two reads for the whole batch (its entries, then the known articles at their
+    URLs), and one single-statement write per entry linked to a known URL, none of
+    which needs the others in its transaction: :func:`read_scope` runs them without
+    ``BEGIN``/``COMMIT`` on PostgreSQL. A batch read them entry by entry before,
+    two round trips of every entry on the pool process's main thread. The batch's
+    own articles are committed only after all of its entries are extracted, so
+    reading the known URLs once at the start misses nothing the batch could have
+    seen later, except what other workers commit meanwhile (then the page is
+    fetched again and the article updated, as a re-fetch would).
     """
+    begun: dict[int, EntryJob | EntryOutcome] = {}
     with read_scope() as session:
-        entry = store.entry_to_process(session, entry_id)
-        if entry is None:
-            return EntryOutcome(entry_id=entry_id, status="skipped", error="no such entry")
-        if entry.status == "stored" and not delivery.force:
-            return EntryOutcome(entry_id=entry_id, status="skipped", article_id=entry.article_id)
-        known = None if delivery.force else _recently_fetched(session, entry.url, settings)
-        if known is not None:
-            article_id, positive = known
-            store.mark_entry_stored(
-                session,
-                entry_id=entry_id,
-                article_id=article_id,
-                note=KNOWN_URL_NOTE,
-                note_class="known_url",
-                count_attempt=delivery.count_attempt,
-            )
-            log.info("entry_linked_known_url", entry_id=entry_id, article_id=article_id)
-            return EntryOutcome(
-                entry_id=entry_id,
-                status="stored",
-                article_id=article_id,
-                action="known_url",
-                is_ukraine_security=positive,
-            )
-        return EntryJob(
-            entry_id=entry_id,
-            url=entry.url,
-            title=entry.title,
-            summary=entry.summary,
-            published_at=entry.published_at,
-            author=entry.author,
-            feed_id=entry.feed_id,
-            guid=entry.guid,
-        )
+        rows = store.entries_to_process(session, entry_ids)
+        unstored = [row.url for row in rows.values() if row.status != "stored"]
+        known = {} if delivery.force else _recently_fetched(session, unstored, settings)
+        for entry_id in entry_ids:
+            entry = rows.get(entry_id)
+            if entry is None:
+                begun[entry_id] = EntryOutcome(
+                    entry_id=entry_id, status="skipped", error="no such entry"
+                )
+            elif entry.status == "stored" and not delivery.force:
+                begun[entry_id] = EntryOutcome(
+                    entry_id=entry_id, status="skipped", article_id=entry.article_id
+                )
+            elif (canonical := _canonical(entry.url)) in known:
+                assert canonical is not None
+                begun[entry_id] = _link_known_url(
+                    session, entry_id, known[canonical], delivery=delivery
+                )
+            else:
+                begun[entry_id] = EntryJob(
+                    entry_id=entry_id,
+                    url=entry.url,
+                    title=entry.title,
+                    summary=entry.summary,
+                    published_at=entry.published_at,
+                    author=entry.author,
+                    feed_id=entry.feed_id,
+                    guid=entry.guid,
+                )
+    return begun
+
+
+def _link_known_url(
+    session: Session, entry_id: int, known: tuple[int, bool], *, delivery: Delivery
+) -> EntryOutcome:
+    article_id, positive = known
+    store.mark_entry_stored(
+        session,
+        entry_id=entry_id,
+        article_id=article_id,
+        note=KNOWN_URL_NOTE,
+        note_class="known_url",
+        count_attempt=delivery.count_attempt,
+    )
+    log.info("entry_linked_known_url", entry_id=entry_id, article_id=article_id)
+    return EntryOutcome(
+        entry_id=entry_id,
+        status="stored",
+        article_id=article_id,
+        action="known_url",
+        is_ukraine_security=positive,
+    )
 
 
 def fetch_page(job: EntryJob, *, fetcher: Fetcher, settings: Settings) -> FetchResult:

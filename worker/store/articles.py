@@ -11,6 +11,7 @@ in one story, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,23 +37,29 @@ DEDUP_LOCK = "dedup"
 MAX_NEAR_DUP_CANDIDATES = 50
 
 
-def recently_fetched_article(
-    session: Session, *, canonical_url: str, since: datetime
-) -> tuple[int, bool] | None:
-    """``(id, is_ukraine_security)`` of the article at ``canonical_url`` if fetched since ``since``.
+def recently_fetched_articles(
+    session: Session, *, canonical_urls: Sequence[str], since: datetime
+) -> dict[str, tuple[int, bool]]:
+    """``{canonical URL: (id, is_ukraine_security)}`` of the articles at ``canonical_urls``
+    fetched since ``since`` (URLs with none are absent).
 
     Lets an entry that links to a page we stored moments ago (the same story in
     a second feed) be linked to it without fetching and extracting it again.
+    One statement for a whole batch of entries.
     """
-    row = run_core(
-        session, _RECENTLY_FETCHED, {"canonical_url": canonical_url, "since": since}
-    ).first()
-    return None if row is None else (int(row[0]), bool(row[1]))
+    if not canonical_urls:
+        return {}
+    rows = run_core(
+        session,
+        _RECENTLY_FETCHED,
+        {"canonical_urls": sorted(set(canonical_urls)), "since": since},
+    )
+    return {str(row[0]): (int(row[1]), bool(row[2])) for row in rows}
 
 
 _RECENTLY_FETCHED = (
-    sa.select(col(Article.id), col(Article.is_ukraine_security))
-    .where(col(Article.canonical_url) == sa.bindparam("canonical_url"))
+    sa.select(col(Article.canonical_url), col(Article.id), col(Article.is_ukraine_security))
+    .where(col(Article.canonical_url).in_(sa.bindparam("canonical_urls", expanding=True)))
     .where(col(Article.fetched_at) >= sa.bindparam("since"))
 )
 
