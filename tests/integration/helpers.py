@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from tests.support import services
@@ -217,3 +219,20 @@ def dripping_page(body: bytes, *, chunk: int = 64, every: float = 0.25) -> Any:
             return
 
     return route
+
+
+@contextmanager
+def counted_selects() -> Iterator[list[str]]:
+    """The SELECT statements any engine sends while the block runs (reads run on an
+    autocommit engine of their own on PostgreSQL, so the event is on the class)."""
+    selects: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    sa.event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        yield selects
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", capture)

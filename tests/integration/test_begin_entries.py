@@ -9,14 +9,9 @@ the entries one by one sent two per entry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
+from tests.integration.helpers import counted_selects
 from tests.support.factories import add_entries, add_feed, feed_item, save_article
 from worker import pipeline
 from worker.db import session_scope
@@ -25,23 +20,6 @@ from worker.pipeline.entries import KNOWN_URL_NOTE
 from worker.settings import get_settings
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def counted_reads() -> Iterator[list[str]]:
-    """The SELECT statements sent by any engine (reads run on an autocommit engine of
-    their own on PostgreSQL) while the block runs."""
-    selects: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
-
-    sa.event.listen(Engine, "before_cursor_execute", capture)
-    try:
-        yield selects
-    finally:
-        sa.event.remove(Engine, "before_cursor_execute", capture)
 
 
 def _batch() -> tuple[list[int], dict[str, int]]:
@@ -79,7 +57,7 @@ def test_a_batch_is_loaded_in_two_reads_with_each_entry_decided_as_alone(
     database_url: str,
 ) -> None:
     order, ids = _batch()
-    with counted_reads() as selects:
+    with counted_selects() as selects:
         begun = pipeline.begin_entries(
             entry_ids=order,
             settings=get_settings(),
@@ -113,7 +91,7 @@ def test_a_forced_batch_fetches_every_entry_it_has_and_asks_for_no_known_url(
     database_url: str,
 ) -> None:
     order, ids = _batch()
-    with counted_reads() as selects:
+    with counted_selects() as selects:
         begun = pipeline.begin_entries(
             entry_ids=order, settings=get_settings(), delivery=pipeline.Delivery(force=True)
         )

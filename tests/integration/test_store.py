@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from tests.integration.helpers import counted_selects
 from tests.support import factories
 from tests.support.factories import BODY, add_entries, add_feed, article_record, feed_item
 from worker import dedup, store
@@ -67,6 +68,27 @@ def test_same_body_elsewhere_is_linked_duplicate_in_same_story(database_url: str
         assert story.article_count == 2
         assert story.source_count == 2
         assert story.is_ukraine_security
+
+
+def test_a_new_article_looks_up_its_url_guid_and_body_in_one_statement(
+    database_url: str,
+) -> None:
+    """Before its insert, an article reads once for the article it would update (same
+    URL, or same feed and GUID) and for an exact copy (same body); only a body stored
+    nowhere goes on to the near-duplicate candidates. The same statement still finds
+    the article to update by its GUID."""
+    feed_id = add_feed()
+    original = factories.save_article(guid="g-1", feed_id=feed_id)
+    with counted_selects() as selects:
+        copy = factories.save_article(url="https://other.example/wire/9", title="Wire copy")
+    assert (copy.action, copy.duplicate_of_id) == ("duplicate", original.article_id)
+    assert len(selects) == 1, selects
+    with counted_selects() as selects:
+        new = factories.save_article(url="https://other.example/x", title="Other", body=SEED_BODY)
+    assert new.action == "created"
+    assert len(selects) == 2, selects  # the first lookup, then the candidates
+    moved = factories.save_article(url="https://news.example/moved", guid="g-1", feed_id=feed_id)
+    assert (moved.action, moved.article_id) == ("updated", original.article_id)  # by its GUID
 
 
 def test_unrelated_article_starts_new_story(database_url: str) -> None:

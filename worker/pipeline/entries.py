@@ -408,21 +408,10 @@ def store_prepared_batch(
     the earlier ones, as they would have committed. If the transaction fails, none
     is stored: the caller sends each entry on, or stores each alone.
     """
-    window = timedelta(days=settings.dedup_window_days)
-    saved: list[store.SaveOutcome] = []
     with session_scope() as session:
-        for prepared in batch:
-            saved.append(
-                _save_marking_entry(
-                    session,
-                    entry_id=prepared.entry_id,
-                    record=prepared.record,
-                    window=window,
-                    note=prepared.note,
-                    count_attempt=prepared.count_attempt,
-                    lock=not saved,  # the first takes the lock for the batch
-                )
-            )
+        saved = _save_marking_entries(
+            session, batch, window=timedelta(days=settings.dedup_window_days)
+        )
     return [_stored(prepared, one) for prepared, one in zip(batch, saved, strict=True)]
 
 
@@ -465,35 +454,37 @@ def store_entry_article(
     entry) or neither (the redelivery stores it afresh). A function of its own so that
     ``bench/store_scale.py`` times exactly what the task runs.
     """
+    prepared = PreparedArticle(
+        entry_id=entry_id, record=record, note=note, count_attempt=count_attempt
+    )
     with session_scope() as session:
-        return _save_marking_entry(
-            session,
-            entry_id=entry_id,
-            record=record,
-            window=timedelta(days=settings.dedup_window_days),
-            note=note,
-            count_attempt=count_attempt,
+        (saved,) = _save_marking_entries(
+            session, [prepared], window=timedelta(days=settings.dedup_window_days)
         )
+    return saved
 
 
-def _save_marking_entry(
-    session: Session,
-    *,
-    entry_id: int,
-    record: store.ArticleRecord,
-    window: timedelta,
-    note: str | None,
-    count_attempt: bool,
-    lock: bool = True,
-) -> store.SaveOutcome:
-    """Save the article and mark its entry stored, in the caller's transaction."""
-    saved = store.save_article(session, record, window=window, lock=lock)
-    store.mark_entry_stored(
+def _save_marking_entries(
+    session: Session, batch: Sequence[PreparedArticle], *, window: timedelta
+) -> list[store.SaveOutcome]:
+    """Save the articles in order, then mark their entries stored, in the caller's
+    transaction. The first article takes the dedup lock for all of them; the marks go
+    in one statement (``store.mark_entries_stored``)."""
+    saved = [
+        store.save_article(session, prepared.record, window=window, lock=index == 0)
+        for index, prepared in enumerate(batch)
+    ]
+    store.mark_entries_stored(
         session,
-        entry_id=entry_id,
-        article_id=saved.article_id,
-        note=note,
-        count_attempt=count_attempt,
+        [
+            store.StoredMark(
+                entry_id=prepared.entry_id,
+                article_id=one.article_id,
+                note=prepared.note,
+                count_attempt=prepared.count_attempt,
+            )
+            for prepared, one in zip(batch, saved, strict=True)
+        ],
     )
     return saved
 

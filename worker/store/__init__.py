@@ -55,6 +55,7 @@ from .crawl_requests import (
     start_crawl_request,
 )
 from .entries import (
+    StoredMark,
     add_entries,
     add_url_entry,
     begin_entry_attempt,
@@ -62,6 +63,7 @@ from .entries import (
     entries_to_process,
     entry_ids_for_request,
     entry_ids_since,
+    mark_entries_stored,
     mark_entry_failed,
     mark_entry_stored,
     recent_feed_entry_ids,
@@ -139,6 +141,7 @@ __all__ = [
     "PollTarget",
     "ResyncRequiredError",
     "SaveOutcome",
+    "StoredMark",
     "StoryFilter",
     "acquire_feed_lease",
     "acquire_subscription_lease",
@@ -184,6 +187,7 @@ __all__ = [
     "list_stories",
     "list_subscriptions",
     "lock_wait",
+    "mark_entries_stored",
     "mark_entry_failed",
     "mark_entry_stored",
     "pause_subscription",

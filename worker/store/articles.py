@@ -114,41 +114,6 @@ def _apply_classification(article: Article, classification: Classification) -> N
         setattr(article, name, value)
 
 
-# Statements run for every stored article, built once with bound parameters:
-# building a select and its cache key per call cost more than running it.
-#
-# The article this record updates: the one at its canonical URL, else the one
-# with its feed and GUID. One statement, one round trip on PostgreSQL, where
-# two lookups were two; each branch keeps its own index (a GUID of None
-# matches nothing, as ``guid = NULL`` is never true).
-_ARTICLE_BY_URL_OR_GUID = (
-    sa.union_all(
-        sa.select(col(Article.id), sa.literal(0).label("preference")).where(
-            col(Article.canonical_url) == sa.bindparam("canonical_url")
-        ),
-        sa.select(col(Article.id), sa.literal(1).label("preference"))
-        .where(col(Article.feed_id) == sa.bindparam("feed_id"))
-        .where(col(Article.guid) == sa.bindparam("guid")),
-    )
-    .order_by(sa.literal_column("preference"))
-    .limit(1)
-)
-
-
-def _existing_article(session: Session, record: ArticleRecord) -> Article | None:
-    by_guid = bool(record.guid) and record.feed_id is not None
-    found = run_core(
-        session,
-        _ARTICLE_BY_URL_OR_GUID,
-        {
-            "canonical_url": record.canonical_url,
-            "feed_id": record.feed_id if by_guid else None,
-            "guid": record.guid if by_guid else None,
-        },
-    ).scalar()
-    return None if found is None else session.get(Article, found)
-
-
 def _stored_fingerprint(article: Any) -> dedup.Fingerprint:
     signature = dedup.decode_signature(article.minhash) if article.minhash else ()
     return dedup.Fingerprint(
@@ -188,11 +153,65 @@ def _story_topics(match_row: Any) -> list[str]:
     return [str(topic) for topic in json.loads(text)] if text else []
 
 
-_EXACT_MATCH = (
-    _MATCH_SELECT.where(col(Article.content_hash) == sa.bindparam("content_hash"))
-    .order_by(col(Article.id))
-    .limit(1)
+# Statements run for every stored article, built once with bound parameters:
+# building a select and its cache key per call cost more than running it.
+#
+# What an article's store looks up first, in one statement (one round trip on
+# PostgreSQL, where it took two): the article this record updates, i.e. the one at
+# its canonical URL (preference 0), else the one with its feed and GUID (1); and the
+# first stored article with the same body (2), which is its exact duplicate if it
+# is new. Each branch keeps its own unique or plain index and returns at most one
+# row; a GUID or body hash of None matches nothing (``= NULL`` is never true).
+def _lookup_branch(preference: int, *conditions: Any) -> Any:
+    # As a subquery: SQLite takes no ORDER BY or LIMIT on a member of a UNION.
+    first = (
+        _MATCH_SELECT.add_columns(sa.literal_column(str(preference)).label("preference"))
+        .where(*conditions)
+        .order_by(col(Article.id))
+        .limit(1)
+        .subquery()
+    )
+    return sa.select(*first.c)
+
+
+_FIRST_LOOKUP = sa.union_all(
+    _lookup_branch(0, col(Article.canonical_url) == sa.bindparam("canonical_url")),
+    _lookup_branch(
+        1,
+        col(Article.feed_id) == sa.bindparam("feed_id"),
+        col(Article.guid) == sa.bindparam("guid"),
+    ),
+    _lookup_branch(2, col(Article.content_hash) == sa.bindparam("content_hash")),
 )
+
+
+@dataclass(frozen=True)
+class _FirstLookup:
+    existing_id: int | None
+    """The stored article this record updates, if any."""
+    same_body: Any
+    """The first stored article with the same body hash, as a row of ``_MATCH_COLUMNS``."""
+
+
+def _first_lookup(session: Session, record: ArticleRecord) -> _FirstLookup:
+    by_guid = bool(record.guid) and record.feed_id is not None
+    rows = run_core(
+        session,
+        _FIRST_LOOKUP,
+        {
+            "canonical_url": record.canonical_url,
+            "feed_id": record.feed_id if by_guid else None,
+            "guid": record.guid if by_guid else None,
+            "content_hash": record.fingerprint.content_hash or None,
+        },
+    ).all()
+    existing = min((row for row in rows if row.preference < 2), default=None, key=_preference)
+    same_body = next((row for row in rows if row.preference == 2), None)
+    return _FirstLookup(None if existing is None else int(existing.id), same_body)
+
+
+def _preference(row: Any) -> int:
+    return int(row.preference)
 
 
 # Most shared keys first, then the most recent: the cap keeps a lookup's cost
@@ -238,17 +257,16 @@ _CANDIDATES_PG = sa.text(
 
 
 def _find_story_match(
-    session: Session, record: ArticleRecord, *, window: timedelta
+    session: Session, record: ArticleRecord, *, same_body: Any, window: timedelta
 ) -> tuple[Any, dedup.Match] | None:
-    """Exact (same body hash) first, then near-duplicates via the LSH band index.
+    """Exact (same body hash: ``same_body``, found by :func:`_first_lookup`) first, then
+    near-duplicates via the LSH band index.
 
     Returns the matching article as a row of ``_MATCH_COLUMNS`` and the verdict.
     """
     fp = record.fingerprint
-    if fp.content_hash:
-        exact = run_core(session, _EXACT_MATCH, {"content_hash": fp.content_hash}).first()
-        if exact is not None:
-            return exact, dedup.match(fp, _stored_fingerprint(exact), window=window)
+    if same_body is not None:
+        return same_body, dedup.match(fp, _stored_fingerprint(same_body), window=window)
     keys = sorted(set(dedup.query_keys(fp, window=window)))
     if not keys:
         return None
@@ -474,7 +492,8 @@ def save_article(
         take_lock(session, DEDUP_LOCK)
     now = utcnow()
     fp = record.fingerprint
-    existing = _existing_article(session, record)
+    lookup = _first_lookup(session, record)
+    existing = None if lookup.existing_id is None else session.get(Article, lookup.existing_id)
     if existing is not None:
         if record.title and record.title != existing.title:
             existing.title_history = [
@@ -504,7 +523,7 @@ def save_article(
             article_id=existing.id, story_id=existing.story_id or 0, action="updated"
         )
 
-    found = _find_story_match(session, record, window=window)
+    found = _find_story_match(session, record, same_body=lookup.same_body, window=window)
     source_domain = _domain(record.canonical_url)
     values: dict[str, Any] = {
         "url": record.url,

@@ -8,6 +8,7 @@ attempts are counted so a crash loop can be capped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -191,6 +192,23 @@ _ENTRIES_TO_PROCESS = sa.select(
 ).where(col(Entry.id).in_(sa.bindparam("entries", expanding=True)))
 
 
+@dataclass(frozen=True)
+class StoredMark:
+    """An entry to record as stored (:func:`mark_entries_stored`).
+
+    ``note`` says how it was stored when that was not the normal way (the feed
+    summary used, or a known URL linked without a fetch), classed by ``note_class``
+    in ``error_class`` so operators can filter on it; ``count_attempt`` counts an
+    attempt not counted at start.
+    """
+
+    entry_id: int
+    article_id: int
+    note: str | None = None
+    note_class: str = "fallback"
+    count_attempt: bool = False
+
+
 def mark_entry_stored(
     session: Session,
     *,
@@ -200,23 +218,34 @@ def mark_entry_stored(
     note_class: str = "fallback",
     count_attempt: bool = False,
 ) -> None:
-    """Record the entry as stored; ``count_attempt`` counts an attempt not counted at start.
+    """Record one entry as stored (:class:`StoredMark` says what each argument means)."""
+    mark_entries_stored(
+        session,
+        [StoredMark(entry_id, article_id, note, note_class, count_attempt)],
+    )
 
-    ``note`` says how it was stored when that was not the normal way (the
-    feed summary used, or a known URL linked without a fetch), classed by
-    ``note_class`` in ``error_class`` so operators can filter on it.
-    """
+
+def mark_entries_stored(session: Session, marks: Sequence[StoredMark]) -> None:
+    """Record entries as stored, in the caller's transaction: one ``executemany`` for a
+    batch's entries (pipelined by psycopg into one round trip on PostgreSQL), where one
+    statement per entry cost a round trip each inside the batch's transaction."""
+    if not marks:
+        return
+    now = utcnow()
     run_core(
         session,
         _MARK_STORED,
-        {
-            "entry": entry_id,
-            "article_id": article_id,
-            "error": note,
-            "error_class": None if note is None else note_class,
-            "counted": int(count_attempt),
-            "updated_at": utcnow(),
-        },
+        [
+            {
+                "entry": mark.entry_id,
+                "article_id": mark.article_id,
+                "error": mark.note,
+                "error_class": None if mark.note is None else mark.note_class,
+                "counted": int(mark.count_attempt),
+                "updated_at": now,
+            }
+            for mark in marks
+        ],
     )
 
 
