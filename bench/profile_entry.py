@@ -33,7 +33,7 @@ STAGES = {
     "classify": ("worker/classify/verdict.py", "classify"),
     "dedup fingerprint": ("worker/dedup.py", "fingerprint"),
     "store.save_article": ("worker/store/articles.py", "save_article"),
-    "store.mark_entry_stored": ("worker/store/entries.py", "mark_entry_stored"),
+    "store.mark_entries_stored": ("worker/store/entries.py", "mark_entries_stored"),
     "commit": ("sqlalchemy/orm/session.py", "commit"),
 }
 

@@ -11,7 +11,7 @@ busy host slows both alike):
 * **store cost per article** through the functions the Celery task runs to persist an
   extracted, classified article: ``pipeline.begin_entry`` (load the entry, the
   known-URL check) and ``pipeline.store_entry_article`` (``store.save_article`` under
-  the dedup lock + ``store.mark_entry_stored``, one transaction). New stories, exact and
+  the dedup lock + ``store.mark_entries_stored``, one transaction). New stories, exact and
   near copies of recent articles and re-fetches of stored URLs, as in service. Wall
   time, this process's CPU, the PostgreSQL server's CPU, and each SQL statement's time
   (which shows what a cost is made of);
@@ -73,9 +73,7 @@ STATEMENTS = (
     ("FROM entries", "load entry"),
     ("UPDATE entries", "mark entry stored"),
     ("articles.fetched_at >=", "known-URL check"),
-    ("articles.canonical_url =", "lookup: same URL"),
-    ("articles.guid =", "lookup: same GUID"),
-    ("articles.content_hash =", "lookup: same body"),
+    ("AS preference", "lookup: same URL, GUID or body"),  # one statement since 2026-12-05
     ("DELETE FROM article_bands", "bands: delete"),  # before the lookup's "FROM article_bands"
     ("INSERT INTO article_bands", "bands: insert"),
     ("FROM article_bands", "lookup: band candidates"),
