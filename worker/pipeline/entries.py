@@ -71,10 +71,10 @@ def _canonical(url: str) -> str | None:
 
 
 def _recently_fetched(
-    session: Session, urls: Sequence[str], settings: Settings
+    session: Session, canonical_urls: Sequence[str], settings: Settings
 ) -> dict[str, tuple[int, bool]]:
-    """The articles already stored from ``urls`` within ``refetch_after_seconds``, by
-    canonical URL.
+    """The articles already stored at ``canonical_urls`` within ``refetch_after_seconds``,
+    by canonical URL.
 
     The same story linked from a second feed minutes later is the common case
     of a repeat: fetching and extracting it again costs a request to the
@@ -83,9 +83,8 @@ def _recently_fetched(
     """
     if settings.refetch_after_seconds <= 0:
         return {}
-    canonical = [c for c in map(_canonical, urls) if c is not None]
     since = utcnow() - timedelta(seconds=settings.refetch_after_seconds)
-    return store.recently_fetched_articles(session, canonical_urls=canonical, since=since)
+    return store.recently_fetched_articles(session, canonical_urls=canonical_urls, since=since)
 
 
 @dataclass(frozen=True)
@@ -139,8 +138,12 @@ def begin_entries(
     begun: dict[int, EntryJob | EntryOutcome] = {}
     with read_scope() as session:
         rows = store.entries_to_process(session, entry_ids)
-        unstored = [row.url for row in rows.values() if row.status != "stored"]
-        known = {} if delivery.force else _recently_fetched(session, unstored, settings)
+        canonical = {i: _canonical(row.url) for i, row in rows.items() if row.status != "stored"}
+        known = (
+            {}
+            if delivery.force
+            else _recently_fetched(session, [c for c in canonical.values() if c], settings)
+        )
         for entry_id in entry_ids:
             entry = rows.get(entry_id)
             if entry is None:
@@ -151,11 +154,8 @@ def begin_entries(
                 begun[entry_id] = EntryOutcome(
                     entry_id=entry_id, status="skipped", article_id=entry.article_id
                 )
-            elif (canonical := _canonical(entry.url)) in known:
-                assert canonical is not None
-                begun[entry_id] = _link_known_url(
-                    session, entry_id, known[canonical], delivery=delivery
-                )
+            elif (url := canonical.get(entry_id)) is not None and url in known:
+                begun[entry_id] = _link_known_url(session, entry_id, known[url], delivery=delivery)
             else:
                 begun[entry_id] = EntryJob(
                     entry_id=entry_id,
