@@ -195,7 +195,7 @@ class _FirstLookup:
 
 def _first_lookup(session: Session, record: ArticleRecord) -> _FirstLookup:
     by_guid = bool(record.guid) and record.feed_id is not None
-    rows = run_core(
+    found = run_core(
         session,
         _FIRST_LOOKUP,
         {
@@ -204,14 +204,11 @@ def _first_lookup(session: Session, record: ArticleRecord) -> _FirstLookup:
             "guid": record.guid if by_guid else None,
             "content_hash": record.fingerprint.content_hash or None,
         },
-    ).all()
-    existing = min((row for row in rows if row.preference < 2), default=None, key=_preference)
-    same_body = next((row for row in rows if row.preference == 2), None)
-    return _FirstLookup(None if existing is None else int(existing.id), same_body)
-
-
-def _preference(row: Any) -> int:
-    return int(row.preference)
+    )
+    # Each branch returns at most one row: at most one row per preference.
+    by_preference = {int(row.preference): row for row in found}
+    existing = by_preference.get(0) or by_preference.get(1)
+    return _FirstLookup(None if existing is None else int(existing.id), by_preference.get(2))
 
 
 # Most shared keys first, then the most recent: the cap keeps a lookup's cost
