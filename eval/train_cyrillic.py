@@ -42,6 +42,9 @@ CYRILLIC_GROUPS = {
     "cyr:rules+lex": ("r:", "lx:"),
     "cyr:rules+lex+stems": ("r:", "lx:", "s:", "ts:"),
     "cyr:rules+stems": ("r:", "s:", "ts:"),
+    # Consonant skeletons, shared by Ukrainian and Russian cognates (CYRILLIC2_PLAN.md).
+    "cyr:rules+lex+skel": ("r:", "lx:", "k:", "tk:"),
+    "cyr:rules+lex+stems+skel": ("r:", "lx:", "s:", "ts:", "k:", "tk:"),
 }
 
 

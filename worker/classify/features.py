@@ -120,14 +120,59 @@ def _stems(text: str) -> list[str]:
     ]
 
 
+_SKELETON_CONSONANTS = 4
+"""Consonants kept of a word's skeleton (see :func:`consonant_skeleton`)."""
+_NOT_SKELETON = frozenset("аеёиіїоуыэюяєйьъ'’ʼ")
+"""Vowels, й, the soft and hard signs and apostrophes: where Ukrainian and Russian cognates
+differ (``обстріл``/``обстрел``, ``перемир'я``/``перемирие``, ``санкції``/``санкции``)."""
+
+
+def consonant_skeleton(word: str) -> str:
+    """A Cyrillic word's first consonants, with vowels, й, signs and apostrophes dropped, ґ
+    read as г and doubled letters collapsed: ``обстріл`` and ``обстрелы`` both give
+    ``бстр``, ``окупанти`` and ``оккупанты`` both ``кпнт``.
+
+    Why: the Cyrillic stage learns from 1,500 labelled Russian posts and only 47 Ukrainian
+    leads (every Ukrainian item in the shared data is labelled already). Ukrainian and
+    Russian cognates mostly differ in their vowels and doubled consonants, so a word's
+    skeleton is a feature both languages share and what the stage learns from Russian also
+    reads Ukrainian (eval/labels/CYRILLIC2_PLAN.md has the measurements).
+    """
+    out: list[str] = []
+    for ch in word.lower():
+        if ch in _NOT_SKELETON:
+            continue
+        if ch == "ґ":
+            ch = "г"
+        if out and out[-1] == ch:
+            continue
+        out.append(ch)
+        if len(out) == _SKELETON_CONSONANTS:
+            break
+    return "".join(out)
+
+
+def _skeletons(text: str) -> list[str]:
+    skeletons = (consonant_skeleton(w) for w in WORD.findall(text) if len(w) > 2)
+    return [s for s in skeletons if len(s) > 1]
+
+
 def cyrillic_features(analysis: RuleAnalysis) -> dict[str, float]:
     """Features of the Ukrainian/Russian learned stage: the rule scores and lexicon matches
-    of :func:`model_features` plus word stems of the title (``ts:``) and title + lead
-    (``s:``). Shared by the worker and ``eval/train_cyrillic.py``."""
+    of :func:`model_features` plus word stems (``ts:`` of the title, ``s:`` of title + lead)
+    and consonant skeletons (``tk:``, ``k:``, shared by Ukrainian and Russian cognates).
+    Shared by the worker and ``eval/train_cyrillic.py``; the shipped weights use only the
+    groups its cross-validation chose."""
     f = _rule_lexicon_features(analysis)
+    lead = analysis.body[:MODEL_BODY_CHARS]
     title_stems = _stems(analysis.title)
     for stem in title_stems:
         f["ts:" + stem] = 1.0
-    for stem in title_stems + _stems(analysis.body[:MODEL_BODY_CHARS]):
+    for stem in title_stems + _stems(lead):
         f["s:" + stem] = 1.0
+    title_skeletons = _skeletons(analysis.title)
+    for skeleton in title_skeletons:
+        f["tk:" + skeleton] = 1.0
+    for skeleton in title_skeletons + _skeletons(lead):
+        f["k:" + skeleton] = 1.0
     return f
