@@ -26,9 +26,9 @@ from .student import student_model
 from .topics import TOPICS
 from .weights import cyrillic_model, english_model, neighbours_model
 
-CLASSIFIER_VERSION: str = "hybrid-2026.12.8"
+CLASSIFIER_VERSION: str = "hybrid-2026.12.9"
 """Bump whenever rules, weights or term tables change, then run ``ingest reclassify``."""
-NEIGHBOURS_VERSION: str = "neighbours-2026.12.6"
+NEIGHBOURS_VERSION: str = "neighbours-2026.12.7"
 """Version of the optional neighbour method (``INGEST_CLASSIFIER=neighbours``): the hybrid
 rule layer and lexicon plus the nearest labelled neighbours in sentence-embedding space
 (``worker.classify.neighbours``). Bump with its weights or reference set."""
