@@ -73,11 +73,11 @@ STATEMENTS = (
     ("FROM entries", "load entry"),
     ("UPDATE entries", "mark entry stored"),
     ("articles.fetched_at >=", "known-URL check"),
-    ("AS preference", "lookup: same URL, GUID or body"),  # one statement since 2026-12-05
-    ("DELETE FROM article_bands", "bands: delete"),  # before the lookup's "FROM article_bands"
+    # One statement since 2026-12-05 (store.articles._LOOKUP): same URL, GUID or body,
+    # and the band index's candidates with their signatures.
+    ("AS preference", "lookup: URL, GUID, body, band candidates"),
+    ("DELETE FROM article_bands", "bands: delete"),
     ("INSERT INTO article_bands", "bands: insert"),
-    ("FROM article_bands", "lookup: band candidates"),
-    ("WHERE articles.id IN", "lookup: candidates' signatures"),
     ("INSERT INTO articles", "article: insert"),
     ("UPDATE articles", "article: update"),
     ("articles.story_id =", "story: same source? / recount"),

@@ -153,4 +153,4 @@ def test_store_scale_short_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert row["size"]["bytes_per_article"] > 0
     markdown = render(result)
     assert "| 500 |" in markdown
-    assert "lookup: band candidates" in markdown
+    assert "lookup: URL, GUID, body, band candidates" in markdown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -70,13 +71,13 @@ def test_same_body_elsewhere_is_linked_duplicate_in_same_story(database_url: str
         assert story.is_ukraine_security
 
 
-def test_a_new_article_looks_up_its_url_guid_and_body_in_one_statement(
+def test_an_article_looks_up_its_url_guid_body_and_near_copies_in_one_statement(
     database_url: str,
 ) -> None:
-    """Before its insert, an article reads once for the article it would update (same
-    URL, or same feed and GUID) and for an exact copy (same body); only a body stored
-    nowhere goes on to the near-duplicate candidates. The same statement still finds
-    the article to update by its GUID."""
+    """Before its insert, an article reads once: for the article it would update (same
+    URL, or same feed and GUID), for an exact copy (same body) and for its near-duplicate
+    candidates (the band index). An exact copy, a new body and a near copy each cost one
+    SELECT, and the same statement still finds the article to update by its GUID."""
     feed_id = add_feed()
     original = factories.save_article(guid="g-1", feed_id=feed_id)
     with counted_selects() as selects:
@@ -86,7 +87,15 @@ def test_a_new_article_looks_up_its_url_guid_and_body_in_one_statement(
     with counted_selects() as selects:
         new = factories.save_article(url="https://other.example/x", title="Other", body=SEED_BODY)
     assert new.action == "created"
-    assert len(selects) == 2, selects  # the first lookup, then the candidates
+    assert len(selects) == 1, selects
+    with counted_selects() as selects:
+        near = factories.save_article(
+            url="https://partner.example/y",
+            title="Other",
+            body=SEED_BODY + "\n\nThis report was shared by our partner agency.",
+        )
+    assert (near.action, near.story_id) == ("near_duplicate", new.story_id)
+    assert len(selects) == 1, selects
     moved = factories.save_article(url="https://news.example/moved", guid="g-1", feed_id=feed_id)
     assert (moved.action, moved.article_id) == ("updated", original.article_id)  # by its GUID
 
@@ -368,3 +377,41 @@ def test_racing_writers_store_one_story(database_url: str) -> None:
     assert not errors, errors
     assert _count(Article) == 8
     assert _count(Story) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_postgres_finds_near_copy_candidates_by_index_probes_without_statistics(
+    database_url: str,
+) -> None:
+    """On PostgreSQL the candidates are one index probe per band key, whatever the
+    planner knows: a young ``article_bands`` without statistics once made it read the
+    whole table for ``band_key IN (74 keys)``, a scan that grew with every article."""
+    from worker.store.articles import _LOOKUP
+
+    stored = factories.save_article()
+    fp = dedup.fingerprint(title="Probe", body=SEED_BODY, published_at=utcnow())
+    keys = sorted(set(dedup.query_keys(fp)))
+    assert len(keys) > 60
+    with session_scope() as session:
+        connection = session.connection()
+        connection.exec_driver_sql(  # 20,000 unrelated keys, never analysed
+            "INSERT INTO article_bands (band_key, article_id)"
+            f" SELECT 'filler-' || g, {stored.article_id} FROM generate_series(1, 20000) AS g"
+        )
+        compiled = _LOOKUP["postgresql"].compile(dialect=connection.dialect)
+        params = compiled.construct_params(
+            {
+                "canonical_url": "https://nowhere.example/",
+                "feed_id": None,
+                "guid": None,
+                "content_hash": None,
+                "keys": keys,
+            }
+        )
+        plan = "\n".join(
+            row[0] for row in connection.exec_driver_sql("EXPLAIN " + compiled.string, params)
+        )
+    assert "Seq Scan on article_bands" not in plan, plan
+    # Each key of the unnested array probes the primary key (band_key, article_id).
+    assert "Function Scan on unnest" in plan, plan
+    assert re.search(r"Index (Only )?Scan (on|using) article_bands_pkey", plan), plan

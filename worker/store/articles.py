@@ -156,12 +156,16 @@ def _story_topics(match_row: Any) -> list[str]:
 # Statements run for every stored article, built once with bound parameters:
 # building a select and its cache key per call cost more than running it.
 #
-# What an article's store looks up first, in one statement (one round trip on
-# PostgreSQL, where it took two): the article this record updates, i.e. the one at
-# its canonical URL (preference 0), else the one with its feed and GUID (1); and the
-# first stored article with the same body (2), which is its exact duplicate if it
-# is new. Each branch keeps its own unique or plain index and returns at most one
-# row; a GUID or body hash of None matches nothing (``= NULL`` is never true).
+# What an article's store looks up, in one statement (one round trip on PostgreSQL,
+# where it took three): the article this record updates, i.e. the one at its
+# canonical URL (preference 0), else the one with its feed and GUID (1); the first
+# stored article with the same body (2), which is its exact duplicate if it is new;
+# and its near-duplicate candidates from the LSH band index (3). Each of the first
+# three branches keeps its own unique or plain index and returns at most one row; a
+# GUID or body hash of None matches nothing (``= NULL`` is never true). The
+# candidates are read even when an earlier branch makes them unneeded (an update, an
+# exact copy): about half a millisecond of server time, against a round trip and a
+# statement's client work saved for every new article, which is most of them.
 def _lookup_branch(preference: int, *conditions: Any) -> Any:
     # As a subquery: SQLite takes no ORDER BY or LIMIT on a member of a UNION.
     first = (
@@ -174,102 +178,125 @@ def _lookup_branch(preference: int, *conditions: Any) -> Any:
     return sa.select(*first.c)
 
 
-_FIRST_LOOKUP = sa.union_all(
-    _lookup_branch(0, col(Article.canonical_url) == sa.bindparam("canonical_url")),
-    _lookup_branch(
-        1,
-        col(Article.feed_id) == sa.bindparam("feed_id"),
-        col(Article.guid) == sa.bindparam("guid"),
-    ),
-    _lookup_branch(2, col(Article.content_hash) == sa.bindparam("content_hash")),
-)
+_CANDIDATE_PREFERENCE = 3
+
+
+def _candidate_ids_sqlite() -> Any:
+    # Most shared keys first, then the most recent: the cap keeps a lookup's cost
+    # bounded however many stored articles share a popular key.
+    return (
+        sa.select(col(ArticleBand.article_id))
+        .where(col(ArticleBand.band_key).in_(sa.bindparam("keys", expanding=True)))
+        .group_by(col(ArticleBand.article_id))
+        .order_by(sa.func.count().desc(), col(ArticleBand.article_id).desc())
+        .limit(MAX_NEAR_DUP_CANDIDATES)
+    )
+
+
+def _candidate_ids_pg() -> Any:
+    # PostgreSQL: the same, with the keys as one array and each key looked up on its
+    # own. ``band_key IN (...)`` left the choice to the planner, and a young
+    # article_bands (no ANALYZE yet: the first minutes of a new database, or of any
+    # benchmark) has no statistics: it took 74 keys for a third of the table and
+    # read all of it (a sequential scan, 28 ms a lookup at 25,000 rows in
+    # bench/run.py, growing with every article). One index probe per key does not
+    # depend on statistics: the ``OFFSET 0`` keeps the per-key subquery from being
+    # flattened into a join that the planner could again answer with a scan, and
+    # ``id = ANY(ARRAY(...))`` fetches the (at most 50) rows by primary key where
+    # ``id IN (...)`` was hashed against a scan of the articles.
+    keys = (
+        sa.func.unnest(sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)))
+        .table_valued("band_key")
+        .render_derived(name="k")
+    )
+    per_key = (
+        sa.select(col(ArticleBand.article_id))
+        .where(col(ArticleBand.band_key) == keys.c.band_key)
+        .offset(sa.literal_column("0"))
+        .lateral("b")
+    )
+    ids = (
+        sa.select(per_key.c.article_id)
+        .select_from(keys)
+        .join(per_key, sa.true())
+        .group_by(per_key.c.article_id)
+        .order_by(sa.func.count().desc(), per_key.c.article_id.desc())
+        .limit(MAX_NEAR_DUP_CANDIDATES)
+    )
+    return sa.func.array(ids.scalar_subquery())
+
+
+def _lookup(postgres: bool) -> Any:
+    candidates = _MATCH_SELECT.add_columns(
+        sa.literal_column(str(_CANDIDATE_PREFERENCE)).label("preference")
+    ).where(
+        col(Article.id) == sa.any_(_candidate_ids_pg())
+        if postgres
+        else col(Article.id).in_(_candidate_ids_sqlite())
+    )
+    return sa.union_all(
+        _lookup_branch(0, col(Article.canonical_url) == sa.bindparam("canonical_url")),
+        _lookup_branch(
+            1,
+            col(Article.feed_id) == sa.bindparam("feed_id"),
+            col(Article.guid) == sa.bindparam("guid"),
+        ),
+        _lookup_branch(2, col(Article.content_hash) == sa.bindparam("content_hash")),
+        candidates,
+    )
+
+
+_LOOKUP = {"postgresql": _lookup(postgres=True), "sqlite": _lookup(postgres=False)}
 
 
 @dataclass(frozen=True)
-class _FirstLookup:
+class _Lookup:
     existing_id: int | None
     """The stored article this record updates, if any."""
     same_body: Any
     """The first stored article with the same body hash, as a row of ``_MATCH_COLUMNS``."""
+    candidates: list[Any]
+    """Near-duplicate candidates from the band index, rows of ``_MATCH_COLUMNS`` by id."""
 
 
-def _first_lookup(session: Session, record: ArticleRecord) -> _FirstLookup:
+def _look_up(session: Session, record: ArticleRecord, *, window: timedelta) -> _Lookup:
     by_guid = bool(record.guid) and record.feed_id is not None
+    fp = record.fingerprint
     found = run_core(
         session,
-        _FIRST_LOOKUP,
+        _LOOKUP[session.get_bind().dialect.name],
         {
             "canonical_url": record.canonical_url,
             "feed_id": record.feed_id if by_guid else None,
             "guid": record.guid if by_guid else None,
-            "content_hash": record.fingerprint.content_hash or None,
+            "content_hash": fp.content_hash or None,
+            "keys": sorted(set(dedup.query_keys(fp, window=window))),
         },
-    )
-    # Each branch returns at most one row: at most one row per preference.
-    by_preference = {int(row.preference): row for row in found}
+    ).all()
+    # Each of the first three branches returns at most one row.
+    by_preference = {int(row.preference): row for row in found if row.preference < 3}
     existing = by_preference.get(0) or by_preference.get(1)
-    return _FirstLookup(None if existing is None else int(existing.id), by_preference.get(2))
-
-
-# Most shared keys first, then the most recent: the cap keeps a lookup's cost
-# bounded however many stored articles share a popular key.
-_CANDIDATE_IDS = (
-    sa.select(col(ArticleBand.article_id))
-    .where(col(ArticleBand.band_key).in_(sa.bindparam("keys", expanding=True)))
-    .group_by(col(ArticleBand.article_id))
-    .order_by(sa.func.count().desc(), col(ArticleBand.article_id).desc())
-    .limit(MAX_NEAR_DUP_CANDIDATES)
-)
-
-
-# The candidates' rows in the same statement as their ids: one round trip.
-_CANDIDATES = _MATCH_SELECT.where(col(Article.id).in_(_CANDIDATE_IDS)).order_by(col(Article.id))
-
-
-# PostgreSQL: the same, with the keys as one array and each key looked up on its
-# own. ``band_key IN (...)`` left the choice to the planner, and a young
-# article_bands (no ANALYZE yet: the first minutes of a new database, or of any
-# benchmark) has no statistics: it took 74 keys for a third of the table and
-# read all of it (a sequential scan, 28 ms a lookup at 25,000 rows in
-# bench/run.py, growing with every article). One index probe per key does not
-# depend on statistics: ``OFFSET 0`` keeps the per-key subquery from being
-# flattened into a join that the planner could again answer with a scan, and
-# ``id = ANY(ARRAY(...))`` fetches the (at most 50) rows by primary key where
-# ``id IN (...)`` was hashed against a scan of the articles.
-_CANDIDATES_PG = sa.text(
-    "SELECT "
-    + ", ".join(f"a.{name}" for name in _MATCH_COLUMNS)
-    + ", CAST(s.topics AS TEXT) AS story_topics"
-    " FROM articles AS a LEFT JOIN stories AS s ON s.id = a.story_id"
-    " WHERE a.id = ANY(ARRAY("
-    " SELECT b.article_id FROM unnest(CAST(:keys AS VARCHAR[])) AS k(band_key)"
-    " CROSS JOIN LATERAL ("
-    "  SELECT article_bands.article_id FROM article_bands"
-    "  WHERE article_bands.band_key = k.band_key OFFSET 0"
-    " ) AS b"
-    " GROUP BY b.article_id"
-    f" ORDER BY count(*) DESC, b.article_id DESC LIMIT {MAX_NEAR_DUP_CANDIDATES}"
-    ")) ORDER BY a.id"
-).bindparams(sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)))
+    candidates = sorted(
+        (row for row in found if row.preference == _CANDIDATE_PREFERENCE), key=lambda r: r.id
+    )
+    return _Lookup(None if existing is None else int(existing.id), by_preference.get(2), candidates)
 
 
 def _find_story_match(
-    session: Session, record: ArticleRecord, *, same_body: Any, window: timedelta
+    record: ArticleRecord, lookup: _Lookup, *, window: timedelta
 ) -> tuple[Any, dedup.Match] | None:
-    """Exact (same body hash: ``same_body``, found by :func:`_first_lookup`) first, then
-    near-duplicates via the LSH band index.
+    """Exact (same body hash) first, then the best near-duplicate of the band index's
+    candidates, both found by :func:`_look_up`.
 
     Returns the matching article as a row of ``_MATCH_COLUMNS`` and the verdict.
     """
     fp = record.fingerprint
-    if same_body is not None:
-        return same_body, dedup.match(fp, _stored_fingerprint(same_body), window=window)
-    keys = sorted(set(dedup.query_keys(fp, window=window)))
-    if not keys:
-        return None
-    postgres = session.get_bind().dialect.name == "postgresql"
+    if lookup.same_body is not None:
+        return lookup.same_body, dedup.match(
+            fp, _stored_fingerprint(lookup.same_body), window=window
+        )
     best: tuple[Any, dedup.Match] | None = None
-    for candidate in run_core(session, _CANDIDATES_PG if postgres else _CANDIDATES, {"keys": keys}):
+    for candidate in lookup.candidates:
         verdict = dedup.match(fp, _stored_fingerprint(candidate), window=window)
         if not verdict.same_story:
             continue
@@ -489,7 +516,7 @@ def save_article(
         take_lock(session, DEDUP_LOCK)
     now = utcnow()
     fp = record.fingerprint
-    lookup = _first_lookup(session, record)
+    lookup = _look_up(session, record, window=window)
     existing = None if lookup.existing_id is None else session.get(Article, lookup.existing_id)
     if existing is not None:
         if record.title and record.title != existing.title:
@@ -520,7 +547,7 @@ def save_article(
             article_id=existing.id, story_id=existing.story_id or 0, action="updated"
         )
 
-    found = _find_story_match(session, record, same_body=lookup.same_body, window=window)
+    found = _find_story_match(record, lookup, window=window)
     source_domain = _domain(record.canonical_url)
     values: dict[str, Any] = {
         "url": record.url,
