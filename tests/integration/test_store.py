@@ -385,7 +385,8 @@ def test_postgres_finds_near_copy_candidates_by_index_probes_without_statistics(
 ) -> None:
     """On PostgreSQL the candidates are one index probe per band key, whatever the
     planner knows: a young ``article_bands`` without statistics once made it read the
-    whole table for ``band_key IN (74 keys)``, a scan that grew with every article."""
+    whole table for ``band_key IN (74 keys)``, a scan that grew with every article.
+    And an exact copy of a stored body never reaches the band index."""
     from worker.store.articles import _LOOKUP
 
     stored = factories.save_article()
@@ -411,6 +412,20 @@ def test_postgres_finds_near_copy_candidates_by_index_probes_without_statistics(
         plan = "\n".join(
             row[0] for row in connection.exec_driver_sql("EXPLAIN " + compiled.string, params)
         )
+        # An exact copy of a stored body: the candidates are not looked up at all.
+        stored_hash = connection.exec_driver_sql(
+            f"SELECT content_hash FROM articles WHERE id = {stored.article_id}"
+        ).scalar_one()
+        exact = compiled.construct_params({**params, "content_hash": stored_hash})
+        ran = "\n".join(
+            row[0]
+            for row in connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + compiled.string, exact
+            )
+        )
+    band_probes = [line for line in ran.splitlines() if "article_bands_pkey" in line]
+    assert band_probes, ran
+    assert all("never executed" in line for line in band_probes), ran
     assert "Seq Scan on article_bands" not in plan, plan
     # Each key of the unnested array probes the primary key (band_key, article_id).
     assert "Function Scan on unnest" in plan, plan
