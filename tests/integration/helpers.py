@@ -225,14 +225,21 @@ def dripping_page(body: bytes, *, chunk: int = 64, every: float = 0.25) -> Any:
 def counted_selects() -> Iterator[list[str]]:
     """The SELECT statements any engine sends while the block runs (reads run on an
     autocommit engine of their own on PostgreSQL, so the event is on the class)."""
-    selects: list[str] = []
+    with counted_statements(lambda sql: sql.lstrip().upper().startswith("SELECT")) as selects:
+        yield selects
+
+
+@contextmanager
+def counted_statements(keep: Callable[[str], bool] = lambda _sql: True) -> Iterator[list[str]]:
+    """The statements (those ``keep`` accepts) any engine sends while the block runs."""
+    statements: list[str] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
+        if keep(statement):
+            statements.append(statement)
 
     sa.event.listen(Engine, "before_cursor_execute", capture)
     try:
-        yield selects
+        yield statements
     finally:
         sa.event.remove(Engine, "before_cursor_execute", capture)

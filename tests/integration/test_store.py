@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from tests.integration.helpers import counted_selects
+from tests.integration.helpers import counted_selects, counted_statements
 from tests.support import factories
 from tests.support.factories import BODY, add_entries, add_feed, article_record, feed_item
 from worker import dedup, store
@@ -430,3 +430,33 @@ def test_postgres_finds_near_copy_candidates_by_index_probes_without_statistics(
     # Each key of the unnested array probes the primary key (band_key, article_id).
     assert "Function Scan on unnest" in plan, plan
     assert re.search(r"Index (Only )?Scan (on|using) article_bands_pkey", plan), plan
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_postgres_writes_an_article_that_starts_a_story_in_one_statement(
+    database_url: str,
+) -> None:
+    """Most stored articles start a story of their own. On PostgreSQL the article, its
+    new story (already counting it) and its band keys go in one statement, after the
+    dedup lock and the lookup; a full recount of the story agrees with what it wrote."""
+    with counted_statements() as statements:
+        saved = factories.save_article(
+            classification=_verdict(True, 0.8, ("military_aid", "sanctions"))
+        )
+    assert saved.action == "created"
+    writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
+    assert len(writes) == 2, writes  # the dedup lock's upsert, then everything else
+    assert "INSERT INTO articles" in writes[1]
+    assert "INSERT INTO stories" in writes[1]
+    assert "INSERT INTO article_bands" in writes[1]
+    written = _story_fields(saved.story_id)
+    assert written["first_article_id"] == saved.article_id
+    assert (written["article_count"], written["source_count"]) == (1, 1)
+    assert (written["is_ukraine_security"], written["security_score"]) == (True, 0.8)
+    assert written["topics"] == ["military_aid", "sanctions"]
+    with session_scope() as session:
+        assert session.exec(
+            select(ArticleBand).where(col(ArticleBand.article_id) == saved.article_id)
+        ).first()
+        store.refresh_story(session, saved.story_id)
+    assert _story_fields(saved.story_id) == written

@@ -177,6 +177,7 @@ def _lookup_branch(preference: int, *conditions: Any) -> Any:
 
 
 _CANDIDATE_PREFERENCE = 3
+"""The lookup's branch of near-duplicate candidates (any number of rows)."""
 
 
 def _candidate_ids_sqlite() -> Any:
@@ -289,7 +290,9 @@ def _look_up(session: Session, record: ArticleRecord, *, window: timedelta) -> _
         },
     ).all()
     # Each of the first three branches returns at most one row.
-    by_preference = {int(row.preference): row for row in found if row.preference < 3}
+    by_preference = {
+        int(row.preference): row for row in found if row.preference != _CANDIDATE_PREFERENCE
+    }
     existing = by_preference.get(0) or by_preference.get(1)
     candidates = sorted(
         (row for row in found if row.preference == _CANDIDATE_PREFERENCE), key=lambda r: r.id
@@ -372,8 +375,10 @@ def _story_join_values(article_id: Any) -> dict[str, Any]:
     syndicated by fifty outlets costs the fiftieth copy the same as the second.
     Counters move relative to the row's own values in one ``UPDATE``, so nothing
     of the story is read first but its topics, which come with the dedup lookup
-    (``story_topics``) and are merged in Python. A new story is inserted empty and
-    counts its first article here like any other. Runs under the dedup lock.
+    (``story_topics``) and are merged in Python. On SQLite a new story is inserted
+    empty and counts its first article here like any other; PostgreSQL writes it with
+    its first article already counted (:func:`_insert_article_starting_story_pg`).
+    Runs under the dedup lock.
 
     ``article_id``: a bound parameter (SQLite: the article was inserted just
     before) or the id the same statement's insert returns (PostgreSQL).
@@ -484,6 +489,79 @@ def _insert_article_joining_story_pg() -> Any:
 
 
 _INSERT_ARTICLE_JOINING_STORY_PG = _insert_article_joining_story_pg()
+
+
+def _insert_article_starting_story_pg() -> Any:
+    """PostgreSQL: an article that starts a new story, the story and the article's band
+    keys in one statement (``RETURNING`` the article's and the story's ids).
+
+    One round trip where it took two (insert an empty story, then the article joining
+    it): most articles a desk stores start a story of their own. The story's id is
+    drawn from its sequence first, so the article can point at the story and the story
+    at its first article within one statement (the foreign key is checked at its end).
+    The story is written as :func:`_story_join_values` would leave an empty story after
+    its first article: one article, one source, seen at ``join_created_at``, the
+    article's label, score and topics.
+    """
+    story = table_of(Story)
+    article = table_of(Article)
+    # SQL literals, not bound ones: see the note on constants in _story_join_values.
+    story_id = sa.select(
+        sa.literal_column("nextval(pg_get_serial_sequence('stories', 'id'))").label("id")
+    ).cte("story_id")
+    columns = _article_columns("a_")
+    del columns["story_id"]
+    inserted = (
+        sa.insert(article)
+        .from_select([*columns, "story_id"], sa.select(*columns.values(), story_id.c.id))
+        .returning(article.c.id)
+        .cte("inserted")
+    )
+    created = sa.bindparam("join_created_at", type_=story.c.first_seen_at.type)
+    started = (
+        sa.insert(story)
+        .from_select(
+            [
+                "id",
+                "title",
+                "first_article_id",
+                "first_seen_at",
+                "last_seen_at",
+                "article_count",
+                "source_count",
+                "is_ukraine_security",
+                "security_score",
+                "topics",
+                "created_at",
+                "updated_at",
+            ],
+            sa.select(
+                story_id.c.id,
+                sa.bindparam("story_title", type_=story.c.title.type),
+                inserted.c.id,
+                created,
+                created,
+                sa.literal_column("1"),
+                sa.literal_column("1"),
+                sa.bindparam("join_positive", type_=sa.Boolean),
+                sa.bindparam("join_score", type_=sa.Float),
+                sa.bindparam("join_topics", type_=story.c.topics.type),
+                created,
+                sa.bindparam("join_updated_at", type_=story.c.updated_at.type),
+            ).select_from(story_id.join(inserted, sa.true())),  # one row each
+        )
+        .returning(story.c.id)
+        .cte("started")
+    )
+    banded = _insert_bands_pg(inserted.c.id).cte("banded")
+    return (
+        sa.select(inserted.c.id, started.c.id.label("story_id"))
+        .select_from(inserted.join(started, sa.true()))
+        .add_cte(banded)
+    )
+
+
+_INSERT_ARTICLE_STARTING_STORY_PG = _insert_article_starting_story_pg()
 
 
 def _insert_empty_story() -> Any:
@@ -603,13 +681,8 @@ def save_article(
             values["duplicate_of_id"] = duplicate_of
         else:
             action = "near_duplicate"
-    if values["story_id"] is None:
-        # Created empty: the join below counts the first article like any other.
-        values["story_id"] = run_core(
-            session, _INSERT_STORY, {"title": record.title, "now": now, "topics": []}
-        ).scalar_one()
+    postgres = session.get_bind().dialect.name == "postgresql"
     join = {
-        "story_id": values["story_id"],
         "join_source": source_domain or record.canonical_url,
         "join_created_at": now,
         "join_positive": values["is_ukraine_security"],
@@ -617,19 +690,32 @@ def save_article(
         "join_topics": story_topics + [t for t in values["topics"] if t not in story_topics],
         "join_updated_at": now,
     }
-    if session.get_bind().dialect.name == "postgresql":
-        article_id = int(
-            run_core(
-                session,
-                _INSERT_ARTICLE_JOINING_STORY_PG,
-                {
-                    **{f"a_{name}": value for name, value in values.items()},
-                    **join,
-                    "band_keys": _band_keys(fp, duplicate=duplicate_of is not None),
-                },
-            ).scalar_one()
-        )
+    if postgres:
+        params = {
+            **{f"a_{name}": value for name, value in values.items()},
+            **join,
+            "band_keys": _band_keys(fp, duplicate=duplicate_of is not None),
+        }
+        if values["story_id"] is None:
+            row = run_core(
+                session, _INSERT_ARTICLE_STARTING_STORY_PG, {**params, "story_title": record.title}
+            ).one()
+            article_id, values["story_id"] = int(row[0]), int(row[1])
+        else:
+            article_id = int(
+                run_core(
+                    session,
+                    _INSERT_ARTICLE_JOINING_STORY_PG,
+                    {**params, "story_id": values["story_id"]},
+                ).scalar_one()
+            )
     else:
+        if values["story_id"] is None:
+            # Created empty: the join below counts the first article like any other.
+            values["story_id"] = run_core(
+                session, _INSERT_STORY, {"title": record.title, "now": now, "topics": []}
+            ).scalar_one()
+        join["story_id"] = values["story_id"]
         article_id = int(run_core(session, _INSERT_ARTICLE, values).scalar_one())
         run_core(session, _JOIN_STORY, {**join, "article_id": article_id})
         # Index only, no DELETE first: see _index_bands for why a new id has no bands.
