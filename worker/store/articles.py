@@ -496,33 +496,26 @@ def _insert_article_starting_story_pg() -> Any:
     keys in one statement (``RETURNING`` the article's and the story's ids).
 
     One round trip where it took two (insert an empty story, then the article joining
-    it): most articles a desk stores start a story of their own. The story's id is
-    drawn from its sequence first, so the article can point at the story and the story
-    at its first article within one statement (the foreign key is checked at its end).
-    The story is written as :func:`_story_join_values` would leave an empty story after
-    its first article: one article, one source, seen at ``join_created_at``, the
-    article's label, score and topics.
+    it): most articles a desk stores start a story of their own. The article's id is
+    drawn from its sequence first, so the story can name its first article and the
+    article its story within one statement. The story is inserted first (the article
+    reads its id), so the change log has the story's insert before the article's, the
+    order a reader applying it with foreign keys needs. It is written as
+    :func:`_story_join_values` would leave an empty story after its first article: one
+    article, one source, seen at ``join_created_at``, the article's label, score and
+    topics.
     """
     story = table_of(Story)
     article = table_of(Article)
     # SQL literals, not bound ones: see the note on constants in _story_join_values.
-    story_id = sa.select(
-        sa.literal_column("nextval(pg_get_serial_sequence('stories', 'id'))").label("id")
-    ).cte("story_id")
-    columns = _article_columns("a_")
-    del columns["story_id"]
-    inserted = (
-        sa.insert(article)
-        .from_select([*columns, "story_id"], sa.select(*columns.values(), story_id.c.id))
-        .returning(article.c.id)
-        .cte("inserted")
-    )
+    article_id = sa.select(
+        sa.literal_column("nextval(pg_get_serial_sequence('articles', 'id'))").label("id")
+    ).cte("article_id")
     created = sa.bindparam("join_created_at", type_=story.c.first_seen_at.type)
     started = (
         sa.insert(story)
         .from_select(
             [
-                "id",
                 "title",
                 "first_article_id",
                 "first_seen_at",
@@ -536,9 +529,8 @@ def _insert_article_starting_story_pg() -> Any:
                 "updated_at",
             ],
             sa.select(
-                story_id.c.id,
                 sa.bindparam("story_title", type_=story.c.title.type),
-                inserted.c.id,
+                article_id.c.id,
                 created,
                 created,
                 sa.literal_column("1"),
@@ -548,17 +540,26 @@ def _insert_article_starting_story_pg() -> Any:
                 sa.bindparam("join_topics", type_=story.c.topics.type),
                 created,
                 sa.bindparam("join_updated_at", type_=story.c.updated_at.type),
-            ).select_from(story_id.join(inserted, sa.true())),  # one row each
+            ),
         )
         .returning(story.c.id)
         .cte("started")
     )
-    banded = _insert_bands_pg(inserted.c.id).cte("banded")
-    return (
-        sa.select(inserted.c.id, started.c.id.label("story_id"))
-        .select_from(inserted.join(started, sa.true()))
-        .add_cte(banded)
+    columns = _article_columns("a_")
+    del columns["story_id"]
+    inserted = (
+        sa.insert(article)
+        .from_select(
+            ["id", *columns, "story_id"],
+            sa.select(article_id.c.id, *columns.values(), started.c.id).select_from(
+                article_id.join(started, sa.true())  # one row each
+            ),
+        )
+        .returning(article.c.id)
+        .cte("inserted")
     )
+    banded = _insert_bands_pg(inserted.c.id).cte("banded")
+    return sa.select(inserted.c.id, sa.select(started.c.id).scalar_subquery()).add_cte(banded)
 
 
 _INSERT_ARTICLE_STARTING_STORY_PG = _insert_article_starting_story_pg()
