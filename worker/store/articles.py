@@ -512,36 +512,22 @@ def _insert_article_starting_story_pg() -> Any:
         sa.literal_column("nextval(pg_get_serial_sequence('articles', 'id'))").label("id")
     ).cte("article_id")
     created = sa.bindparam("join_created_at", type_=story.c.first_seen_at.type)
+    first_counted: dict[str, Any] = {
+        "title": sa.bindparam("story_title", type_=story.c.title.type),
+        "first_article_id": article_id.c.id,
+        "first_seen_at": created,
+        "last_seen_at": created,
+        "article_count": sa.literal_column("1"),
+        "source_count": sa.literal_column("1"),
+        "is_ukraine_security": sa.bindparam("join_positive", type_=sa.Boolean),
+        "security_score": sa.bindparam("join_score", type_=sa.Float),
+        "topics": sa.bindparam("join_topics", type_=story.c.topics.type),
+        "created_at": created,
+        "updated_at": sa.bindparam("join_updated_at", type_=story.c.updated_at.type),
+    }
     started = (
         sa.insert(story)
-        .from_select(
-            [
-                "title",
-                "first_article_id",
-                "first_seen_at",
-                "last_seen_at",
-                "article_count",
-                "source_count",
-                "is_ukraine_security",
-                "security_score",
-                "topics",
-                "created_at",
-                "updated_at",
-            ],
-            sa.select(
-                sa.bindparam("story_title", type_=story.c.title.type),
-                article_id.c.id,
-                created,
-                created,
-                sa.literal_column("1"),
-                sa.literal_column("1"),
-                sa.bindparam("join_positive", type_=sa.Boolean),
-                sa.bindparam("join_score", type_=sa.Float),
-                sa.bindparam("join_topics", type_=story.c.topics.type),
-                created,
-                sa.bindparam("join_updated_at", type_=story.c.updated_at.type),
-            ),
-        )
+        .from_select(list(first_counted), sa.select(*first_counted.values()))
         .returning(story.c.id)
         .cte("started")
     )
