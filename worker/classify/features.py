@@ -114,10 +114,13 @@ and verb (``ракета/ракети/ракетою``), and a five-letter prefi
 keeps the word's meaning while folding its endings together."""
 
 
-def _stems(text: str) -> list[str]:
-    return [
-        w.replace("ё", "е").replace("'", "")[:_STEM_CHARS] for w in WORD.findall(text) if len(w) > 2
-    ]
+def _long_words(text: str) -> list[str]:
+    """Words of three letters or more: what stems and skeletons are made of."""
+    return [w for w in WORD.findall(text) if len(w) > 2]
+
+
+def _stems(words: list[str]) -> list[str]:
+    return [w.replace("ё", "е").replace("'", "")[:_STEM_CHARS] for w in words]
 
 
 _SKELETON_CONSONANTS = 4
@@ -152,8 +155,8 @@ def consonant_skeleton(word: str) -> str:
     return "".join(out)
 
 
-def _skeletons(text: str) -> list[str]:
-    skeletons = (consonant_skeleton(w) for w in WORD.findall(text) if len(w) > 2)
+def _skeletons(words: list[str]) -> list[str]:
+    skeletons = (consonant_skeleton(w) for w in words)
     return [s for s in skeletons if len(s) > 1]
 
 
@@ -164,15 +167,17 @@ def cyrillic_features(analysis: RuleAnalysis) -> dict[str, float]:
     Shared by the worker and ``eval/train_cyrillic.py``; the shipped weights use only the
     groups its cross-validation chose."""
     f = _rule_lexicon_features(analysis)
-    lead = analysis.body[:MODEL_BODY_CHARS]
-    title_stems = _stems(analysis.title)
+    # Each text is split into words once, for its stems and its skeletons.
+    title_words = _long_words(analysis.title)
+    lead_words = _long_words(analysis.body[:MODEL_BODY_CHARS])
+    title_stems = _stems(title_words)
     for stem in title_stems:
         f["ts:" + stem] = 1.0
-    for stem in title_stems + _stems(lead):
+    for stem in title_stems + _stems(lead_words):
         f["s:" + stem] = 1.0
-    title_skeletons = _skeletons(analysis.title)
+    title_skeletons = _skeletons(title_words)
     for skeleton in title_skeletons:
         f["tk:" + skeleton] = 1.0
-    for skeleton in title_skeletons + _skeletons(lead):
+    for skeleton in title_skeletons + _skeletons(lead_words):
         f["k:" + skeleton] = 1.0
     return f

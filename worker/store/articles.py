@@ -225,39 +225,43 @@ def _candidate_ids_pg() -> Any:
     return sa.func.array(ids.scalar_subquery())
 
 
+def _own_or_same_body(table: Any) -> list[tuple[Any, ...]]:
+    """The conditions of the lookup's first three branches, on ``table``: the article at
+    the record's canonical URL (preference 0), the one with its feed and GUID (1), and one
+    with the same body (2)."""
+    return [
+        (table.c.canonical_url == sa.bindparam("canonical_url"),),
+        (table.c.feed_id == sa.bindparam("feed_id"), table.c.guid == sa.bindparam("guid")),
+        (table.c.content_hash == sa.bindparam("content_hash"),),
+    ]
+
+
 _STORED = table_of(Article).alias("stored")
-
-
-def _stored(*conditions: Any) -> Any:
-    """Whether a stored article meets ``conditions`` on ``_STORED`` (an index probe; an
-    alias, so it never correlates with the query around it)."""
-    return sa.exists(sa.select(sa.literal_column("1")).select_from(_STORED).where(*conditions))
+"""An alias for the candidates' gates, so they never correlate with the query around them."""
 
 
 def _lookup(postgres: bool) -> Any:
     # The candidates only when no earlier branch can answer: an update or an exact copy
-    # (half of what a wire-heavy feed set stores) skips the band index. The conditions
-    # are uncorrelated, so PostgreSQL tests them once, before the branch's scan.
+    # (half of what a wire-heavy feed set stores) skips the band index. The gates are the
+    # earlier branches' conditions, uncorrelated, so PostgreSQL tests them once, before
+    # the branch's scan.
+    gates = [
+        ~sa.exists(sa.select(sa.literal_column("1")).select_from(_STORED).where(*conditions))
+        for conditions in _own_or_same_body(_STORED)
+    ]
     candidates = _MATCH_SELECT.add_columns(
         sa.literal_column(str(_CANDIDATE_PREFERENCE)).label("preference")
     ).where(
         col(Article.id) == sa.any_(_candidate_ids_pg())
         if postgres
         else col(Article.id).in_(_candidate_ids_sqlite()),
-        ~_stored(_STORED.c.canonical_url == sa.bindparam("canonical_url")),
-        ~_stored(
-            _STORED.c.feed_id == sa.bindparam("feed_id"), _STORED.c.guid == sa.bindparam("guid")
-        ),
-        ~_stored(_STORED.c.content_hash == sa.bindparam("content_hash")),
+        *gates,
     )
     return sa.union_all(
-        _lookup_branch(0, col(Article.canonical_url) == sa.bindparam("canonical_url")),
-        _lookup_branch(
-            1,
-            col(Article.feed_id) == sa.bindparam("feed_id"),
-            col(Article.guid) == sa.bindparam("guid"),
+        *(
+            _lookup_branch(preference, *conditions)
+            for preference, conditions in enumerate(_own_or_same_body(table_of(Article)))
         ),
-        _lookup_branch(2, col(Article.content_hash) == sa.bindparam("content_hash")),
         candidates,
     )
 
