@@ -33,15 +33,21 @@ runs, machines and Python versions.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 
+import numpy as np
+
 from .minhash import (
     BANDS,
+    EMPTY_BIN,
+    MIN_FILLED_BINS,
     NUM_PERM,
     ROWS,
     SHINGLE_SIZE,
+    check_signature,
     content_hash,
     decode_signature,
     encode_signature,
@@ -63,7 +69,9 @@ __all__ = [
     "SHINGLE_SIZE",
     "Fingerprint",
     "Match",
+    "StoredFingerprint",
     "Thresholds",
+    "best_match",
     "content_hash",
     "decide",
     "decode_signature",
@@ -215,20 +223,32 @@ def title_band_keys(title: str, day: datetime) -> list[str]:
     in a Ukraine-focused database "ukraine" is in most headlines, and an
     unbucketed key would grow with the whole history.
     """
+    return _dated_title_keys(_title_band_digests(title), day)
+
+
+def _dated_title_keys(digests: tuple[str, ...], day: datetime) -> list[str]:
+    stamp = _day(day).strftime("%Y%m%d")
+    return [f"t{band}:{stamp}:{digest}" for band, digest in enumerate(digests)]
+
+
+@lru_cache(maxsize=4096)
+def _title_band_digests(title: str) -> tuple[str, ...]:
+    """The headline's band digests, which do not depend on the day: a lookup dates
+    the same digests for each of the window's seven days, and a wire headline
+    comes back with every copy."""
     tokens = _title_tokens(title)
     if not tokens:
-        return []
+        return ()
     hashed = [word_hash(t) for t in tokens]
-    stamp = _day(day).strftime("%Y%m%d")
-    keys: list[str] = []
+    digests: list[str] = []
     for band in range(TITLE_BANDS):
         mins: list[int] = []
         for row in range(TITLE_ROWS):
             a, c = _title_hash_params(band * TITLE_ROWS + row)
             mins.append(min((a * h + c) % _MERSENNE for h in hashed))
         packed = b"".join(m.to_bytes(8, "little") for m in mins)
-        keys.append(f"t{band}:{stamp}:{hashlib.blake2b(packed, digest_size=6).hexdigest()}")
-    return keys
+        digests.append(hashlib.blake2b(packed, digest_size=6).hexdigest())
+    return tuple(digests)
 
 
 # -- fingerprints and decisions -------------------------------------------------
@@ -259,21 +279,28 @@ def fingerprint(*, title: str, body: str, published_at: datetime | None) -> Fing
 
 def index_keys(fp: Fingerprint) -> list[str]:
     """Keys to store for ``fp`` in the band table (body bands + dated title bands)."""
-    keys = lsh_band_keys(fp.signature)
+    keys = list(_body_band_keys(fp.signature))
     if fp.published_at is not None:
         keys.extend(title_band_keys(fp.title, fp.published_at))
     return keys
 
 
+@lru_cache(maxsize=64)
+def _body_band_keys(signature: tuple[int, ...]) -> tuple[str, ...]:
+    """:func:`lsh_band_keys`, once for a new article's lookup and its index entry."""
+    return tuple(lsh_band_keys(signature))
+
+
 def query_keys(fp: Fingerprint, *, window: timedelta = timedelta(days=3)) -> list[str]:
     """Keys to look up for a new ``fp``: its body bands, and its title bands for every
     day within ``window`` of its date (an edited headline may be a day older)."""
-    keys = lsh_band_keys(fp.signature)
+    keys = list(_body_band_keys(fp.signature))
     if fp.published_at is not None:
         days = max(0, window.days + (1 if window.seconds or window.microseconds else 0))
         start = _day(fp.published_at)
+        digests = _title_band_digests(fp.title)
         for offset in range(-days, days + 1):
-            keys.extend(title_band_keys(fp.title, start + timedelta(days=offset)))
+            keys.extend(_dated_title_keys(digests, start + timedelta(days=offset)))
     return keys
 
 
@@ -365,19 +392,133 @@ def match(
     """
     exact = bool(new.content_hash) and new.content_hash == existing.content_hash
     body = signature_similarity(new.signature, existing.signature)
-    title = title_similarity(new.title, existing.title)
-    in_window, when = _within(new.published_at, existing.published_at, window)
     short = is_short_signature(new.signature) or is_short_signature(existing.signature)
-    same, rule = decide(
-        exact=exact,
-        in_window=in_window,
-        short=short,
-        body=body,
-        title=title,
-        thresholds=thresholds,
+    return _Decision.of(new, existing, exact, body, short, window, thresholds).as_match()
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """:func:`decide`'s verdict on one pair with its inputs, before the operator-facing
+    reason is formatted (:meth:`as_match`): :func:`best_match` formats it only for
+    the candidate it returns."""
+
+    same: bool
+    rule: str
+    exact: bool
+    body: float
+    title: float
+    when: str
+
+    @classmethod
+    def of(
+        cls,
+        new: Fingerprint,
+        existing: Fingerprint | StoredFingerprint,
+        exact: bool,
+        body: float,
+        short: bool,
+        window: timedelta,
+        thresholds: Thresholds,
+    ) -> _Decision:
+        title = title_similarity(new.title, existing.title)
+        in_window, when = _within(new.published_at, existing.published_at, window)
+        same, rule = decide(
+            exact=exact,
+            in_window=in_window,
+            short=short,
+            body=body,
+            title=title,
+            thresholds=thresholds,
+        )
+        return cls(same, rule, exact, body, title, when)
+
+    def as_match(self) -> Match:
+        reason = _REASONS[self.rule].format(body=self.body, title=self.title, when=self.when)
+        return Match(self.same, self.exact, round(self.body, 4), round(self.title, 4), reason)
+
+
+@dataclass(frozen=True)
+class StoredFingerprint:
+    """A stored article's fingerprint as its columns hold it: the signature still
+    encoded (:func:`encode_signature`, or ``None`` for none), so that a lookup's
+    candidates are compared without decoding each one (:func:`best_match`)."""
+
+    content_hash: str | None
+    minhash: bytes | None
+    title: str
+    published_at: datetime | None
+
+
+def best_match(
+    new: Fingerprint,
+    candidates: Sequence[StoredFingerprint],
+    *,
+    window: timedelta = timedelta(days=3),
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> tuple[int, Match] | None:
+    """The candidate ``new`` is the same story as with the highest body similarity
+    (the first of equals), by its index, and the verdict; ``None`` if there is none.
+
+    The verdict of each candidate is :func:`match`'s (``tests/unit/test_dedup.py``
+    checks the two agree on random pairs). Why a function of its own: a lookup meets
+    about 35 candidates, under the dedup lock, and comparing them one by one cost
+    more client CPU than its statements (decoding 128 integers, two distinct-value
+    counts and a formatted reason for each); here the signatures are compared
+    together as one array and only the winner's reason is formatted.
+    """
+    if not candidates:
+        return None
+    body, short = _body_features(new.signature, [c.minhash for c in candidates])
+    best: _Decision | None = None
+    best_index = -1
+    for index, candidate in enumerate(candidates):
+        exact = bool(new.content_hash) and new.content_hash == candidate.content_hash
+        decision = _Decision.of(
+            new, candidate, exact, body[index], short[index], window, thresholds
+        )
+        if decision.same and (best is None or decision.body > best.body):
+            best, best_index = decision, index
+    return None if best is None else (best_index, best.as_match())
+
+
+def _body_features(
+    signature: tuple[int, ...], stored: Sequence[bytes | None]
+) -> tuple[list[float], list[bool]]:
+    """Per stored signature: :func:`signature_similarity` with ``signature`` and whether
+    either is short (:func:`is_short_signature`), computed on one array."""
+    rows = [_signature_bytes(blob) for blob in stored]
+    new_short = is_short_signature(signature)
+    body = [0.0] * len(rows)
+    short = [True] * len(rows)
+    present = [i for i, row in enumerate(rows) if row is not None]
+    if not present:
+        return body, short
+    matrix = np.frombuffer(b"".join(rows[i] or b"" for i in present), dtype="<u4").reshape(
+        len(present), NUM_PERM
     )
-    reason = _REASONS[rule].format(body=body, title=title, when=when)
-    return Match(same, exact, round(body, 4), round(title, 4), reason)
+    ordered = np.sort(matrix, axis=1)
+    distinct = 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1)
+    empty = ordered[:, 0] == EMPTY_BIN  # sorted: the smallest bin empty means all are
+    comparable = len(signature) == NUM_PERM and signature.count(EMPTY_BIN) != NUM_PERM
+    same = (
+        np.count_nonzero(matrix == np.asarray(signature, dtype=np.uint32), axis=1)
+        if comparable
+        else None
+    )
+    for row, i in enumerate(present):
+        short[i] = new_short or int(distinct[row]) < MIN_FILLED_BINS
+        if same is not None and not empty[row]:
+            body[i] = int(same[row]) / NUM_PERM
+    return body, short
+
+
+def _signature_bytes(blob: bytes | None) -> bytes | None:
+    """The uint32 bins of an encoded signature; ``ValueError`` as
+    :func:`decode_signature` for a foreign or damaged value."""
+    if not blob:
+        return None
+    check_signature(blob)
+    return blob[1:]
 
 
 # The operator-facing reason of each rule of :func:`decide`, formatted only for the

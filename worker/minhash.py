@@ -31,7 +31,8 @@ assert BANDS * ROWS == NUM_PERM
 MIN_FILLED_BINS = 32
 
 SIGNATURE_VERSION = 1
-_EMPTY = 0xFFFFFFFF  # bin value of an empty signature (no words at all)
+EMPTY_BIN = 0xFFFFFFFF
+"""The value of a bin no shingle fell into; every bin of an empty text's signature."""
 _MASK64 = (1 << 64) - 1
 _WORD_RE = re.compile(r"[^\W_]+")
 
@@ -128,11 +129,11 @@ def minhash_signature(text: str, *, shingle_size: int = SHINGLE_SIZE) -> tuple[i
 
 def signature_of_words(words: list[str], shingle_size: int) -> tuple[int, ...]:
     if not words:
-        return (_EMPTY,) * NUM_PERM
+        return (EMPTY_BIN,) * NUM_PERM
     table = {w: word_hash(w) for w in set(words)}
     hashes = [table[w] for w in words]
     k = max(1, min(shingle_size, len(hashes)))
-    mins = [_EMPTY] * NUM_PERM
+    mins = [EMPTY_BIN] * NUM_PERM
     mask = _MASK64
     # Polynomial hash of each k-word window, sum(h[i+j] * c[j]) mod 2**64 with
     # odd coefficients; bin = top 7 bits, value = the next 31 bits.
@@ -153,7 +154,7 @@ def signature_of_words(words: list[str], shingle_size: int) -> tuple[int, ...]:
         v = (h >> 26) & 0x7FFFFFFF
         if v < mins[b]:
             mins[b] = v
-    empty = _EMPTY
+    empty = EMPTY_BIN
     signature = mins[:]
     for b in range(NUM_PERM):
         if mins[b] == empty:
@@ -166,7 +167,7 @@ def signature_of_words(words: list[str], shingle_size: int) -> tuple[int, ...]:
 
 def _is_empty(signature: tuple[int, ...]) -> bool:
     # tuple.count runs in C: this is called for every candidate of every lookup.
-    return signature.count(_EMPTY) == len(signature)
+    return signature.count(EMPTY_BIN) == len(signature)
 
 
 def is_short_signature(signature: tuple[int, ...]) -> bool:
@@ -222,10 +223,16 @@ def encode_signature(signature: tuple[int, ...]) -> bytes:
     return bytes([SIGNATURE_VERSION]) + values.tobytes()
 
 
-def decode_signature(data: bytes) -> tuple[int, ...]:
-    """Inverse of :func:`encode_signature`; ``ValueError`` for a foreign or damaged value."""
+def check_signature(data: bytes) -> None:
+    """``ValueError`` unless ``data`` is an encoded version-1 signature: its bins are then
+    ``data[1:]``, little-endian uint32s."""
     if len(data) != 1 + 4 * NUM_PERM or data[0] != SIGNATURE_VERSION:
         raise ValueError("not a version-1 MinHash signature")
+
+
+def decode_signature(data: bytes) -> tuple[int, ...]:
+    """Inverse of :func:`encode_signature`; ``ValueError`` for a foreign or damaged value."""
+    check_signature(data)
     values = array("I")
     values.frombytes(data[1:])
     if sys.byteorder == "big":  # pragma: no cover

@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 from worker.dedup import (
     BANDS,
     NUM_PERM,
+    Fingerprint,
+    StoredFingerprint,
+    best_match,
     content_hash,
     decode_signature,
     encode_signature,
@@ -27,6 +30,7 @@ from worker.dedup import (
     normalize_text,
     query_keys,
     signature_similarity,
+    title_band_keys,
     title_similarity,
 )
 
@@ -271,6 +275,129 @@ def test_short_body_candidates_found_by_title_keys() -> None:
     far = fingerprint(title=b.title, body="x", published_at=T0 + timedelta(days=20))
     assert not set(query_keys(far)) & set(index_keys(a))
     assert all(len(k) <= 40 for k in query_keys(a))
+
+
+def test_query_keys_date_the_title_keys_of_each_day_of_the_window() -> None:
+    fp = fingerprint(title="Russian missiles hit Kyiv power plant", body=LOREM, published_at=T0)
+    expected = set(lsh_band_keys(fp.signature))
+    for offset in range(-3, 4):
+        expected.update(title_band_keys(fp.title, T0 + timedelta(days=offset)))
+    assert set(query_keys(fp, window=timedelta(days=3))) == expected
+    assert len(expected) == BANDS + 7 * 6
+    assert set(index_keys(fp)) == set(lsh_band_keys(fp.signature)) | set(
+        title_band_keys(fp.title, T0)
+    )
+
+
+# A pool of texts whose pairs cover every rule of match(): copies and edits of one
+# body, a shorter cut (short signature), feed-summary-length texts, an empty body,
+# unrelated text, and headlines that agree fully, partly or not at all.
+_WORDS = LOREM.split()
+_BODIES = (
+    LOREM * 3,
+    LOREM * 3 + "Updated with the mayor's comments.",
+    " ".join(_WORDS[::-1]) * 3,
+    LOREM,
+    " ".join(_WORDS[:30]),
+    " ".join(_WORDS[:12]),
+    "",
+    "Foreign ministers met in Brussels on Monday to agree the next sanctions package. " * 6,
+)
+_TITLES = (
+    "Russian missiles hit Kyiv power plant overnight",
+    "Russian missiles hit Kyiv power plant",
+    "Kyiv power plant hit by Russian missiles, mayor says",
+    "EU ministers agree new sanctions package",
+    "",
+)
+_POOL = [fingerprint(title=t, body=b, published_at=T0) for b in _BODIES for t in _TITLES]
+
+
+def _stored(fp: Fingerprint, *, encoded: bool) -> StoredFingerprint:
+    return StoredFingerprint(
+        content_hash=fp.content_hash,
+        minhash=encode_signature(fp.signature) if encoded else None,
+        title=fp.title,
+        published_at=fp.published_at,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    new=st.integers(0, len(_POOL) - 1),
+    new_hours=st.one_of(st.none(), st.integers(-24 * 6, 24 * 6)),
+    candidates=st.lists(
+        st.tuples(
+            st.integers(0, len(_POOL) - 1),
+            st.one_of(st.none(), st.integers(-24 * 6, 24 * 6)),
+            st.booleans(),  # aware or naive date
+            st.booleans(),  # signature stored or not
+        ),
+        max_size=12,
+    ),
+)
+def test_best_match_is_the_best_of_match_on_each_candidate(
+    new: int,
+    new_hours: int | None,
+    candidates: list[tuple[int, int | None, bool, bool]],
+) -> None:
+    """best_match compares the candidates as one array; its verdicts must be match()'s,
+    and its choice the first candidate of the highest body similarity that is the
+    same story."""
+    base = _POOL[new]
+    new_fp = Fingerprint(
+        base.content_hash,
+        base.signature,
+        base.title,
+        None if new_hours is None else T0 + timedelta(hours=new_hours),
+    )
+    stored: list[StoredFingerprint] = []
+    decoded: list[Fingerprint] = []
+    for index, hours, aware, encoded in candidates:
+        fp = _POOL[index]
+        when = None if hours is None else T0 + timedelta(hours=hours)
+        if when is not None and not aware:
+            when = when.replace(tzinfo=None)
+        stored.append(
+            _stored(Fingerprint(fp.content_hash, fp.signature, fp.title, when), encoded=encoded)
+        )
+        decoded.append(
+            Fingerprint(fp.content_hash, fp.signature if encoded else (), fp.title, when)
+        )
+    verdicts = [match(new_fp, one) for one in decoded]
+    expected = None
+    for index, verdict in enumerate(verdicts):
+        if verdict.same_story and (
+            expected is None or verdict.body_similarity > expected[1].body_similarity
+        ):
+            expected = (index, verdict)
+    assert best_match(new_fp, stored) == expected
+
+
+def test_best_match_finds_the_copy_among_unrelated_candidates() -> None:
+    new = fingerprint(title=_TITLES[0], body=_BODIES[1], published_at=T0)
+    candidates = [
+        _stored(fingerprint(title=_TITLES[3], body=_BODIES[7], published_at=T0), encoded=True),
+        _stored(fingerprint(title=_TITLES[1], body=_BODIES[0], published_at=T0), encoded=True),
+        _stored(fingerprint(title=_TITLES[0], body=_BODIES[2], published_at=T0), encoded=True),
+    ]
+    found = best_match(new, candidates)
+    assert found is not None
+    index, verdict = found
+    assert index == 1
+    assert verdict.same_story
+    assert not verdict.exact
+    assert verdict.body_similarity > 0.8
+    assert "near-duplicate body" in verdict.reason
+    assert best_match(new, candidates[:1]) is None
+    assert best_match(new, []) is None
+
+
+def test_best_match_rejects_a_damaged_signature() -> None:
+    new = fingerprint(title=_TITLES[0], body=LOREM, published_at=T0)
+    damaged = StoredFingerprint("x", b"\x07" + bytes(4 * NUM_PERM), _TITLES[0], T0)
+    with pytest.raises(ValueError, match="version-1"):
+        best_match(new, [damaged])
 
 
 def test_fingerprint_speed() -> None:

@@ -114,6 +114,15 @@ def _apply_classification(article: Article, classification: Classification) -> N
         setattr(article, name, value)
 
 
+def _stored_candidate(row: Any) -> dedup.StoredFingerprint:
+    return dedup.StoredFingerprint(
+        content_hash=row.content_hash,
+        minhash=row.minhash,
+        title=row.title,
+        published_at=row.published_at,
+    )
+
+
 def _stored_fingerprint(article: Any) -> dedup.Fingerprint:
     signature = dedup.decode_signature(article.minhash) if article.minhash else ()
     return dedup.Fingerprint(
@@ -317,14 +326,10 @@ def _find_story_match(
         return lookup.same_body, dedup.match(
             fp, _stored_fingerprint(lookup.same_body), window=window
         )
-    best: tuple[Any, dedup.Match] | None = None
-    for candidate in lookup.candidates:
-        verdict = dedup.match(fp, _stored_fingerprint(candidate), window=window)
-        if not verdict.same_story:
-            continue
-        if best is None or verdict.body_similarity > best[1].body_similarity:
-            best = (candidate, verdict)
-    return best
+    found = dedup.best_match(
+        fp, [_stored_candidate(row) for row in lookup.candidates], window=window
+    )
+    return None if found is None else (lookup.candidates[found[0]], found[1])
 
 
 def refresh_story(session: Session, story_id: int) -> None:
