@@ -18,8 +18,9 @@ Three questions, three tools (rules, parameters and evaluation figures are in
   (bucketed by day) make those candidates findable too.
 
 Storage calls :func:`index_keys` when it stores an article and
-:func:`query_keys` to look candidates up, then :func:`match` on each
-candidate's :class:`Fingerprint`; nothing here touches a database.
+:func:`query_keys` to look candidates up, then :func:`best_match` over the
+candidates' stored columns (:class:`StoredFingerprint`), which is :func:`match`
+on each, computed on one numpy array; nothing here touches a database.
 
 MinHash (:mod:`worker.minhash`) is implemented in pure Python as *one-permutation
 hashing with optimal densification* (Li et al. 2012; Shrivastava 2017): one hash per
