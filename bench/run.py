@@ -189,13 +189,18 @@ def _host_usage(before: dict[str, int], after: dict[str, int]) -> dict[str, floa
     """Shares of the host's core time between two readings: busy, idle, iowait, steal.
 
     ``idle`` is what the run left unused: processes waiting (on the network, a
-    lock, the next task) while no other process had work for that core.
+    lock, the next task) while no other process had work for that core. ``kernel``
+    is the part of ``busy`` spent in the kernel (system calls, interrupts): the bare
+    run makes almost none, so in the end-to-end phase it is mostly the sockets to
+    Redis, PostgreSQL and the news web, and waking the process at the other end.
     """
     delta = {k: after[k] - before[k] for k in before}
     total = sum(delta.values()) or 1
     busy = total - delta["idle"] - delta["iowait"] - delta["steal"]
+    kernel = delta["system"] + delta["irq"] + delta["softirq"]
     return {
         "busy": round(busy / total, 3),
+        "kernel": round(kernel / total, 3),
         "idle": round(delta["idle"] / total, 3),
         "iowait": round(delta["iowait"] / total, 3),
         "steal": round(delta["steal"] / total, 3),
@@ -872,7 +877,8 @@ def run_worker(
 def _shares(host: dict[str, float] | None) -> str:
     if not host:
         return "-"
-    return " / ".join(f"{100 * host[k]:.0f} %" for k in ("busy", "idle", "iowait"))
+    shares = " / ".join(f"{100 * host[k]:.0f} %" for k in ("busy", "idle", "iowait"))
+    return f"{shares} (kernel {100 * host['kernel']:.0f} %)" if "kernel" in host else shares
 
 
 def print_table(result: dict[str, Any]) -> None:
