@@ -123,16 +123,6 @@ def _stored_candidate(row: Any) -> dedup.StoredFingerprint:
     )
 
 
-def _stored_fingerprint(article: Any) -> dedup.Fingerprint:
-    signature = dedup.decode_signature(article.minhash) if article.minhash else ()
-    return dedup.Fingerprint(
-        content_hash=article.content_hash,
-        signature=signature,
-        title=article.title,
-        published_at=article.published_at,
-    )
-
-
 # Only what matching and joining a story read from a candidate, not its body:
 # a wire story has tens of copies, each a candidate of the next, and loading
 # their bodies and evidence would cost far more than comparing signatures.
@@ -321,15 +311,13 @@ def _find_story_match(
 
     Returns the matching article as a row of ``_MATCH_COLUMNS`` and the verdict.
     """
-    fp = record.fingerprint
-    if lookup.same_body is not None:
-        return lookup.same_body, dedup.match(
-            fp, _stored_fingerprint(lookup.same_body), window=window
-        )
+    # The same body is an exact copy (its hash is non-empty: the lookup binds no empty
+    # hash), so it is the story's match whatever the candidates are.
+    rows = [lookup.same_body] if lookup.same_body is not None else lookup.candidates
     found = dedup.best_match(
-        fp, [_stored_candidate(row) for row in lookup.candidates], window=window
+        record.fingerprint, [_stored_candidate(row) for row in rows], window=window
     )
-    return None if found is None else (lookup.candidates[found[0]], found[1])
+    return None if found is None else (rows[found[0]], found[1])
 
 
 def refresh_story(session: Session, story_id: int) -> None:
