@@ -44,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench import pgstats  # noqa: E402
+from bench import pgstats, stage_cpu  # noqa: E402
 from bench.newsweb import NewsWeb, Page, article_path, load_pages, make_plan, page_bytes  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -657,6 +657,10 @@ def run_worker(
             n_workers = max(1, getattr(args, "workers", 1))
             hostnames = [f"w{i + 1}@bench" for i in range(n_workers)]
             cores = _worker_cores(n_workers, getattr(args, "pin", False))
+            # --stage-cpu: the workers run probed (bench/stage_cpu.py) and write
+            # their stages' CPU here; beat is not probed.
+            stage_dir = workdir / "stage-cpu" if getattr(args, "stage_cpu", False) else None
+            worker_env = {**env, stage_cpu.ENV_DIR: str(stage_dir)} if stage_dir else env
             workers: list[services.CeleryProcess] = []
             beat: services.CeleryProcess | None = None
             sampler: RssSampler | None = None
@@ -666,11 +670,12 @@ def run_worker(
                     workers.append(
                         services.start_celery(
                             "worker",
-                            env,
+                            worker_env,
                             workdir=workdir,
                             concurrency=args.concurrency,
                             extra=["--hostname", hostname],
                             cpus=cpus,
+                            module="bench.stage_cpu" if stage_dir else "worker.cli",
                         )
                     )
                 sampler = RssSampler([w.process.pid for w in workers])
@@ -701,6 +706,7 @@ def run_worker(
                 )
                 each0 = [_tree_cpu_s(pid) for pid in worker_pids]
                 parts0 = _deployment_cpu_s(*pids)
+                stages0 = stage_cpu.read(stage_dir) if stage_dir else {}
                 cpu0 = os.times()
                 host0 = _host_ticks()
                 t0 = time.monotonic()
@@ -722,6 +728,7 @@ def run_worker(
                 cpu1 = os.times()
                 parts1 = _deployment_cpu_s(*pids)
                 each1 = [_tree_cpu_s(pid) for pid in worker_pids]
+                stages1 = stage_cpu.read(stage_dir) if stage_dir else {}
                 if db_waits is not None:
                     db_waits.stop()
                 cpu_parts = {k: parts1[k] - parts0[k] for k in parts1}
@@ -770,6 +777,11 @@ def run_worker(
                         hostnames, cores, workers, each0, each1, strict=True
                     )
                 ]
+                if stage_dir:
+                    e2e["stage_cpu_ms_per_entry"] = _stage_table(
+                        stage_cpu.per_entry(stages0, stages1, entries=done),
+                        pool_ms=e2e["cpu_ms_per_article_by_process"]["pool"],
+                    )
                 if db_waits is not None:
                     e2e["db_activity"] = db_waits.summary()
                 if pg_figures is not None:
@@ -939,9 +951,32 @@ def print_table(result: dict[str, Any]) -> None:
             f"{per['commits']} commits, {per['begin']} BEGIN, {per['pings']} pings, "
             f"server {per['server_ms']} ms (plan {per['server_plan_ms']})"
         )))  # fmt: skip
+    stages = e2e.get("stage_cpu_ms_per_entry")
+    if stages:
+        rows.append(("pool CPU per entry by stage", " ".join(
+            f"{k} {v}" for k, v in stages["stages"].items()
+        ) + f"; not probed {stages['not_probed']}"))  # fmt: skip
+        rows.append(("bare work inside the pool", (
+            f"{stages['bare_work']} ms per entry (bare run: "
+            f"{base.get('cpu_ms_per_page', float('nan'))} ms per page); the pool adds "
+            f"{stages['pool_added']} ms per entry"
+        )))  # fmt: skip
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+
+
+def _stage_table(per_entry: dict[str, float], *, pool_ms: float) -> dict[str, Any]:
+    """The probed stages (ms per entry), the bare work's share of them, and the pool's
+    CPU that no probe covered (Celery, billiard, logging, the fetch thread's own)."""
+    bare = round(sum(per_entry[s] for s in stage_cpu.BARE_STAGES), 2)
+    probed = sum(per_entry.values())
+    return {
+        "stages": per_entry,
+        "bare_work": bare,
+        "not_probed": round(pool_ms - probed, 2),
+        "pool_added": round(pool_ms - bare, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -980,6 +1015,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-rounds", type=int, default=3, help="0 skips the poll-only phase")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--stage-cpu",
+        action="store_true",
+        help="probe the pool's stages (bench/stage_cpu.py): CPU per entry of fetch, "
+        "extract, classify, store, ... beside the bare work's",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/)")
     parser.add_argument(
         "--keep-db", type=Path, default=None,

@@ -233,15 +233,18 @@ def start_celery(
     concurrency: int = 2,
     extra: list[str] | None = None,
     cpus: Collection[int] | None = None,
+    module: str = "worker.cli",
 ) -> CeleryProcess:
     """Start ``ingest worker`` or ``ingest beat`` (the same commands the containers run).
 
     ``cpus`` pins the process to those cores before it starts, so the pool it
     forks inherits the pinning: a benchmark can then say how many cores it gave
     each worker (bench/run.py ``--pin``) instead of leaving it to the scheduler.
+    ``module``: what ``python -m`` runs; ``bench.stage_cpu`` is ``ingest`` with the
+    pipeline's stages probed (bench/run.py ``--stage-cpu``).
     """
     log_path = workdir / f"celery-{role}-{time.monotonic_ns()}.log"
-    args = [sys.executable, "-m", "worker.cli", role]
+    args = [sys.executable, "-m", module, role]
     if role == "worker":
         args += ["--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
     else:
