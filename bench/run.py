@@ -780,7 +780,9 @@ def run_worker(
                 if stage_dir:
                     e2e["stage_cpu_ms_per_entry"] = _stage_table(
                         stage_cpu.per_entry(stages0, stages1, entries=done),
+                        stage_cpu.per_entry(stages0, stages1, entries=done, clock="wall_s"),
                         pool_ms=e2e["cpu_ms_per_article_by_process"]["pool"],
+                        process_wall_ms=seconds * 1000 * args.concurrency * n_workers / done,
                     )
                 if db_waits is not None:
                     e2e["db_activity"] = db_waits.summary()
@@ -961,21 +963,40 @@ def print_table(result: dict[str, Any]) -> None:
             f"{base.get('cpu_ms_per_page', float('nan'))} ms per page); the pool adds "
             f"{stages['pool_added']} ms per entry"
         )))  # fmt: skip
+        if "waits" in stages:
+            rows.append(("pool waits per entry by stage", " ".join(
+                f"{k} {v}" for k, v in stages["waits"].items() if abs(v) >= 0.01
+            ) + (f"; a process's wall {stages['process_wall']} ms per entry, "
+                 f"{stages['outside_stages']} of it outside the stages")))  # fmt: skip
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
 
 
-def _stage_table(per_entry: dict[str, float], *, pool_ms: float) -> dict[str, Any]:
-    """The probed stages (ms per entry), the bare work's share of them, and the pool's
-    CPU that no probe covered (Celery, billiard, logging, the fetch thread's own)."""
-    bare = round(sum(per_entry[s] for s in stage_cpu.BARE_STAGES), 2)
-    probed = sum(per_entry.values())
+def _stage_table(
+    cpu: dict[str, float], wall: dict[str, float], *, pool_ms: float, process_wall_ms: float
+) -> dict[str, Any]:
+    """The probed stages' CPU (ms per entry), the bare work's share of it, the pool's
+    CPU that no probe covered (Celery, billiard, logging, the fetch thread's own),
+    and where a pool process's wall time went.
+
+    ``waits``: each stage's wall less its CPU, what its thread waited there (the
+    database and its locks for begin and store, the page still arriving for
+    prepare). ``outside_stages`` is a pool process's wall per entry (the phase's
+    length x processes / entries) less the stages run on its main thread (all but
+    the fetch, which runs on the prefetch thread): Celery's handling of a task, and
+    the time the process waited for its next task.
+    """
+    bare = round(sum(cpu[s] for s in stage_cpu.BARE_STAGES), 2)
+    main_thread_wall = sum(v for k, v in wall.items() if k != "fetch")
     return {
-        "stages": per_entry,
+        "stages": cpu,
         "bare_work": bare,
-        "not_probed": round(pool_ms - probed, 2),
+        "not_probed": round(pool_ms - sum(cpu.values()), 2),
         "pool_added": round(pool_ms - bare, 2),
+        "waits": {k: round(wall[k] - cpu[k], 2) for k in cpu},
+        "process_wall": round(process_wall_ms, 2),
+        "outside_stages": round(process_wall_ms - main_thread_wall, 2),
     }
 
 

@@ -8,7 +8,7 @@ and the rate limiter at several times their real cost. This module measures with
 the threads' own CPU clocks (``time.thread_time``, user + system) instead.
 
 ``python -m bench.stage_cpu worker ...`` is ``ingest worker ...`` with probes put
-around the pipeline's stage functions before Celery starts, so every pool child
+around the pipeline's stage functions before the pool forks, so every pool child
 inherits them. Nothing in ``worker/`` changes; the probes replace module attributes
 the pipeline looks up at call time. Each probe adds the CPU its thread spent in
 the call, *less* what nested probes already counted, to its stage (so the stages
@@ -53,6 +53,8 @@ PROBES: tuple[tuple[str, str, str], ...] = (
     ("worker.pipeline", "begin_entries", "begin"),
     ("worker.pipeline.entries", "begin_entry", "begin"),
     ("worker.pipeline.entries", "fetch_page", "fetch"),
+    # prepare_entry less its nested stages: mostly waiting for the prefetched page.
+    ("worker.pipeline", "prepare_entry", "prepare"),
     ("worker.pipeline", "store_prepared", "store"),
     ("worker.pipeline", "store_prepared_batch", "store"),
 )
@@ -61,29 +63,33 @@ STAGES = tuple(dict.fromkeys(stage for _m, _a, stage in PROBES))
 _lock = threading.Lock()
 _local = threading.local()
 _cpu: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+_wall: dict[str, float] = dict.fromkeys(STAGES, 0.0)
 _calls: dict[str, int] = dict.fromkeys(STAGES, 0)
 
 
 def probe(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn``, with the CPU its thread spends in it counted to ``stage`` (nested
-    probes' CPU excepted)."""
+    """``fn``, with the CPU and the wall time its thread spends in it counted to
+    ``stage`` (what nested probes counted excepted)."""
 
     @functools.wraps(fn)
     def probed(*args: Any, **kwargs: Any) -> Any:
-        stack: list[float] | None = getattr(_local, "stack", None)
+        stack: list[list[float]] | None = getattr(_local, "stack", None)
         if stack is None:
             stack = _local.stack = []
-        stack.append(0.0)  # CPU of the probes nested in this call
-        started = time.thread_time()
+        stack.append([0.0, 0.0])  # CPU and wall of the probes nested in this call
+        started_cpu, started_wall = time.thread_time(), time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            spent = time.thread_time() - started
-            nested = stack.pop()
+            cpu = time.thread_time() - started_cpu
+            wall = time.perf_counter() - started_wall
+            nested_cpu, nested_wall = stack.pop()
             if stack:
-                stack[-1] += spent
+                stack[-1][0] += cpu
+                stack[-1][1] += wall
             with _lock:
-                _cpu[stage] = _cpu.get(stage, 0.0) + spent - nested
+                _cpu[stage] = _cpu.get(stage, 0.0) + cpu - nested_cpu
+                _wall[stage] = _wall.get(stage, 0.0) + wall - nested_wall
                 _calls[stage] = _calls.get(stage, 0) + 1
 
     probed.__wrapped_stage__ = stage  # type: ignore[attr-defined]
@@ -106,6 +112,7 @@ def snapshot() -> dict[str, Any]:
             "pid": os.getpid(),
             "process_cpu_s": time.process_time(),
             "cpu_s": dict(_cpu),
+            "wall_s": dict(_wall),
             "calls": dict(_calls),
         }
 
@@ -132,18 +139,24 @@ def read(directory: Path) -> dict[int, dict[str, Any]]:
 
 
 def per_entry(
-    before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]], *, entries: int
+    before: dict[int, dict[str, Any]],
+    after: dict[int, dict[str, Any]],
+    *,
+    entries: int,
+    clock: str = "cpu_s",
 ) -> dict[str, float]:
-    """Milliseconds of pool CPU per entry, by stage, between two :func:`read` results.
+    """Milliseconds per entry, by stage, between two :func:`read` results: of CPU
+    (``clock="cpu_s"``) or of wall time (``"wall_s"``; a stage's wall less its CPU is
+    what its thread waited there: the database, a lock, a page still arriving).
 
     A process that appeared between the two (a recycled child's successor) counts
     from zero.
     """
     totals = dict.fromkeys(STAGES, 0.0)
     for pid, data in after.items():
-        start = before.get(pid, {}).get("cpu_s", {})
+        start = before.get(pid, {}).get(clock, {})
         for stage in STAGES:
-            totals[stage] += data["cpu_s"].get(stage, 0.0) - start.get(stage, 0.0)
+            totals[stage] += data.get(clock, {}).get(stage, 0.0) - start.get(stage, 0.0)
     return {stage: round(seconds * 1000 / max(entries, 1), 2) for stage, seconds in totals.items()}
 
 

@@ -47,6 +47,10 @@ def test_stage_cpu_splits_the_pools_cpu_by_stage(
     pool = e2e["cpu_ms_per_article_by_process"]["pool"]
     # The probes see most of the pool's CPU; what they miss is Celery's share.
     assert 0.5 * pool < sum(stages.values()) < 1.1 * pool, (stages, pool)
+    # The store and the prefetch thread wait (database, page); extraction does not.
+    assert table["waits"]["store"] > 0, table
+    assert table["waits"]["extract"] < 0.5 * stages["extract"], table
+    assert 0 < table["outside_stages"] < table["process_wall"], table
     assert table["bare_work"] == pytest.approx(
         sum(stages[s] for s in ("decode", "extract", "canonical", "classify", "fingerprint")),
         abs=0.02,

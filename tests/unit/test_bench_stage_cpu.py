@@ -44,6 +44,17 @@ def test_a_nested_probe_is_not_counted_twice() -> None:
     assert stage_cpu.snapshot()["calls"]["test-outer"] >= 1
 
 
+def test_wall_time_less_cpu_is_the_wait() -> None:
+    waits = stage_cpu.probe("test-waits", lambda: time.sleep(0.05))
+    before = stage_cpu.snapshot()
+    waits()
+    after = stage_cpu.snapshot()
+    wall = after["wall_s"]["test-waits"] - before["wall_s"].get("test-waits", 0.0)
+    cpu = after["cpu_s"]["test-waits"] - before["cpu_s"].get("test-waits", 0.0)
+    assert wall >= 0.05
+    assert cpu < 0.01
+
+
 def test_a_probe_counts_a_call_that_raises() -> None:
     def fails() -> None:
         _burn(0.02)
@@ -81,7 +92,7 @@ def test_the_probed_names_exist_in_the_pipeline() -> None:
 def test_per_entry_is_the_difference_of_two_readings(tmp_path: Path) -> None:
     stage_cpu.write(tmp_path)
     (written,) = stage_cpu.read(tmp_path).values()
-    assert set(written) == {"pid", "process_cpu_s", "cpu_s", "calls"}
+    assert set(written) == {"pid", "process_cpu_s", "cpu_s", "wall_s", "calls"}
     before = {1: {"cpu_s": {"extract": 2.0, "store": 0.5}}}
     after = {
         1: {"cpu_s": {"extract": 6.0, "store": 0.9}},
@@ -92,10 +103,16 @@ def test_per_entry_is_the_difference_of_two_readings(tmp_path: Path) -> None:
     assert ms["store"] == 0.4
     assert ms["fetch"] == 0.2
     assert ms["classify"] == 0.0
-    table = _stage_table(ms, pool_ms=10.0)
+    wall = {**ms, "store": 1.4, "fetch": 3.0}  # the store waited 1 ms, the fetch 2.8
+    table = _stage_table(ms, wall, pool_ms=10.0, process_wall_ms=12.0)
     assert table["bare_work"] == 8.0
     assert table["not_probed"] == pytest.approx(10.0 - 8.6)
     assert table["pool_added"] == 2.0
+    assert table["waits"]["store"] == 1.0
+    assert table["waits"]["fetch"] == 2.8
+    assert table["waits"]["extract"] == 0.0
+    # The fetch runs on the prefetch thread: not part of the main thread's wall.
+    assert table["outside_stages"] == pytest.approx(12.0 - (8.0 + 1.4))
 
 
 def test_read_skips_a_file_being_written(tmp_path: Path) -> None:
