@@ -8,11 +8,12 @@ which the project's own interpreter has.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.bench import run_bench_main
 
 pytestmark = pytest.mark.integration
 
@@ -21,22 +22,11 @@ def test_peers_bench_ours_and_plain(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bench.peers import main
-    from worker.db import dispose_engines
-    from worker.settings import reset_settings
 
     out = tmp_path / "peers.json"
-    # bench/run.py's run_worker points os.environ at its Redis and database.
-    saved = dict(os.environ)
-    monkeypatch.setenv("INGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.db'}")
-    try:
-        args = ["--feeds", "3", "--fetches", "24", "--tools", "ours,plain"]
-        args += ["--peers-python", sys.executable, "--data-dir", str(shared_data)]
-        assert main([*args, "--out", str(out)]) == 0
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_settings()
-        dispose_engines()
+    args = ["--feeds", "3", "--fetches", "24", "--tools", "ours,plain"]
+    args += ["--peers-python", sys.executable, "--data-dir", str(shared_data), "--out", str(out)]
+    assert run_bench_main(main, args, tmp_path=tmp_path, monkeypatch=monkeypatch) == 0
     result = json.loads(out.read_text())
     ours, plain = result["tools"]
     repeats = result["plan"]["repeats"]

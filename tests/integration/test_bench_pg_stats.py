@@ -10,10 +10,11 @@ stored article, a handful of round trips).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.support.bench import run_bench_main
 
 pytestmark = pytest.mark.integration
 
@@ -23,25 +24,15 @@ def test_pg_stats_counts_the_workers_statements_per_article(
 ) -> None:
     from bench.run import main
     from tests.support import services
-    from worker.db import dispose_engines
-    from worker.settings import reset_settings
 
     try:
         services._pg_bindir()  # the server binaries, before starting anything
     except services.ServiceUnavailableError as exc:
         pytest.skip(str(exc))
     out = tmp_path / "bench.json"
-    saved = dict(os.environ)  # run_worker points os.environ at its Redis and database
-    monkeypatch.setenv("INGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.db'}")
-    try:
-        args = ["--feeds", "2", "--fetches", "16", "--db", "postgres", "--pg-stats"]
-        args += ["--skip-baseline", "--skip-steady", "--poll-rounds", "0", "--out", str(out)]
-        assert main(args) == 0
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_settings()
-        dispose_engines()
+    args = ["--feeds", "2", "--fetches", "16", "--db", "postgres", "--pg-stats"]
+    args += ["--skip-baseline", "--skip-steady", "--poll-rounds", "0", "--out", str(out)]
+    assert run_bench_main(main, args, tmp_path=tmp_path, monkeypatch=monkeypatch) == 0
     e2e = json.loads(out.read_text())["end_to_end"]
     assert e2e["statuses"] == {"stored": 16}
     stats = e2e["pg_stats"]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bench import run_bench_main
+
 pytestmark = pytest.mark.integration
 
 
@@ -21,23 +23,13 @@ def test_workers_curve_two_pinned_hosts(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bench.workers_curve import main
-    from worker.db import dispose_engines
-    from worker.settings import reset_settings
 
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("pinning two workers to distinct cores needs two cores")
     out = tmp_path / "workers.json"
-    # bench/run.py's run_worker points os.environ at its Redis and database.
-    saved = dict(os.environ)
-    monkeypatch.setenv("INGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.db'}")
-    try:
-        args = ["--workers-list", "2", "--feeds", "2", "--fetches", "16", "--db", "sqlite"]
-        assert main([*args, "--data-dir", str(shared_data), "--out", str(out)]) == 0
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_settings()
-        dispose_engines()
+    args = ["--workers-list", "2", "--feeds", "2", "--fetches", "16", "--db", "sqlite"]
+    args += ["--data-dir", str(shared_data), "--out", str(out)]
+    assert run_bench_main(main, args, tmp_path=tmp_path, monkeypatch=monkeypatch) == 0
     result = json.loads(out.read_text())
     (point,) = result["points"]
     assert point["statuses"] == {"stored": 16}
