@@ -82,19 +82,26 @@ def _bare_one(article: int) -> int:
     return len(extracted.body)
 
 
-def run_baseline(pages: list[Page], articles: list[int], processes: int) -> dict[str, Any]:
+def run_baseline(
+    pages: list[Page], articles: list[int], processes: int, *, cores: set[int] | None = None
+) -> dict[str, Any]:
+    """The bare work over ``articles`` in a pool of ``processes``, on ``cores`` if given
+    (``--services-core``: the workers' cores, not the bench's own)."""
     global _PAGES
     _PAGES = pages
     ctx = multiprocessing.get_context("fork")  # children share the loaded pages
-    with ctx.Pool(processes) as pool:
+    pin = (os.sched_setaffinity, (0, cores)) if cores else (None, ())
+    with ctx.Pool(processes, initializer=pin[0], initargs=pin[1]) as pool:
         pool.map(_bare_one, articles[: processes * 2])  # warm up imports and caches
         workers = [p.pid for p in pool._pool if p.pid]  # type: ignore[attr-defined]
         cpu_before = sum(_cpu_s(pid) for pid in workers)
         host_before = _host_ticks()
+        cores_before = _host_ticks(cores) if cores else None
         started = time.perf_counter()
         sizes = pool.map(_bare_one, articles, chunksize=4)
         elapsed = time.perf_counter() - started
         host = _host_usage(host_before, _host_ticks())
+        cores_host = _host_usage(cores_before, _host_ticks(cores)) if cores_before else None
         cpu = sum(_cpu_s(pid) for pid in workers) - cpu_before
     return {
         "processes": processes,
@@ -105,6 +112,7 @@ def run_baseline(pages: list[Page], articles: list[int], processes: int) -> dict
         "cpu_ms_per_page": round(cpu / len(articles) * 1000, 1),
         "empty": sum(1 for s in sizes if not s),
         "host": host,
+        **({"worker_cores_host": cores_host} if cores_host else {}),
     }
 
 
@@ -128,13 +136,23 @@ def _combine_baselines(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_s": round(cpu, 1),
         "cpu_ms_per_page": round(cpu / pages * 1000, 1),
         "empty": sum(r["empty"] for r in runs),
-        "host": {
-            key: round(sum(r["host"][key] * r["seconds"] for r in runs) / seconds, 3)
-            for key in runs[0]["host"]
-        },
+        "host": _weighted_usage(runs, "host", seconds),
+        **(
+            {"worker_cores_host": _weighted_usage(runs, "worker_cores_host", seconds)}
+            if "worker_cores_host" in runs[0]
+            else {}
+        ),
         "before_after_pages_per_s": rates,
         "drift": round(abs(rates[-1] - rates[0]) / (sum(rates) / len(rates)), 3),
         "runs": runs,
+    }
+
+
+def _weighted_usage(runs: list[dict[str, Any]], key: str, seconds: float) -> dict[str, float]:
+    """The runs' core shares under ``key``, weighted by each run's length."""
+    return {
+        share: round(sum(r[key][share] * r["seconds"] for r in runs) / seconds, 3)
+        for share in runs[0][key]
     }
 
 
@@ -178,11 +196,20 @@ def _cpu_s(pid: int, *, with_reaped_children: bool = False) -> float:
     return ticks / _CLK_TCK
 
 
-def _host_ticks() -> dict[str, int]:
-    """Host-wide CPU ticks from /proc/stat: where the cores' time went, idle included."""
+def _host_ticks(cores: set[int] | None = None) -> dict[str, int]:
+    """CPU ticks from /proc/stat: where the cores' time went, idle included; the whole
+    host's, or summed over ``cores``."""
     names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
-    return dict(zip(names, (int(f) for f in fields), strict=True))
+    lines = Path("/proc/stat").read_text().splitlines()
+    if cores is None:
+        rows = [lines[0]]
+    else:
+        rows = [line for line in lines if line.split()[0] in {f"cpu{c}" for c in cores}]
+    totals = dict.fromkeys(names, 0)
+    for row in rows:
+        for name, value in zip(names, row.split()[1:9], strict=True):
+            totals[name] += int(value)
+    return totals
 
 
 def _host_usage(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
@@ -401,6 +428,14 @@ def _cpus_allowed(pid: int) -> str | None:
     except OSError:
         return None
     return None
+
+
+def _cores_besides(services_core: int | None) -> set[int] | None:
+    """The cores left for the workers and the bare work when the services (the database,
+    Redis, beat, the news web and this process) keep to ``services_core``; None: no split."""
+    if services_core is None:
+        return None
+    return set(os.sched_getaffinity(0)) - {services_core}
 
 
 def _worker_cores(n: int, pin: bool) -> list[set[int] | None]:
@@ -657,6 +692,11 @@ def run_worker(
             n_workers = max(1, getattr(args, "workers", 1))
             hostnames = [f"w{i + 1}@bench" for i in range(n_workers)]
             cores = _worker_cores(n_workers, getattr(args, "pin", False))
+            # Set by main() before it pinned this process to the services' core.
+            worker_cores: set[int] | None = getattr(args, "worker_cores", None)
+            if worker_cores is not None:
+                # --services-core: every worker on the cores the services do not use.
+                cores = [set(worker_cores)] * n_workers
             # --stage-cpu: the workers run probed (bench/stage_cpu.py) and write
             # their stages' CPU here; beat is not probed.
             stage_dir = workdir / "stage-cpu" if getattr(args, "stage_cpu", False) else None
@@ -709,6 +749,7 @@ def run_worker(
                 stages0 = stage_cpu.read(stage_dir) if stage_dir else {}
                 cpu0 = os.times()
                 host0 = _host_ticks()
+                cores0 = _host_ticks(worker_cores) if worker_cores else None
                 t0 = time.monotonic()
                 _make_due(burst_ids)
                 expected = plan.fetches
@@ -725,6 +766,7 @@ def run_worker(
                 _wait(burst_done, timeout=args.timeout, what="all entries processed", every=1)
                 t1 = time.monotonic()
                 host = _host_usage(host0, _host_ticks())
+                cores_host = _host_usage(cores0, _host_ticks(worker_cores)) if cores0 else None
                 cpu1 = os.times()
                 parts1 = _deployment_cpu_s(*pids)
                 each1 = [_tree_cpu_s(pid) for pid in worker_pids]
@@ -755,6 +797,7 @@ def run_worker(
                     "deployment_cpu_s": round(tree_cpu, 1),
                     "cpu_ms_per_article": round(tree_cpu / max(done, 1) * 1000, 1),
                     "host": host,
+                    **({"worker_cores_host": cores_host} if cores_host else {}),
                     "cpu_ms_per_article_by_process": {
                         k: round(v / max(done, 1) * 1000, 1) for k, v in cpu_parts.items()
                     },
@@ -953,6 +996,11 @@ def print_table(result: dict[str, Any]) -> None:
             f"{per['commits']} commits, {per['begin']} BEGIN, {per['pings']} pings, "
             f"server {per['server_ms']} ms (plan {per['server_plan_ms']})"
         )))  # fmt: skip
+    if e2e.get("worker_cores_host"):
+        rows.append((f"workers' cores (services on core {result.get('services_core')})", (
+            f"bare {_shares(base.get('worker_cores_host'))}, "
+            f"end-to-end {_shares(e2e['worker_cores_host'])}"
+        )))  # fmt: skip
     stages = e2e.get("stage_cpu_ms_per_entry")
     if stages:
         rows.append(("pool CPU per entry by stage", " ".join(
@@ -1037,6 +1085,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
+        "--services-core",
+        type=int,
+        default=None,
+        help="run the database, Redis, beat and the news web on this core only, and the "
+        "workers and the bare work on the others (the database with cores of its own)",
+    )
+    parser.add_argument(
         "--stage-cpu",
         action="store_true",
         help="probe the pool's stages (bench/stage_cpu.py): CPU per entry of fetch, "
@@ -1050,6 +1105,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.feeds, args.fetches = 20, 300
+    worker_cores: set[int] | None = None
+    if args.services_core is not None:
+        allowed = os.sched_getaffinity(0)
+        if args.services_core not in allowed or len(allowed) < 2:
+            parser.error(
+                f"--services-core {args.services_core}: needs a core of {sorted(allowed)} "
+                "and at least one more for the workers"
+            )
+        worker_cores = _cores_besides(args.services_core)
+        args.worker_cores = worker_cores
+        # Everything this process starts from now on (PostgreSQL, Redis, beat) and the
+        # news web's threads inherit the services' core; the workers and the bare
+        # pool are pinned to the others.
+        os.sched_setaffinity(0, {args.services_core})
 
     if not SHARED_DATA.is_dir():
         print(f"error: {SHARED_DATA} is absent", file=sys.stderr)
@@ -1067,7 +1136,7 @@ def main(argv: list[str] | None = None) -> int:
     bare: list[dict[str, Any]] = []
     if not args.skip_baseline:
         print(f"baseline (before): {len(halves[0])} pages, pool of {width}", flush=True)
-        bare.append(run_baseline(pages, halves[0], width))
+        bare.append(run_baseline(pages, halves[0], width, cores=worker_cores))
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         worker_result = run_worker(args, pages, Path(tmp))
         if args.keep_db is not None and args.db == "sqlite":
@@ -1082,7 +1151,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "seconds": 0.0}  # fmt: skip
     else:
         print(f"baseline (after): {len(halves[1])} pages, pool of {width}", flush=True)
-        bare.append(run_baseline(pages, halves[1], width))
+        bare.append(run_baseline(pages, halves[1], width, cores=worker_cores))
         baseline = _combine_baselines(bare)
     result = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -1090,6 +1159,7 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": args.concurrency,
         "workers": args.workers,
         "pinned": args.pin,
+        "services_core": args.services_core,
         **worker_result,
         "baseline": baseline,
     }
