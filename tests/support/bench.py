@@ -22,15 +22,18 @@ def run_bench_main(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> int:
-    """``main(args)``, with the environment, settings and engines restored afterwards."""
+    """``main(args)``, with the environment, settings, engines and this process's cores
+    (``--services-core`` pins it) restored afterwards."""
     from worker.db import dispose_engines
     from worker.settings import reset_settings
 
     saved = dict(os.environ)
+    cores = os.sched_getaffinity(0)
     monkeypatch.setenv("INGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.db'}")
     try:
         return main(args)
     finally:
+        os.sched_setaffinity(0, cores)
         os.environ.clear()
         os.environ.update(saved)
         reset_settings()
