@@ -90,8 +90,11 @@ def run_baseline(
     global _PAGES
     _PAGES = pages
     ctx = multiprocessing.get_context("fork")  # children share the loaded pages
-    pin = (os.sched_setaffinity, (0, cores)) if cores else (None, ())
-    with ctx.Pool(processes, initializer=pin[0], initargs=pin[1]) as pool:
+    with ctx.Pool(
+        processes,
+        initializer=os.sched_setaffinity if cores else None,
+        initargs=(0, cores) if cores else (),
+    ) as pool:
         pool.map(_bare_one, articles[: processes * 2])  # warm up imports and caches
         workers = [p.pid for p in pool._pool if p.pid]  # type: ignore[attr-defined]
         cpu_before = sum(_cpu_s(pid) for pid in workers)
