@@ -207,7 +207,8 @@ def _host_ticks(cores: set[int] | None = None) -> dict[str, int]:
     if cores is None:
         rows = [lines[0]]
     else:
-        rows = [line for line in lines if line.split()[0] in {f"cpu{c}" for c in cores}]
+        wanted = {f"cpu{c}" for c in cores}
+        rows = [line for line in lines if line.split()[0] in wanted]
     totals = dict.fromkeys(names, 0)
     for row in rows:
         for name, value in zip(names, row.split()[1:9], strict=True):
@@ -441,11 +442,13 @@ def _cores_besides(services_core: int | None) -> set[int] | None:
     return set(os.sched_getaffinity(0)) - {services_core}
 
 
-def _worker_cores(n: int, pin: bool) -> list[set[int] | None]:
-    """The cores each of ``n`` workers may run on: worker i on core i mod ncpu, or any."""
+def _worker_cores(n: int, pin: bool, allowed: set[int] | None = None) -> list[set[int] | None]:
+    """The cores each of ``n`` workers may run on: worker i on core i mod ncpu (``pin``),
+    or any. ``allowed``: only those cores (``--services-core`` keeps the others' core
+    out); without ``pin`` every worker may use all of them."""
     if not pin:
-        return [None] * n
-    cores = sorted(os.sched_getaffinity(0))
+        return [set(allowed) if allowed is not None else None for _ in range(n)]
+    cores = sorted(allowed if allowed is not None else os.sched_getaffinity(0))
     return [{cores[i % len(cores)]} for i in range(n)]
 
 
@@ -694,12 +697,10 @@ def run_worker(
             # each its own --hostname and pool, all on the one Redis and database.
             n_workers = max(1, getattr(args, "workers", 1))
             hostnames = [f"w{i + 1}@bench" for i in range(n_workers)]
-            cores = _worker_cores(n_workers, getattr(args, "pin", False))
-            # Set by main() before it pinned this process to the services' core.
+            # --services-core: the cores the services do not use, set by main() before
+            # it pinned this process to the services' core.
             worker_cores: set[int] | None = getattr(args, "worker_cores", None)
-            if worker_cores is not None:
-                # --services-core: every worker on the cores the services do not use.
-                cores = [set(worker_cores)] * n_workers
+            cores = _worker_cores(n_workers, getattr(args, "pin", False), worker_cores)
             # --stage-cpu: the workers run probed (bench/stage_cpu.py) and write
             # their stages' CPU here; beat is not probed.
             stage_dir = workdir / "stage-cpu" if getattr(args, "stage_cpu", False) else None
@@ -824,7 +825,7 @@ def run_worker(
                     )
                 ]
                 if stage_dir:
-                    e2e["stage_cpu_ms_per_entry"] = _stage_table(
+                    e2e["stage_cpu_ms_per_entry"] = stage_cpu.budget(
                         stage_cpu.per_entry(stages0, stages1, entries=done),
                         stage_cpu.per_entry(stages0, stages1, entries=done, clock="wall_s"),
                         pool_ms=e2e["cpu_ms_per_article_by_process"]["pool"],
@@ -1022,33 +1023,6 @@ def print_table(result: dict[str, Any]) -> None:
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-
-
-def _stage_table(
-    cpu: dict[str, float], wall: dict[str, float], *, pool_ms: float, process_wall_ms: float
-) -> dict[str, Any]:
-    """The probed stages' CPU (ms per entry), the bare work's share of it, the pool's
-    CPU that no probe covered (Celery, billiard, logging, the fetch thread's own),
-    and where a pool process's wall time went.
-
-    ``waits``: each stage's wall less its CPU, what its thread waited there (the
-    database and its locks for begin and store, the page still arriving for
-    prepare). ``outside_stages`` is a pool process's wall per entry (the phase's
-    length x processes / entries) less the stages run on its main thread (all but
-    the fetch, which runs on the prefetch thread): Celery's handling of a task, and
-    the time the process waited for its next task.
-    """
-    bare = round(sum(cpu[s] for s in stage_cpu.BARE_STAGES), 2)
-    main_thread_wall = sum(v for k, v in wall.items() if k != "fetch")
-    return {
-        "stages": cpu,
-        "bare_work": bare,
-        "not_probed": round(pool_ms - sum(cpu.values()), 2),
-        "pool_added": round(pool_ms - bare, 2),
-        "waits": {k: round(wall[k] - cpu[k], 2) for k in cpu},
-        "process_wall": round(process_wall_ms, 2),
-        "outside_stages": round(process_wall_ms - main_thread_wall, 2),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

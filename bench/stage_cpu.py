@@ -162,6 +162,34 @@ def per_entry(
     return {stage: round(seconds * 1000 / max(entries, 1), 2) for stage, seconds in totals.items()}
 
 
+def budget(
+    cpu: dict[str, float], wall: dict[str, float], *, pool_ms: float, process_wall_ms: float
+) -> dict[str, Any]:
+    """What ``bench/run.py`` reports: the probed stages' CPU (ms per entry, from
+    :func:`per_entry`), the bare work's share of it, the pool's
+    CPU that no probe covered (Celery, billiard, logging, the fetch thread's own),
+    and where a pool process's wall time went.
+
+    ``waits``: each stage's wall less its CPU, what its thread waited there (the
+    database and its locks for begin and store, the page still arriving for
+    prepare). ``outside_stages`` is a pool process's wall per entry (the phase's
+    length x processes / entries) less the stages run on its main thread (all but
+    the fetch, which runs on the prefetch thread): Celery's handling of a task, and
+    the time the process waited for its next task.
+    """
+    bare = round(sum(cpu[s] for s in BARE_STAGES), 2)
+    main_thread_wall = sum(v for k, v in wall.items() if k != "fetch")
+    return {
+        "stages": cpu,
+        "bare_work": bare,
+        "not_probed": round(pool_ms - sum(cpu.values()), 2),
+        "pool_added": round(pool_ms - bare, 2),
+        "waits": {k: round(wall[k] - cpu[k], 2) for k in cpu},
+        "process_wall": round(process_wall_ms, 2),
+        "outside_stages": round(process_wall_ms - main_thread_wall, 2),
+    }
+
+
 def _connect(directory: Path) -> None:
     """Probe when the worker starts (its main process, before the pool forks, so
     every child inherits the probes), and write the totals after every task.

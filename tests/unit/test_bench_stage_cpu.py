@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from bench import stage_cpu
-from bench.run import _stage_table
 
 
 def _burn(seconds: float) -> None:
@@ -104,7 +103,7 @@ def test_per_entry_is_the_difference_of_two_readings(tmp_path: Path) -> None:
     assert ms["fetch"] == 0.2
     assert ms["classify"] == 0.0
     wall = {**ms, "store": 1.4, "fetch": 3.0}  # the store waited 1 ms, the fetch 2.8
-    table = _stage_table(ms, wall, pool_ms=10.0, process_wall_ms=12.0)
+    table = stage_cpu.budget(ms, wall, pool_ms=10.0, process_wall_ms=12.0)
     assert table["bare_work"] == 8.0
     assert table["not_probed"] == pytest.approx(10.0 - 8.6)
     assert table["pool_added"] == 2.0
