@@ -18,6 +18,7 @@ the fetcher only knows these small protocols. Errors come out typed (:mod:`worke
 from __future__ import annotations
 
 import email.utils
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import httpx
 
 from .decoding import BoundedDecoder, charset_from_content_type, looks_binary
 from .errors import IngestError, PermanentError, TransientError
+from .http1 import ConnectionPool, DeadlineExceededError, Response
 from .ssrf import BlockedAddressError, PinnedBackend, PinnedTransport, check_url_allowed
 
 if TYPE_CHECKING:
@@ -154,30 +156,24 @@ class Fetcher:
         self,
         policy: FetchPolicy,
         *,
-        client: httpx.Client | None = None,
         limiter: HostLimiter | None = None,
         robots: RobotsChecker | None = None,
         resolver: Callable[[str, int], list[str]] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.policy = policy
         self.limiter = limiter
         self.robots = robots
         self._resolver = resolver  # DNS (host, port) -> addresses; tests pass their own
-        self._client = client or httpx.Client(
-            follow_redirects=False,
-            timeout=httpx.Timeout(
-                connect=policy.connect_timeout,
-                read=policy.read_timeout,
-                write=policy.read_timeout,
-                pool=policy.connect_timeout,
-            ),
-            headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-            trust_env=False,
-            transport=PinnedTransport(PinnedBackend(policy.allowed_networks, resolver=resolver)),
+        self._pool = ConnectionPool(
+            allowed_networks=policy.allowed_networks,
+            resolver=resolver,
+            ssl_context=ssl_context,
+            default_headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         )
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -338,31 +334,39 @@ class Fetcher:
                 error_class="timeout",
             )
         deadline = time.monotonic() + budget
-        timeout = httpx.Timeout(
-            connect=min(self.policy.connect_timeout, budget),
-            read=min(self.policy.read_timeout, budget),
-            write=min(self.policy.read_timeout, budget),
-            pool=min(self.policy.connect_timeout, budget),
-        )
         try:
-            with self._client.stream("GET", url, headers=headers, timeout=timeout) as response:
-                status = response.status_code
-                resp_headers = {k.lower(): v for k, v in response.headers.items()}
+            with self._pool.get(
+                url,
+                headers,
+                connect_timeout=self.policy.connect_timeout,
+                read_timeout=self.policy.read_timeout,
+                deadline=deadline,
+            ) as response:
+                status = response.status
                 if status != 200:
-                    return status, resp_headers, b""
-                self._check_headers(url, status, resp_headers, expect=expect, limit=limit)
-                body = self._read_body(response, url, deadline=deadline, limit=limit)
-                return status, resp_headers, body
+                    return status, response.headers, b""
+                self._check_headers(url, status, response.headers, expect=expect, limit=limit)
+                body = self._read_body(response, url, limit=limit)
+                return status, response.headers, body
         except BlockedAddressError as exc:
             raise PermanentError(str(exc), url=url, error_class="ssrf_blocked") from exc
-        except httpx.TimeoutException as exc:
+        except DeadlineExceededError as exc:
+            raise self._total_timeout(url) from exc
+        except TimeoutError as exc:
             raise TransientError(
                 f"timeout: {type(exc).__name__}", url=url, error_class="timeout"
             ) from exc
-        except (httpx.TransportError, httpx.InvalidURL) as exc:
+        except (OSError, httpx.InvalidURL) as exc:
             raise TransientError(
                 f"connection failed: {type(exc).__name__}: {exc}", url=url, error_class="network"
             ) from exc
+
+    def _total_timeout(self, url: str) -> TransientError:
+        return TransientError(
+            f"total timeout ({self.policy.total_timeout}s) exceeded",
+            url=url,
+            error_class="timeout",
+        )
 
     @staticmethod
     def _check_headers(
@@ -390,9 +394,7 @@ class Fetcher:
                 error_class="too_large",
             )
 
-    def _read_body(
-        self, response: httpx.Response, url: str, *, deadline: float, limit: int
-    ) -> bytes:
+    def _read_body(self, response: Response, url: str, *, limit: int) -> bytes:
         decoder = BoundedDecoder(response.headers.get("content-encoding", ""), url=url)
         chunks: list[bytes] = []
         size = 0
@@ -405,30 +407,24 @@ class Fetcher:
                 raise PermanentError(
                     f"body too large (> {limit} bytes decoded)",
                     url=url,
-                    status=response.status_code,
+                    status=response.status,
                     error_class="too_large",
                 )
             chunks.append(piece)
 
-        # No chunk_size: a size would make httpx buffer until it has that many
-        # bytes, and a slow-drip server would then never reach the deadline check.
-        for raw in response.iter_raw():
+        # Each read returns what has arrived (up to 64 KiB) and is bounded by the
+        # request's deadline, so a slow-drip server ends at the total timeout.
+        while raw := response.read():
             wire += len(raw)
             if wire > limit:
                 raise PermanentError(
                     f"body too large (> {limit} bytes on the wire)",
                     url=url,
-                    status=response.status_code,
+                    status=response.status,
                     error_class="too_large",
                 )
             for piece in decoder.feed(raw):
                 add(piece)
-            if time.monotonic() > deadline:
-                raise TransientError(
-                    f"total timeout ({self.policy.total_timeout}s) exceeded",
-                    url=url,
-                    error_class="timeout",
-                )
         add(decoder.flush())
         return b"".join(chunks)
 

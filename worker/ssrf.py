@@ -20,8 +20,11 @@ import httpx
 
 from .errors import PermanentError, TransientError
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-def _networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+
+def parse_networks(cidrs: Iterable[str]) -> list[Network]:
+    """The operator's allowed networks (``INGEST_ALLOW_PRIVATE_NETWORKS``), parsed once."""
     return [ipaddress.ip_network(c, strict=False) for c in cidrs]
 
 
@@ -55,7 +58,7 @@ def check_url_allowed(
         addresses = resolve(host, port)
     except (OSError, UnicodeError) as exc:
         raise TransientError(f"DNS lookup failed: {exc}", url=url, error_class="dns") from exc
-    blocked = first_blocked_address(addresses, _networks(allowed_networks))
+    blocked = first_blocked_address(addresses, parse_networks(allowed_networks))
     if blocked is not None:
         raise PermanentError(
             f"refusing to fetch internal address {blocked}", url=url, error_class="ssrf_blocked"
@@ -64,7 +67,7 @@ def check_url_allowed(
 
 def first_blocked_address(
     addresses: Iterable[str],
-    allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    allowed: list[Network],
 ) -> str | None:
     """The first address that is internal and not explicitly allowed, or None."""
     for address in addresses:
@@ -88,6 +91,30 @@ class BlockedAddressError(Exception):
     """Raised inside the HTTP transport when a connection would reach an internal address."""
 
 
+def resolve_checked(
+    host: str,
+    port: int,
+    allowed: list[Network],
+    *,
+    resolver: Callable[[str, int], list[str]] | None = None,
+) -> list[str]:
+    """The addresses to connect to for ``host``, all of them checked, from one lookup.
+
+    Connecting code must use these addresses and not resolve the name again: a
+    DNS-rebinding host (a TTL-0 record that answers a public address first and an
+    internal one next) would otherwise pass the check and connect inside. Raises
+    :class:`BlockedAddressError`, or :class:`OSError` when the lookup fails.
+    """
+    try:
+        addresses = (resolver or _resolve)(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise OSError(f"DNS lookup failed: {exc}") from exc
+    blocked = first_blocked_address(addresses, allowed)
+    if blocked is not None:
+        raise BlockedAddressError(f"refusing to connect to internal address {blocked}")
+    return addresses
+
+
 class PinnedBackend(httpcore.SyncBackend):
     """Opens sockets only to addresses that pass the SSRF check, on the same lookup.
 
@@ -104,7 +131,7 @@ class PinnedBackend(httpcore.SyncBackend):
         *,
         resolver: Callable[[str, int], list[str]] | None = None,
     ) -> None:
-        self._allowed = _networks(allowed_networks)
+        self._allowed = parse_networks(allowed_networks)
         self._resolve = resolver or _resolve
 
     def connect_tcp(
@@ -116,12 +143,9 @@ class PinnedBackend(httpcore.SyncBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         try:
-            addresses = self._resolve(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"DNS lookup failed: {exc}") from exc
-        blocked = first_blocked_address(addresses, self._allowed)
-        if blocked is not None:
-            raise BlockedAddressError(f"refusing to connect to internal address {blocked}")
+            addresses = resolve_checked(host, port, self._allowed, resolver=self._resolve)
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
         error: httpcore.ConnectError | None = None
         for address in addresses:
             try:
