@@ -300,6 +300,21 @@ def test_request_head_and_repeated_headers(serve: Callable[[Script], RawServer])
     assert 'If-None-Match: "v1"' in head
 
 
+def test_credentials_in_the_url_go_as_basic_auth(serve: Callable[[Script], RawServer]) -> None:
+    """A feed added as https://user:password@host/feed worked through httpx; it still does."""
+
+    def answer(sock: socket.socket, _n: int) -> None:
+        while server.next_request(sock):
+            sock.sendall(ok(b"ok"))
+
+    server = serve(answer)
+    with Fetcher(policy()) as fetcher:
+        fetcher.get(f"http://reader:p%40ss@127.0.0.1:{server.port}/feed")
+    head = server.requests[0].decode("latin-1").split("\r\n")
+    assert "Authorization: Basic cmVhZGVyOnBAc3M=" in head  # base64("reader:p@ss")
+    assert head[0] == "GET /feed HTTP/1.1"
+
+
 def test_a_header_value_with_a_line_break_is_never_sent(
     serve: Callable[[Script], RawServer],
 ) -> None:
