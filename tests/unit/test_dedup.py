@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from worker.dedup import (
     BANDS,
     NUM_PERM,
+    ROWS,
     Fingerprint,
     StoredFingerprint,
     best_match,
@@ -126,6 +128,27 @@ def test_band_keys_format() -> None:
     assert len(keys) == BANDS == len(set(keys))
     assert all(len(k) <= 40 and k[2] == ":" for k in keys)
     assert keys[0].startswith("00:")
+
+
+def _band_keys_as_first_written(signature: tuple[int, ...]) -> list[str]:
+    """lsh_band_keys as it was when the first keys were stored (one band at a time)."""
+    keys = []
+    for band in range(BANDS):
+        rows = signature[band * ROWS : (band + 1) * ROWS]
+        packed = b"".join(v.to_bytes(4, "little") for v in rows)
+        keys.append(f"{band:02d}:{hashlib.blake2b(packed, digest_size=8).hexdigest()}")
+    return keys
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=NUM_PERM, max_size=NUM_PERM))
+def test_band_keys_are_those_already_stored(values: list[int]) -> None:
+    """Keys are stored in article_bands: a faster computation must give the same ones."""
+    signature = tuple(values)
+    if not lsh_band_keys(signature):  # the all-empty signature has no keys
+        return
+    assert lsh_band_keys(signature) == _band_keys_as_first_written(signature)
+    text_signature = minhash_signature(LOREM)
+    assert lsh_band_keys(text_signature) == _band_keys_as_first_written(text_signature)
 
 
 def test_keys_stable_across_processes() -> None:
