@@ -344,6 +344,7 @@ class Fetcher:
             ) as response:
                 status = response.status
                 if status != 200:
+                    response.discard()  # a 304 or a redirect: keep the connection
                     return status, response.headers, b""
                 self._check_headers(url, status, response.headers, expect=expect, limit=limit)
                 body = self._read_body(response, url, limit=limit)

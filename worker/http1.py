@@ -53,6 +53,7 @@ from .ssrf import parse_networks, resolve_checked
 
 MAX_IDLE_CONNECTIONS = 20
 IDLE_EXPIRY_SECONDS = 5.0
+DISCARD_SECONDS = 1.0
 _READ_SIZE = 64 * 1024
 _Origin = tuple[str, str, int]  # scheme, host (IDNA, no brackets), port
 
@@ -181,6 +182,28 @@ class Response:
                 f"connection closed {self._raw.length} bytes before the body's end"
             )
         return b""
+
+    def discard(self, max_bytes: int = 64 * 1024) -> None:
+        """Read and drop the rest of a small body (a 304's, a redirect's) so that the
+        connection can serve the next request; a larger or broken body just ends the
+        connection when the response is closed."""
+        declared = self._raw.length
+        connection = self._connection
+        if connection is None or self._raw.will_close:
+            return  # the connection ends with this answer anyway
+        if declared is not None and declared > max_bytes:
+            return
+        # A body that is declared but slow to come is not worth more than a moment.
+        connection.deadline = min(connection.deadline, time.monotonic() + DISCARD_SECONDS)
+        seen = 0
+        try:
+            while piece := self.read():
+                seen += len(piece)
+                if seen > max_bytes:
+                    self._abandon()
+                    return
+        except OSError:
+            pass  # read() has already given the connection up
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -121,6 +121,84 @@ def test_keep_alive_reuses_one_connection(serve: Callable[[Script], RawServer]) 
     assert [r.split(b" ")[1] for r in server.requests] == [b"/p0", b"/p1", b"/p2"]
 
 
+def test_a_304_and_a_redirect_leave_the_connection_for_the_next_request(
+    serve: Callable[[Script], RawServer],
+) -> None:
+    """Conditional polls are mostly answered 304, and redirects are followed by hand: both
+    keep the connection (with a bounded drain of a redirect's small body)."""
+
+    def answers(sock: socket.socket, _n: int) -> None:
+        while server.next_request(sock):
+            path = server.requests[-1].split(b" ")[1]
+            if path == b"/feed":
+                sock.sendall(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n')
+            elif path == b"/old":
+                note = b"<p>moved</p>"
+                sock.sendall(
+                    b"HTTP/1.1 302 Found\r\nLocation: /new\r\n"
+                    + f"Content-Length: {len(note)}\r\n\r\n".encode()
+                    + note
+                )
+            else:
+                sock.sendall(ok(b"<p>new</p>"))
+
+    server = serve(answers)
+    with Fetcher(policy()) as fetcher:
+        assert fetcher.get(server.url("feed"), etag='"v1"').not_modified
+        assert fetcher.get(server.url("old")).body == b"<p>new</p>"
+    assert server.connections == 1
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/feed", b"/old", b"/new"]
+
+
+def test_a_large_error_body_is_not_read_to_keep_the_connection(
+    serve: Callable[[Script], RawServer],
+) -> None:
+    """A 404 with a megabyte of body: the fetch ends at once and the connection goes."""
+
+    def big_404(sock: socket.socket, _n: int) -> None:
+        while server.next_request(sock):
+            path = server.requests[-1].split(b" ")[1]
+            if path == b"/missing":
+                sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 1048576\r\n\r\n")
+                sock.sendall(b"x" * 1024)  # and never the rest
+            else:
+                sock.sendall(ok(b"<p>here</p>"))
+
+    server = serve(big_404)
+    started = time.monotonic()
+    with Fetcher(policy()) as fetcher:
+        with pytest.raises(PermanentError):
+            fetcher.get(server.url("missing"))
+        assert time.monotonic() - started < 0.5  # not waiting for the megabyte
+        assert fetcher.get(server.url("here")).body == b"<p>here</p>"
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("framing", ["length", "close"])
+def test_a_redirect_whose_body_never_comes_is_followed_at_once(
+    serve: Callable[[Script], RawServer], framing: str
+) -> None:
+    """A 302 that declares a small body and never sends it, or has no length (its body
+    ends when the connection does) and keeps the connection open: the redirect is
+    followed without waiting for either."""
+
+    def stalling(sock: socket.socket, _n: int) -> None:
+        while server.next_request(sock):
+            path = server.requests[-1].split(b" ")[1]
+            if path == b"/old":
+                length = b"Content-Length: 100\r\n" if framing == "length" else b""
+                sock.sendall(b"HTTP/1.1 302 Found\r\nLocation: /new\r\n" + length + b"\r\n")
+                time.sleep(3)
+                return
+            sock.sendall(ok(b"<p>new</p>"))
+
+    server = serve(stalling)
+    started = time.monotonic()
+    with Fetcher(policy(read_timeout=2.0, total_timeout=5.0)) as fetcher:
+        assert fetcher.get(server.url("old")).body == b"<p>new</p>"
+    assert time.monotonic() - started < 1.8
+
+
 def test_a_connection_the_server_closed_while_idle_is_replaced(
     serve: Callable[[Script], RawServer],
 ) -> None:
