@@ -406,7 +406,7 @@ def test_postgres_finds_near_copy_candidates_by_index_probes_without_statistics(
                 "feed_id": None,
                 "guid": None,
                 "content_hash": None,
-                "keys": ",".join(keys),  # the PostgreSQL lookup takes them as one string
+                "keys": keys,
             }
         )
         plan = "\n".join(

@@ -191,25 +191,6 @@ def _candidate_ids_sqlite() -> Any:
     )
 
 
-def _keys_from_text(name: str) -> Any:
-    """PostgreSQL: ``string_to_array(:name, ',')``, the band keys sent as one string.
-
-    Why not a ``text[]`` parameter: psycopg dumps a list element by element in Python,
-    twice per stored article, where one string is dumped in C. The keys are ours
-    (``"07:<hex>"``, ``"t3:20261205:<hex>"``) and never contain a comma; see
-    :func:`_keys_text`.
-    """
-    text = sa.bindparam(name, type_=sa.String)
-    return sa.func.string_to_array(
-        text, sa.literal_column("','"), type_=postgresql.ARRAY(sa.String)
-    )
-
-
-def _keys_text(keys: list[str]) -> str:
-    """The parameter :func:`_keys_from_text` splits; an empty list is an empty array."""
-    return ",".join(keys)
-
-
 def _candidate_ids_pg() -> Any:
     # PostgreSQL: the same, with the keys as one array and each key looked up on its
     # own. ``band_key IN (...)`` left the choice to the planner, and a young
@@ -221,7 +202,11 @@ def _candidate_ids_pg() -> Any:
     # flattened into a join that the planner could again answer with a scan, and
     # ``id = ANY(ARRAY(...))`` fetches the (at most 50) rows by primary key where
     # ``id IN (...)`` was hashed against a scan of the articles.
-    keys = sa.func.unnest(_keys_from_text("keys")).table_valued("band_key").render_derived(name="k")
+    keys = (
+        sa.func.unnest(sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)))
+        .table_valued("band_key")
+        .render_derived(name="k")
+    )
     per_key = (
         sa.select(col(ArticleBand.article_id))
         .where(col(ArticleBand.band_key) == keys.c.band_key)
@@ -296,18 +281,15 @@ class _Lookup:
 def _look_up(session: Session, record: ArticleRecord, *, window: timedelta) -> _Lookup:
     by_guid = bool(record.guid) and record.feed_id is not None
     fp = record.fingerprint
-    dialect = session.get_bind().dialect.name
-    postgres = dialect == "postgresql"
-    keys = sorted(set(dedup.query_keys(fp, window=window)))
     found = run_core(
         session,
-        _LOOKUP[dialect],
+        _LOOKUP[session.get_bind().dialect.name],
         {
             "canonical_url": record.canonical_url,
             "feed_id": record.feed_id if by_guid else None,
             "guid": record.guid if by_guid else None,
             "content_hash": fp.content_hash or None,
-            "keys": keys if not postgres else _keys_text(keys),
+            "keys": sorted(set(dedup.query_keys(fp, window=window))),
         },
     ).all()
     # Each of the first three branches returns at most one row.
@@ -462,7 +444,7 @@ def _insert_bands_pg(article_id: Any) -> Any:
     the server on its own). ``article_id``: a bound parameter, or the id a
     sibling insert returns (:func:`_insert_article_joining_story_pg`).
     """
-    keys = sa.func.unnest(_keys_from_text("band_keys"))
+    keys = sa.func.unnest(sa.bindparam("band_keys", type_=postgresql.ARRAY(sa.String)))
     return (
         postgresql.insert(table_of(ArticleBand))
         .from_select(["band_key", "article_id"], sa.select(keys.label("band_key"), article_id))
@@ -696,7 +678,7 @@ def save_article(
         params = {
             **{f"a_{name}": value for name, value in values.items()},
             **join,
-            "band_keys": _keys_text(_band_keys(fp, duplicate=duplicate_of is not None)),
+            "band_keys": _band_keys(fp, duplicate=duplicate_of is not None),
         }
         if values["story_id"] is None:
             row = run_core(
@@ -767,9 +749,7 @@ def _index_bands(
     if not keys:
         return
     if session.get_bind().dialect.name == "postgresql":
-        run_core(
-            session, _INSERT_BANDS_PG, {"band_keys": _keys_text(keys), "article_id": article_id}
-        )
+        run_core(session, _INSERT_BANDS_PG, {"band_keys": keys, "article_id": article_id})
         return
     # executemany with one statement: compiled once and cached, unlike a
     # multi-row VALUES whose SQL changes with the number of keys.
