@@ -54,10 +54,11 @@ def ok(body: bytes, *extra: str) -> bytes:
 
 
 class RawServer:
-    """Accepts connections and runs ``script(sock, connection_number)`` on each."""
+    """Accepts connections and runs ``script(sock, connection_number)`` on each; given
+    bytes instead of a script, answers every request on every connection with them."""
 
-    def __init__(self, script: Script) -> None:
-        self.script = script
+    def __init__(self, script: Script | bytes) -> None:
+        self.script = script if callable(script) else self._answer_with(script)
         self.requests: list[bytes] = []
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -82,6 +83,13 @@ class RawServer:
         with sock, contextlib.suppress(OSError):
             self.script(sock, number)
 
+    def _answer_with(self, response: bytes) -> Script:
+        def answer(sock: socket.socket, _n: int) -> None:
+            while self.next_request(sock):
+                sock.sendall(response)
+
+        return answer
+
     def next_request(self, sock: socket.socket) -> bool:
         request = read_request(sock)
         if request:
@@ -93,11 +101,14 @@ class RawServer:
         self._listener.close()
 
 
+Serve = Callable[[Script | bytes], RawServer]
+
+
 @pytest.fixture
-def serve() -> Iterator[Callable[[Script], RawServer]]:
+def serve() -> Iterator[Callable[[Script | bytes], RawServer]]:
     servers: list[RawServer] = []
 
-    def start(script: Script) -> RawServer:
+    def start(script: Script | bytes) -> RawServer:
         servers.append(RawServer(script))
         return servers[-1]
 
@@ -106,14 +117,10 @@ def serve() -> Iterator[Callable[[Script], RawServer]]:
         server.close()
 
 
-def test_keep_alive_reuses_one_connection(serve: Callable[[Script], RawServer]) -> None:
+def test_keep_alive_reuses_one_connection(serve: Serve) -> None:
     """Three pages from one host: one TCP connection, three requests on it."""
 
-    def keep_alive(sock: socket.socket, _n: int) -> None:
-        while server.next_request(sock):
-            sock.sendall(ok(b"<p>page</p>"))
-
-    server = serve(keep_alive)
+    server = serve(ok(b"<p>page</p>"))
     with Fetcher(policy()) as fetcher:
         bodies = [fetcher.get(server.url(f"p{i}")).body for i in range(3)]
     assert bodies == [b"<p>page</p>"] * 3
@@ -122,7 +129,7 @@ def test_keep_alive_reuses_one_connection(serve: Callable[[Script], RawServer]) 
 
 
 def test_a_304_and_a_redirect_leave_the_connection_for_the_next_request(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
     """Conditional polls are mostly answered 304, and redirects are followed by hand: both
     keep the connection (with a bounded drain of a redirect's small body)."""
@@ -151,7 +158,7 @@ def test_a_304_and_a_redirect_leave_the_connection_for_the_next_request(
 
 
 def test_a_large_error_body_is_not_read_to_keep_the_connection(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
     """A 404 with a megabyte of body: the fetch ends at once and the connection goes."""
 
@@ -175,9 +182,7 @@ def test_a_large_error_body_is_not_read_to_keep_the_connection(
 
 
 @pytest.mark.parametrize("framing", ["length", "close"])
-def test_a_redirect_whose_body_never_comes_is_followed_at_once(
-    serve: Callable[[Script], RawServer], framing: str
-) -> None:
+def test_a_redirect_whose_body_never_comes_is_followed_at_once(serve: Serve, framing: str) -> None:
     """A 302 that declares a small body and never sends it, or has no length (its body
     ends when the connection does) and keeps the connection open: the redirect is
     followed without waiting for either."""
@@ -200,7 +205,7 @@ def test_a_redirect_whose_body_never_comes_is_followed_at_once(
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
     """The server answers once per connection and hangs up without saying so (no
     ``Connection: close``): the next fetch notices and opens a new connection."""
@@ -219,7 +224,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(
 
 
 def test_a_request_that_meets_a_closing_connection_is_sent_again(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
     """The connection looks alive when taken from the pool but the server closes it on
     reading the request, without an answer: the GET goes again on a new connection."""
@@ -240,7 +245,7 @@ def test_a_request_that_meets_a_closing_connection_is_sent_again(
     assert [r.split(b" ")[1] for r in server.requests] == [b"/a", b"/b", b"/b"]
 
 
-def test_connection_close_is_not_reused(serve: Callable[[Script], RawServer]) -> None:
+def test_connection_close_is_not_reused(serve: Serve) -> None:
     def closing(sock: socket.socket, _n: int) -> None:
         if server.next_request(sock):
             sock.sendall(ok(b"<p>x</p>", "Connection: close"))
@@ -253,7 +258,7 @@ def test_connection_close_is_not_reused(serve: Callable[[Script], RawServer]) ->
 
 
 def test_headers_dripped_byte_by_byte_end_at_the_total_timeout(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
     """A byte of the header block every 50 ms never trips the read timeout; the
     deadline bounds every read, the headers' too, so the fetch ends on time."""
@@ -279,9 +284,7 @@ def test_headers_dripped_byte_by_byte_end_at_the_total_timeout(
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_a_body_cut_short_is_an_error_not_a_short_page(
-    serve: Callable[[Script], RawServer], chunked: bool
-) -> None:
+def test_a_body_cut_short_is_an_error_not_a_short_page(serve: Serve, chunked: bool) -> None:
     def cut(sock: socket.socket, _n: int) -> None:
         server.next_request(sock)
         if chunked:
@@ -301,15 +304,11 @@ def test_a_body_cut_short_is_an_error_not_a_short_page(
     assert info.value.error_class == "network"
 
 
-def test_chunked_body_with_trailers_reads_whole(serve: Callable[[Script], RawServer]) -> None:
-    def chunked(sock: socket.socket, _n: int) -> None:
-        while server.next_request(sock):
-            sock.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"5\r\n<p>ab\r\n6\r\ncd</p>\r\n0\r\nX-Trailer: 1\r\n\r\n"
-            )
-
-    server = serve(chunked)
+def test_chunked_body_with_trailers_reads_whole(serve: Serve) -> None:
+    server = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\n<p>ab\r\n6\r\ncd</p>\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    )
     with Fetcher(policy()) as fetcher:
         assert fetcher.get(server.url("a")).body == b"<p>abcd</p>"
         assert fetcher.get(server.url("b")).body == b"<p>abcd</p>"
@@ -317,7 +316,7 @@ def test_chunked_body_with_trailers_reads_whole(serve: Callable[[Script], RawSer
 
 
 def test_garbage_instead_of_a_status_line_is_a_network_error(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
     def garbage(sock: socket.socket, _n: int) -> None:
         server.next_request(sock)
@@ -331,7 +330,7 @@ def test_garbage_instead_of_a_status_line_is_a_network_error(
 
 
 def test_non_ascii_path_goes_percent_encoded_and_utf8_location_is_followed(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
     """A Cyrillic path is sent percent-encoded (as httpx did); a redirect whose
     Location carries raw UTF-8 is read as UTF-8, not Latin-1."""
@@ -358,15 +357,11 @@ def test_non_ascii_path_goes_percent_encoded_and_utf8_location_is_followed(
     assert result.redirects == [(301, server.url("статья"))]
 
 
-def test_request_head_and_repeated_headers(serve: Callable[[Script], RawServer]) -> None:
-    def answer(sock: socket.socket, _n: int) -> None:
-        while server.next_request(sock):
-            sock.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nVary: Accept\r\n"
-                b"Vary: Cookie\r\nContent-Length: 2\r\n\r\nok"
-            )
-
-    server = serve(answer)
+def test_request_head_and_repeated_headers(serve: Serve) -> None:
+    server = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nVary: Accept\r\n"
+        b"Vary: Cookie\r\nContent-Length: 2\r\n\r\nok"
+    )
     with Fetcher(policy()) as fetcher:
         result = fetcher.get(server.url(), etag='"v1"', expect=HTML_CONTENT_TYPES)
     assert result.headers["vary"] == "Accept, Cookie"
@@ -378,14 +373,10 @@ def test_request_head_and_repeated_headers(serve: Callable[[Script], RawServer])
     assert 'If-None-Match: "v1"' in head
 
 
-def test_credentials_in_the_url_go_as_basic_auth(serve: Callable[[Script], RawServer]) -> None:
+def test_credentials_in_the_url_go_as_basic_auth(serve: Serve) -> None:
     """A feed added as https://user:password@host/feed worked through httpx; it still does."""
 
-    def answer(sock: socket.socket, _n: int) -> None:
-        while server.next_request(sock):
-            sock.sendall(ok(b"ok"))
-
-    server = serve(answer)
+    server = serve(ok(b"ok"))
     with Fetcher(policy()) as fetcher:
         fetcher.get(f"http://reader:p%40ss@127.0.0.1:{server.port}/feed")
     head = server.requests[0].decode("latin-1").split("\r\n")
@@ -394,7 +385,7 @@ def test_credentials_in_the_url_go_as_basic_auth(serve: Callable[[Script], RawSe
 
 
 def test_a_header_value_with_a_line_break_is_never_sent(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
     """An ETag is somebody else's text: one with CR/LF would inject a header."""
     server = serve(lambda sock, _n: None)
@@ -411,14 +402,8 @@ def test_a_refused_connection_is_a_network_error() -> None:
     assert info.value.error_class == "network"
 
 
-def test_the_pool_keeps_at_most_its_idle_limit(serve: Callable[[Script], RawServer]) -> None:
-    def keep_alive(sock: socket.socket, _n: int) -> None:
-        while True:
-            if not read_request(sock):
-                return
-            sock.sendall(ok(b"x"))
-
-    servers = [serve(keep_alive) for _ in range(3)]
+def test_the_pool_keeps_at_most_its_idle_limit(serve: Serve) -> None:
+    servers = [serve(ok(b"x")) for _ in range(3)]
     pool = ConnectionPool(allowed_networks=("127.0.0.1/32",), max_idle=2)
     try:
         for server in servers:
@@ -435,13 +420,9 @@ def test_the_pool_keeps_at_most_its_idle_limit(serve: Callable[[Script], RawServ
 
 
 def test_an_idle_connection_past_its_expiry_is_not_reused(
-    serve: Callable[[Script], RawServer],
+    serve: Serve,
 ) -> None:
-    def keep_alive(sock: socket.socket, _n: int) -> None:
-        while server.next_request(sock):
-            sock.sendall(ok(b"x"))
-
-    server = serve(keep_alive)
+    server = serve(ok(b"x"))
     pool = ConnectionPool(allowed_networks=("127.0.0.1/32",), idle_expiry=0.05)
     try:
         for pause in (0.0, 0.0, 0.2):
