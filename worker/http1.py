@@ -118,7 +118,6 @@ class _Connection:
     read_timeout: float = 20.0
     deadline: float = float("inf")
     idle_since: float = 0.0
-    requests: int = 0
     _timeout: float | None = field(default=None, repr=False)
 
     def set_timeout(self, seconds: float) -> None:
@@ -445,7 +444,6 @@ class ConnectionPool:
     ) -> Response:
         connection.read_timeout = read_timeout
         connection.deadline = deadline
-        connection.requests += 1
         raw = http.client.HTTPResponse(_ResponseSource(connection), method="GET")  # type: ignore[arg-type]
         try:
             connection.set_timeout(max(0.001, min(read_timeout, deadline - time.monotonic())))
