@@ -54,6 +54,7 @@ from .ssrf import parse_networks, resolve_checked
 MAX_IDLE_CONNECTIONS = 20
 IDLE_EXPIRY_SECONDS = 5.0
 DISCARD_SECONDS = 1.0
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_SIZE = 64 * 1024
 _Origin = tuple[str, str, int]  # scheme, host (IDNA, no brackets), port
 
@@ -268,7 +269,7 @@ def split_url(url: str) -> Target:
     """
     if _PLAIN_URL.match(url):
         parts = urlsplit(url)
-        if "/." not in parts.path and parts.scheme in ("http", "https") and parts.hostname:
+        if "/." not in parts.path and parts.scheme in _DEFAULT_PORTS and parts.hostname:
             try:
                 port = parts.port
             except ValueError as exc:
@@ -279,15 +280,15 @@ def split_url(url: str) -> Target:
             credentials = None
             if parts.username is not None:
                 credentials = (unquote(parts.username), unquote(parts.password or ""))
-            default_port = 443 if parts.scheme == "https" else 80
+            default_port = _DEFAULT_PORTS[parts.scheme]
             return Target(parts.scheme, parts.hostname, port or default_port, path, credentials)
     parsed = httpx.URL(url)
-    if parsed.scheme not in ("http", "https"):
+    if parsed.scheme not in _DEFAULT_PORTS:
         raise httpx.InvalidURL(f"scheme {parsed.scheme!r} is not http(s)")
     host = parsed.raw_host.decode("ascii")
     if not host:
         raise httpx.InvalidURL("no host")
-    default_port = 443 if parsed.scheme == "https" else 80
+    default_port = _DEFAULT_PORTS[parsed.scheme]
     credentials = (parsed.username, parsed.password) if parsed.username else None
     return Target(
         parsed.scheme,
@@ -387,7 +388,7 @@ class ConnectionPool:
 
     def _request_bytes(self, url: str, headers: Mapping[str, str]) -> tuple[_Origin, bytes]:
         target = split_url(url)
-        default_port = 443 if target.scheme == "https" else 80
+        default_port = _DEFAULT_PORTS[target.scheme]
         host_header = f"[{target.host}]" if ":" in target.host else target.host
         if target.port != default_port:
             host_header = f"{host_header}:{target.port}"
@@ -453,6 +454,8 @@ class ConnectionPool:
                 raise ReadTimeoutError("the request could not be sent in time") from exc
             raw.begin()
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # Before the HTTPException branch: RemoteDisconnected is one too, and get()
+            # must see it as it is to send the request once more.
             connection.close()
             raise
         except http.client.HTTPException as exc:

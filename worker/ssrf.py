@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,9 +24,15 @@ from .errors import PermanentError, TransientError
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(cidrs: Iterable[str]) -> list[Network]:
-    """The operator's allowed networks (``INGEST_ALLOW_PRIVATE_NETWORKS``), parsed once."""
-    return [ipaddress.ip_network(c, strict=False) for c in cidrs]
+def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    """The operator's allowed networks (``INGEST_ALLOW_PRIVATE_NETWORKS``), parsed once
+    per distinct list: :func:`check_url_allowed` runs before every request and hop."""
+    return _parsed_networks(tuple(cidrs))
+
+
+@lru_cache(maxsize=32)
+def _parsed_networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
 def check_url_allowed(
@@ -67,7 +74,7 @@ def check_url_allowed(
 
 def first_blocked_address(
     addresses: Iterable[str],
-    allowed: list[Network],
+    allowed: Sequence[Network],
 ) -> str | None:
     """The first address that is internal and not explicitly allowed, or None."""
     for address in addresses:
@@ -94,7 +101,7 @@ class BlockedAddressError(Exception):
 def resolve_checked(
     host: str,
     port: int,
-    allowed: list[Network],
+    allowed: Sequence[Network],
     *,
     resolver: Callable[[str, int], list[str]] | None = None,
 ) -> list[str]:
