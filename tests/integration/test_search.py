@@ -370,3 +370,48 @@ def test_cli_query(database_url: str) -> None:
     refused = runner.invoke(app, ["articles", "--query", "-avdiivka"])
     assert refused.exit_code == 2
     assert "not negated" in refused.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_postgres_exact_duplicate_takes_its_originals_vector(database_url: str) -> None:
+    """Migration 0008: an exact duplicate stored by the pipeline gets its original's
+    vector without computing it when language, title and summary match too; the stored
+    vector is the one the function would compute, and a duplicate with another title
+    computes its own."""
+    from tests.support.factories import TITLE, save_article
+
+    def vectors(article_id: int) -> tuple[str, str]:
+        """(stored vector, the vector its fields give) as text."""
+        with get_engine(database_url).connect() as connection:
+            stored, computed = connection.execute(
+                sa.text(
+                    "SELECT search_vector::text,"
+                    " articles_search_vector(language, title, summary, body)::text"
+                    " FROM articles WHERE id = :id"
+                ),
+                {"id": article_id},
+            ).one()
+        return str(stored), str(computed)
+
+    original = save_article(url="https://first.example/story")
+    copy = save_article(url="https://second.example/story")
+    assert copy.action == "duplicate"
+    assert copy.duplicate_of_id == original.article_id
+    stored, computed = vectors(copy.article_id)
+    assert stored == computed == vectors(original.article_id)[0]
+    assert "kyiv" in stored or "ukrain" in stored  # a real vector, not an empty one
+
+    # Mark the original's vector, so that a copy can be told from a computation.
+    with get_engine(database_url).begin() as connection:
+        connection.execute(
+            sa.text("UPDATE articles SET search_vector = 'marker:1' WHERE id = :id"),
+            {"id": original.article_id},
+        )
+    copied = save_article(url="https://third.example/story")
+    retitled = save_article(url="https://fourth.example/story", title=TITLE + " (wire)")
+    assert copied.duplicate_of_id == retitled.duplicate_of_id == original.article_id
+    assert vectors(copied.article_id)[0] == "'marker':1"
+    stored, computed = vectors(retitled.article_id)
+    assert stored == computed
+    assert "wire" in stored
