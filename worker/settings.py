@@ -240,10 +240,11 @@ class Settings(BaseSettings):
         description="Give up on an entry after this many started attempts (crash loops).",
     )
     entry_batch_size: int = Field(
-        default=4,
+        default=8,
         ge=1,
         le=100,
-        description="Entries of one poll processed per task (one message); 1 = one task per entry.",
+        description="At most this many entries of one poll per task (one message), split evenly; "
+        "1 = one task per entry.",
     )
     child_max_entries: int = Field(
         default=10_000,

@@ -60,25 +60,47 @@ def get_fetcher() -> Fetcher:
 def enqueue_entries(entry_ids: Sequence[int], *, force: bool = False) -> None:
     """Publish the entries as ``process_entries`` batches, in one round trip to Redis.
 
-    A poll finds tens of new items at once. Each batch of
-    ``entry_batch_size`` entries is one message (a lone entry is a plain
-    ``process_entry``): every message costs the worker's main process a
-    receive, a hand-off to a child and an acknowledgement, and the child sits
+    A poll finds tens of new items at once. They go out in batches of at most
+    ``entry_batch_size``, as even as can be (:func:`even_batches`), each one
+    message (a lone entry is a plain ``process_entry``): every message costs
+    the worker's main process a receive, a hand-off to a child and an
+    acknowledgement, and the child sits
     idle while that happens (see :func:`process_entries`). All messages go out
     through kombu's publish batch, one Redis pipeline, which halves the
     publisher's CPU per message (``bench/publish_batch.py``). If the broker
     fails mid-way, the entries stay ``pending`` in the database and beat
     re-enqueues them after ``stale_pending_seconds``.
     """
-    size = get_settings().entry_batch_size
     calls: list[tuple[Task, tuple[Any, ...], dict[str, Any]]] = []
-    for start in range(0, len(entry_ids), size):
-        chunk = [int(entry_id) for entry_id in entry_ids[start : start + size]]
+    for chunk in even_batches(
+        [int(entry_id) for entry_id in entry_ids], get_settings().entry_batch_size
+    ):
         if len(chunk) == 1:
             calls.append((process_entry, (chunk[0],), {"force": force}))
         else:
             calls.append((process_entries, (chunk,), {"force": force}))
     _send_batch(calls)
+
+
+def even_batches(items: Sequence[int], size: int) -> list[list[int]]:
+    """``items`` in order, cut into as few batches of at most ``size`` as possible, whose
+    lengths differ by at most one.
+
+    Why not plain chunks of ``size``: 9 entries would go out as 8 and 1, and the 8 would
+    keep one pool process busy for eight extractions while another handled one; as 5
+    and 4 they finish together, and no entry pays for a task of its own.
+    """
+    if not items:
+        return []
+    count = -(-len(items) // size)
+    base, extra = divmod(len(items), count)
+    batches: list[list[int]] = []
+    start = 0
+    for index in range(count):
+        stop = start + base + (1 if index < extra else 0)
+        batches.append(list(items[start:stop]))
+        start = stop
+    return batches
 
 
 def _send_batch(calls: Sequence[tuple[Task, tuple[Any, ...], dict[str, Any]]]) -> None:

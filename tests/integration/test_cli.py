@@ -339,7 +339,7 @@ def test_recrawl_reclassify_and_worker_metrics(
         # extra.html is the Kyiv page with a word changed: a near-duplicate.
         assert _metric(text, "ingest_duplicates_total", kind="near") == 1
         assert _metric(text, "ingest_classifier_positives_total") >= 2
-        # Entries go out in batches of INGEST_ENTRY_BATCH_SIZE (4): the poll's
+        # Entries go out in batches of at most INGEST_ENTRY_BATCH_SIZE (8): the poll's
         # 2, the forced feed re-crawl's 2 and the `since` request's 3 are one
         # `process_entries` task each; the lone URL is a `process_entry`.
         assert _metric(

@@ -55,10 +55,18 @@ def _enqueue_and_read(broker: str, entry_ids: list[int], **env: str) -> list[tup
 
 
 def test_a_polls_entries_go_out_in_batches(broker_url: str) -> None:
+    # At most INGEST_ENTRY_BATCH_SIZE (8) per batch, as even as can be: 5 and 4, not 8 and 1.
     assert _enqueue_and_read(broker_url, list(range(1, 10))) == [
-        ("worker.tasks.process_entries", [[1, 2, 3, 4]]),
-        ("worker.tasks.process_entries", [[5, 6, 7, 8]]),
-        ("worker.tasks.process_entry", [9]),  # a lone entry needs no batch
+        ("worker.tasks.process_entries", [[1, 2, 3, 4, 5]]),
+        ("worker.tasks.process_entries", [[6, 7, 8, 9]]),
+    ]
+    assert _enqueue_and_read(broker_url, list(range(1, 10)), INGEST_ENTRY_BATCH_SIZE="4") == [
+        ("worker.tasks.process_entries", [[1, 2, 3]]),
+        ("worker.tasks.process_entries", [[4, 5, 6]]),
+        ("worker.tasks.process_entries", [[7, 8, 9]]),
+    ]
+    assert _enqueue_and_read(broker_url, [7]) == [
+        ("worker.tasks.process_entry", [7]),  # a lone entry needs no batch
     ]
     assert _enqueue_and_read(broker_url, [7, 8, 9], INGEST_ENTRY_BATCH_SIZE="1") == [
         ("worker.tasks.process_entry", [7]),

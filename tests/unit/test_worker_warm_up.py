@@ -105,7 +105,7 @@ def test_children_are_recycled_by_memory_and_after_many_entries_whatever_the_bat
         app = make_celery(Settings(broker_url="redis://127.0.0.1:1/0", **values))  # type: ignore[arg-type]
         return int(app.conf.worker_max_tasks_per_child), int(app.conf.worker_max_memory_per_child)
 
-    assert conf() == (2_500, 600 * 1024)  # 10,000 entries in batches of 4; 600 MiB in KiB
+    assert conf() == (1_250, 600 * 1024)  # 10,000 entries in batches of 8; 600 MiB in KiB
     assert conf(entry_batch_size=1, child_max_entries=500) == (500, 600 * 1024)
     assert conf(entry_batch_size=100, child_max_entries=500, child_max_memory_mb=64) == (
         5,
