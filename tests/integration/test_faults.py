@@ -262,7 +262,12 @@ def test_postgres_outage_recovers_without_loss(
         reset_settings()
         dispose_engines()
         migrate.upgrade(url)
-        env = worker_env(url, broker_url, INGEST_STALE_PENDING_SECONDS="5")
+        # Batches of 2: five tasks over two pool processes, so that entries are still
+        # to be stored when the outage starts (with the default of up to 8, the ten
+        # entries are two batches of 5 that store together and may both finish first).
+        env = worker_env(
+            url, broker_url, INGEST_STALE_PENDING_SECONDS="5", INGEST_ENTRY_BATCH_SIZE="2"
+        )
         site.publish(KEYS, delay=0.5)
         with running_celery(env, tmp_path, beat=True) as celery:
             wait_until(lambda: stored_count() >= 2, timeout=45, what="first articles stored")
