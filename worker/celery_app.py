@@ -71,6 +71,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "worker_hijack_root_logger": False,
         # Our structlog JSON lines go to stderr as they are, not re-logged by Celery.
         "worker_redirect_stdouts": False,
+        # Celery's PersistentScheduler minus a busy wait before each due task
+        # (worker/beat_scheduler.py).
+        "beat_scheduler": "worker.beat_scheduler:Scheduler",
         "beat_schedule": {
             "poll-due-feeds": {
                 "task": "worker.tasks.poll_due_feeds",
