@@ -17,7 +17,6 @@ tasks wait in Redis, so only beat is measured.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -27,18 +26,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.run import _cpu_s  # noqa: E402
 from tests.support import services  # noqa: E402
 
 SCHEDULERS = {
     "ours": "worker.beat_scheduler:Scheduler",
     "celery": "celery.beat:PersistentScheduler",
 }
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
@@ -56,10 +50,10 @@ def measure(
     )
     try:
         time.sleep(warm_up)
-        cpu0, t0 = process_cpu_s(beat.process.pid), time.monotonic()
+        cpu0, t0 = _cpu_s(beat.process.pid), time.monotonic()
         sent0 = beat.log().count("Sending due task")
         time.sleep(seconds)
-        cpu1, t1 = process_cpu_s(beat.process.pid), time.monotonic()
+        cpu1, t1 = _cpu_s(beat.process.pid), time.monotonic()
         sent = beat.log().count("Sending due task") - sent0
         assert beat.process.poll() is None, beat.log()[-2000:]
     finally:
