@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +236,52 @@ def _host_usage(before: dict[str, int], after: dict[str, int]) -> dict[str, floa
         "iowait": round(delta["iowait"] / total, 3),
         "steal": round(delta["steal"] / total, 3),
     }
+
+
+class HostSampler(threading.Thread):
+    """The host's /proc/stat ticks every ``interval`` seconds, stamped with the wall clock.
+
+    Why: the end-to-end ``host`` shares run from making the feeds due to noticing the
+    last entry done (the bench looks once a second), while the ratio's window is the first
+    poll to the last entry stored, read from the database afterwards. The start (beat's
+    first tick) and the end are mostly idle, so the whole wait overstated the idle that
+    costs the ratio anything by about a point. With samples stamped by ``time.time()``,
+    the same shares can be taken over the ratio's own window (:func:`_window_usage`).
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.samples.append((time.time(), _host_ticks()))
+            if self._halt.wait(self.interval):
+                break
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+        self.samples.append((time.time(), _host_ticks()))
+
+
+def _window_usage(
+    samples: Sequence[tuple[float, dict[str, int]]], start: datetime, end: datetime
+) -> dict[str, float] | None:
+    """:func:`_host_usage` between the first sample at or after ``start`` and the last at
+    or before ``end`` (times in the sample's wall clock; a naive datetime is UTC, as the
+    database stores it), with the seconds it covers; None if fewer than two fall inside."""
+    low, high = (
+        (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        for moment in (start, end)
+    )
+    inside = [sample for sample in samples if low <= sample[0] <= high]
+    if len(inside) < 2:
+        return None
+    (t0, first), (t1, last) = inside[0], inside[-1]
+    return {**_host_usage(first, last), "seconds": round(t1 - t0, 1)}
 
 
 def _tree_cpu_s(pid: int) -> float:
@@ -752,6 +798,8 @@ def run_worker(
                 parts0 = _deployment_cpu_s(*pids)
                 stages0 = stage_cpu.read(stage_dir) if stage_dir else {}
                 cpu0 = os.times()
+                host_sampler = HostSampler()
+                host_sampler.start()
                 host0 = _host_ticks()
                 cores0 = _host_ticks(worker_cores) if worker_cores else None
                 t0 = time.monotonic()
@@ -770,6 +818,7 @@ def run_worker(
                 _wait(burst_done, timeout=args.timeout, what="all entries processed", every=1)
                 t1 = time.monotonic()
                 host = _host_usage(host0, _host_ticks())
+                host_sampler.stop()
                 cores_host = _host_usage(cores0, _host_ticks(worker_cores)) if cores0 else None
                 cpu1 = os.times()
                 parts1 = _deployment_cpu_s(*pids)
@@ -801,6 +850,10 @@ def run_worker(
                     "deployment_cpu_s": round(tree_cpu, 1),
                     "cpu_ms_per_article": round(tree_cpu / max(done, 1) * 1000, 1),
                     "host": host,
+                    # The same shares over the ratio's own window (HostSampler's docstring).
+                    "host_in_window": _window_usage(
+                        host_sampler.samples, burst["first_poll"], burst["last_done"]
+                    ),
                     **({"worker_cores_host": cores_host} if cores_host else {}),
                     "cpu_ms_per_article_by_process": {
                         k: round(v / max(done, 1) * 1000, 1) for k, v in cpu_parts.items()
@@ -963,7 +1016,8 @@ def print_table(result: dict[str, Any]) -> None:
             f"{k} {v}" for k, v in e2e.get("cpu_ms_per_article_by_process", {}).items()
         ) + f"; bench+news web {e2e['bench_process_cpu_s']} s"),
         ("host cores: busy/idle/iowait", f"bare {_shares(base.get('host'))}, "
-                                         f"end-to-end {_shares(e2e.get('host'))}"),
+                                         f"end-to-end {_shares(e2e.get('host'))}, "
+                                         f"ratio's window {_shares(e2e.get('host_in_window'))}"),
         ("entry statuses", json.dumps(e2e["statuses"])),
         ("stored", f"{result['store']['articles']} articles, {result['store']['stories']} "
                    f"stories, {result['store']['exact_duplicates']} exact duplicates"),
