@@ -71,6 +71,11 @@ def log(message: str, **fields: Any) -> None:
     print(f"[soak {stamp}] {message} {extra}".rstrip(), flush=True)
 
 
+READY_GRACE_S = 2.0
+"""How long a worker has been seen ready before the soak kills one of its pool processes
+(see ``FaultScheduler.kill_pool_child``)."""
+
+
 @dataclass
 class Deployment:
     """The running parts and how to restart each; the fault scheduler acts on it."""
@@ -156,6 +161,7 @@ class FaultScheduler(threading.Thread):
         self.threads: list[threading.Thread] = []
         self.operator_errors: list[str] = []
         self.down: set[str] = set()  # killed, restart pending: not to be killed again
+        self._ready_seen: dict[int, float] = {}  # worker pid -> when its "ready" was seen
 
     def run(self) -> None:
         while True:
@@ -190,13 +196,33 @@ class FaultScheduler(threading.Thread):
     # --- the faults ------------------------------------------------------------
 
     def kill_pool_child(self) -> str | None:
-        name = self.rng.choice(sorted(self.d.workers))
+        # Only in a worker that has been ready for a moment. Celery checks once, right
+        # after its "ready" line, that no pool process has exited yet, and a worker whose
+        # child is killed before that check exits ("WorkerLostError: Could not start worker
+        # processes"; a container's restart policy brings it back). That is Celery's
+        # start-up check, not a fault a running deployment must survive: the soak
+        # killed a child of a worker it had just restarted and counted the exit as a
+        # violation (CI, 2026-12-06).
+        settled = [name for name in sorted(self.d.workers) if self._settled(name)]
+        if not settled:
+            return None
+        name = self.rng.choice(settled)
         children = _children(self.d.workers[name].process.pid)
         if not children:
             return None
         pid = self.rng.choice(children)
         os.kill(pid, signal.SIGKILL)
         return f"{name} child {pid}"
+
+    def _settled(self, name: str) -> bool:
+        """Whether worker ``name`` is up and has been ready for :data:`READY_GRACE_S`."""
+        if name in self.down:
+            return False
+        proc = self.d.workers[name]
+        if "ready" not in proc.log():
+            return False
+        seen = self._ready_seen.setdefault(proc.process.pid, time.monotonic())
+        return time.monotonic() - seen >= READY_GRACE_S
 
     def kill_worker(self) -> str | None:
         up = sorted(set(self.d.workers) - self.down)
