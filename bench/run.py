@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -255,16 +255,27 @@ class HostSampler(threading.Thread):
         self.samples: list[tuple[float, dict[str, int]]] = []
         self._halt = threading.Event()
 
+    def _sample(self) -> None:
+        self.samples.append((time.time(), _host_ticks()))
+
+    def start(self) -> None:
+        """The first sample now, in the caller's thread: it opens the measured span."""
+        self._sample()
+        super().start()
+
     def run(self) -> None:
-        while True:
-            self.samples.append((time.time(), _host_ticks()))
-            if self._halt.wait(self.interval):
-                break
+        while not self._halt.wait(self.interval):
+            self._sample()
 
     def stop(self) -> None:
+        """The last sample now, in the caller's thread: it closes the measured span."""
         self._halt.set()
         self.join(timeout=5)
-        self.samples.append((time.time(), _host_ticks()))
+        self._sample()
+
+    def usage(self) -> dict[str, float]:
+        """:func:`_host_usage` from the first sample to the last (the whole span)."""
+        return _host_usage(self.samples[0][1], self.samples[-1][1])
 
 
 def _window_usage(
@@ -273,10 +284,9 @@ def _window_usage(
     """:func:`_host_usage` between the first sample at or after ``start`` and the last at
     or before ``end`` (times in the sample's wall clock; a naive datetime is UTC, as the
     database stores it), with the seconds it covers; None if fewer than two fall inside."""
-    low, high = (
-        (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-        for moment in (start, end)
-    )
+    from worker.store import as_utc
+
+    low, high = as_utc(start).timestamp(), as_utc(end).timestamp()
     inside = [sample for sample in samples if low <= sample[0] <= high]
     if len(inside) < 2:
         return None
@@ -800,7 +810,6 @@ def run_worker(
                 cpu0 = os.times()
                 host_sampler = HostSampler()
                 host_sampler.start()
-                host0 = _host_ticks()
                 cores0 = _host_ticks(worker_cores) if worker_cores else None
                 t0 = time.monotonic()
                 _make_due(burst_ids)
@@ -817,8 +826,8 @@ def run_worker(
 
                 _wait(burst_done, timeout=args.timeout, what="all entries processed", every=1)
                 t1 = time.monotonic()
-                host = _host_usage(host0, _host_ticks())
                 host_sampler.stop()
+                host = host_sampler.usage()
                 cores_host = _host_usage(cores0, _host_ticks(worker_cores)) if cores0 else None
                 cpu1 = os.times()
                 parts1 = _deployment_cpu_s(*pids)

@@ -196,13 +196,9 @@ class FaultScheduler(threading.Thread):
     # --- the faults ------------------------------------------------------------
 
     def kill_pool_child(self) -> str | None:
-        # Only in a worker that has been ready for a moment. Celery checks once, right
-        # after its "ready" line, that no pool process has exited yet, and a worker whose
-        # child is killed before that check exits ("WorkerLostError: Could not start worker
-        # processes"; a container's restart policy brings it back). That is Celery's
-        # start-up check, not a fault a running deployment must survive: the soak
-        # killed a child of a worker it had just restarted and counted the exit as a
-        # violation (CI, 2026-12-06).
+        # Only in a worker ready for a moment: Celery checks once, right after "ready",
+        # that no pool process has exited, and exits if one has. That is its start-up
+        # check, not a fault a running deployment must survive (docs/reliability.md).
         settled = [name for name in sorted(self.d.workers) if self._settled(name)]
         if not settled:
             return None
