@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import col, select
 
 from tests.integration.helpers import counted_selects, counted_statements
@@ -18,6 +20,7 @@ from worker import dedup, store
 from worker.classify import Classification
 from worker.db import session_scope
 from worker.models import Article, ArticleBand, Entry, Story, utcnow
+from worker.store.sql import TextArray, text_array_literal
 
 pytestmark = pytest.mark.integration
 
@@ -460,3 +463,37 @@ def test_postgres_writes_an_article_that_starts_a_story_in_one_statement(
         ).first()
         store.refresh_story(session, saved.story_id)
     assert _story_fields(saved.story_id) == written
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    items=st.lists(
+        st.one_of(
+            st.sampled_from(["NULL", "null", "", "a b", "{x}", 'q"t', "b\\s", ",", "07:3fa2"]),
+            st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+        ),
+        max_size=8,
+    )
+)
+def test_band_keys_sent_as_one_array_literal_reach_postgres_unchanged(
+    database_url: str, items: list[str]
+) -> None:
+    """The literal :class:`store.sql.TextArray` sends is read back by PostgreSQL's own
+    ``array_in`` as exactly the list given, quoting or not."""
+    statement = sa.select(sa.func.unnest(sa.bindparam("keys", type_=TextArray)))
+    with session_scope() as session:
+        back = [row[0] for row in session.connection().execute(statement, {"keys": items})]
+    assert back == items
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_real_band_keys_go_unquoted(database_url: str) -> None:
+    record = article_record(body=SEED_BODY)
+    keys = dedup.query_keys(record.fingerprint) + dedup.index_keys(record.fingerprint)
+    assert len(keys) > 40
+    literal = text_array_literal(keys)
+    assert '"' not in literal
+    assert literal == "{" + ",".join(keys) + "}"

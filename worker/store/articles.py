@@ -29,7 +29,7 @@ from ..models import (
     Story,
     utcnow,
 )
-from .sql import dialect_insert, run_core, table_of, take_lock
+from .sql import TextArray, dialect_insert, run_core, table_of, take_lock
 
 DEDUP_LOCK = "dedup"
 
@@ -203,7 +203,7 @@ def _candidate_ids_pg() -> Any:
     # ``id = ANY(ARRAY(...))`` fetches the (at most 50) rows by primary key where
     # ``id IN (...)`` was hashed against a scan of the articles.
     keys = (
-        sa.func.unnest(sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)))
+        sa.func.unnest(sa.bindparam("keys", type_=TextArray))
         .table_valued("band_key")
         .render_derived(name="k")
     )
@@ -444,7 +444,7 @@ def _insert_bands_pg(article_id: Any) -> Any:
     the server on its own). ``article_id``: a bound parameter, or the id a
     sibling insert returns (:func:`_insert_article_joining_story_pg`).
     """
-    keys = sa.func.unnest(sa.bindparam("band_keys", type_=postgresql.ARRAY(sa.String)))
+    keys = sa.func.unnest(sa.bindparam("band_keys", type_=TextArray))
     return (
         postgresql.insert(table_of(ArticleBand))
         .from_select(["band_key", "article_id"], sa.select(keys.label("band_key"), article_id))
