@@ -57,7 +57,7 @@ def run(statements: int, rounds: int) -> dict[str, Any]:
     timings: dict[str, list[float]] = {name: [] for name in bindings}
     server = services.start_postgres()
     try:
-        engine = sa.create_engine(server.url().replace("postgresql://", "postgresql+psycopg://"))
+        engine = sa.create_engine(server.url())
         with engine.begin() as conn:
             conn.exec_driver_sql("CREATE TABLE bands (band_key VARCHAR, article_id INTEGER)")
         for _ in range(rounds):
@@ -73,8 +73,8 @@ def run(statements: int, rounds: int) -> dict[str, Any]:
                         conn.execute(statement, {"keys": keys, "id": i})
                     timings[name].append((time.process_time() - started) / statements * 1000)
                     conn.rollback()
-            with engine.begin() as conn:
-                stored = conn.exec_driver_sql("SELECT count(*) FROM bands").scalar_one()
+        with engine.begin() as conn:
+            stored = conn.exec_driver_sql("SELECT count(*) FROM bands").scalar_one()
         engine.dispose()
     finally:
         server.stop()

@@ -19,48 +19,37 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.newsweb import NewsWeb, article_path, load_pages  # noqa: E402
+from bench.fetch_cpu import _serve  # noqa: E402
+from bench.run import SHARED_DATA, _cpu_s  # noqa: E402
 
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 ARTICLES = 1000
 """Articles served: more than the distinct pages, so copies (a partner note spliced
 into the page, as in the end-to-end phase) are served as well."""
 
 
-def _serve(data_dir: Path, queue: Any) -> None:
-    pages = load_pages(data_dir)
-    web = NewsWeb(pages)
-    web.article_limit = ARTICLES
-    web.start()
-    queue.put((web.server.server_address[1], [article_path(pages, a) for a in range(ARTICLES)]))
-    threading.Event().wait()  # until the parent terminates this process
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(requests: int, data_dir: Path = SHARED_DATA) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    server = ctx.Process(target=_serve, args=(data_dir, queue), daemon=True)
+    server = ctx.Process(target=_serve, args=(data_dir, ARTICLES, queue), daemon=True)
     server.start()
     try:
-        port, paths = queue.get(timeout=120)
+        base_url, paths = queue.get(timeout=120)
         assert server.pid is not None
-        connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(2)]
+        address = urlsplit(base_url)
+        connections = [
+            http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port)
+            for _ in range(2)
+        ]
 
         def get(i: int) -> int:
             conn = connections[i % 2]
