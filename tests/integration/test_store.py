@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,10 @@ from tests.support.factories import BODY, add_entries, add_feed, article_record,
 from worker import dedup, store
 from worker.classify import Classification
 from worker.db import session_scope
-from worker.models import Article, ArticleBand, Entry, Story, utcnow
+from worker.feeds import FeedItem, ParsedFeed
+from worker.fetch import FetchResult
+from worker.models import Article, ArticleBand, Entry, Feed, FeedPoll, Story, utcnow
+from worker.settings import Settings
 from worker.store.sql import TextArray, text_array_literal
 
 pytestmark = pytest.mark.integration
@@ -285,6 +288,182 @@ def test_entries_insert_once(database_url: str) -> None:
     assert len(first) == 1
     assert again == []
     assert _count(Entry) == 1
+
+
+def test_entries_keep_every_field_and_insert_once(database_url: str) -> None:
+    """Every column of a poll's items comes back as written, on both databases: the
+    PostgreSQL path sends them as one array per column (``_INSERT_ITEMS_PG``), so
+    nulls, non-ASCII text, a naive time (UTC, as ``UTCDateTime`` reads it) and an
+    aware one in another zone are the cases that could differ."""
+    kyiv = timezone(timedelta(hours=2))
+    items = [
+        FeedItem(
+            entry_key="k1",
+            url="https://n.example/1",
+            guid="urn:1",
+            title='Зеленський: "гарантії", {braces}, NULL',
+            summary="a,b\\c",
+            author="Олена",
+            published_at=datetime(2026, 12, 5, 10, 30, tzinfo=kyiv),
+        ),
+        FeedItem(
+            entry_key="k2",
+            url="https://n.example/2",
+            guid=None,
+            title=None,
+            summary=None,
+            author=None,
+            published_at=None,
+        ),
+        FeedItem(
+            entry_key="k3",
+            url="https://n.example/3",
+            guid="",
+            title="",
+            summary="NULL",
+            author=None,
+            published_at=datetime(2026, 12, 5, 8, 30),  # naive: taken as UTC
+        ),
+    ]
+    feed_id = add_feed()
+    with session_scope() as session:
+        first = store.add_entries(session, feed_id=feed_id, items=items[:2], crawl_request_id=7)
+    with session_scope() as session:
+        second = store.add_entries(session, feed_id=feed_id, items=items, crawl_request_id=7)
+    assert len(first) == 2
+    assert len(second) == 1
+    assert set(first).isdisjoint(second)
+    with session_scope() as session:
+        rows = {e.entry_key: e for e in session.exec(select(Entry)).all()}
+    assert set(rows) == {"k1", "k2", "k3"}
+    for item in items:
+        row = rows[item.entry_key]
+        assert (row.url, row.guid, row.title, row.summary, row.author) == (
+            item.url,
+            item.guid,
+            item.title,
+            item.summary,
+            item.author,
+        )
+        assert (row.feed_id, row.status, row.attempts, row.crawl_request_id) == (
+            feed_id,
+            "pending",
+            0,
+            7,
+        )
+        assert row.first_seen_at == row.updated_at
+    assert rows["k1"].published_at == datetime(2026, 12, 5, 8, 30, tzinfo=UTC)
+    assert rows["k2"].published_at is None
+    assert rows["k3"].published_at == datetime(2026, 12, 5, 8, 30, tzinfo=UTC)
+
+
+def _lease_of(feed_id: int) -> tuple[str | None, object]:
+    with session_scope() as session:
+        feed = session.get(Feed, feed_id)
+        assert feed is not None
+        return feed.lease_owner, feed.lease_until
+
+
+def _start(feed_id: int, owner: str, **kwargs: object) -> store.PollTarget | str:
+    with session_scope() as session:
+        return store.start_poll(
+            session,
+            feed_id=feed_id,
+            owner=owner,
+            now=utcnow(),
+            lease_seconds=60,
+            force=bool(kwargs.get("force", False)),
+        )
+
+
+def test_start_poll_takes_the_lease_and_reads_history_only_for_a_conditional_get(
+    database_url: str,
+) -> None:
+    feed_id = add_feed()
+    target = _start(feed_id, "a")
+    assert isinstance(target, store.PollTarget)
+    assert (target.url, target.etag, target.conditional, target.history) == (
+        "https://feed.example/rss",
+        None,
+        False,
+        None,
+    )
+    assert _lease_of(feed_id)[0] == "a"
+    assert _start(feed_id, "b") == "lease held elsewhere"
+    assert _start(10_000, "a") == "no such feed"
+    with session_scope() as session:
+        session.execute(
+            sa.update(Feed)
+            .where(col(Feed.id) == feed_id)
+            .values(etag='"v1"', lease_owner=None, lease_until=None)
+        )
+    target = _start(feed_id, "b")
+    assert isinstance(target, store.PollTarget)
+    assert target.conditional
+    assert target.etag == '"v1"'
+    assert target.history == store.FetchHistory(last_full_fetch_at=None, not_modified_since=0)
+    forced = _start(feed_id, "b", force=True)  # the same owner may take its lease again
+    assert isinstance(forced, store.PollTarget)
+    assert not forced.conditional
+    assert forced.history is None
+
+
+def _record_success(feed_id: int, owner: str) -> None:
+    now = utcnow()
+    result = FetchResult(
+        url="https://feed.example/rss",
+        final_url="https://feed.example/rss",
+        status=200,
+        headers={"etag": '"v2"'},
+        body=b"<rss/>",
+        elapsed_ms=1,
+    )
+    parsed = ParsedFeed(
+        title="Feed",
+        site_url=None,
+        language=None,
+        ttl_seconds=None,
+        bozo=False,
+        bozo_message=None,
+        items=[feed_item(guid=f"{owner}-1", url="https://n.example/1")],
+    )
+    with session_scope() as session:
+        store.record_poll_success(
+            session,
+            feed_id=feed_id,
+            owner=owner,
+            poll=FeedPoll(feed_id=feed_id, started_at=now, status="ok"),
+            started=0.0,
+            result=result,
+            new_hash="h",
+            parsed=parsed,
+            stale=None,
+            settings=Settings(),
+            now=now,
+        )
+
+
+def test_finishing_a_poll_gives_up_only_its_own_lease(database_url: str) -> None:
+    """The lease is released in the same UPDATE as the feed's new state (a CASE on the
+    row's owner): a poll whose lease expired and was taken over leaves it to the new
+    owner, yet still records what it fetched."""
+    feed_id = add_feed()
+    assert isinstance(_start(feed_id, "a"), store.PollTarget)
+    _record_success(feed_id, "a")
+    assert _lease_of(feed_id) == (None, None)
+    assert isinstance(_start(feed_id, "a"), store.PollTarget)
+    with session_scope() as session:  # a's lease expired; b took the feed
+        session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(lease_owner="b"))
+    _record_success(feed_id, "a")
+    owner, until = _lease_of(feed_id)
+    assert owner == "b"
+    assert until is not None
+    with session_scope() as session:
+        feed = session.get(Feed, feed_id)
+        assert feed is not None
+        assert (feed.etag, feed.last_body_hash, feed.title) == ('"v2"', "h", "Feed")
+        assert len(session.exec(select(FeedPoll)).all()) == 2
+        assert len(session.exec(select(Entry)).all()) == 1  # a-1 once: the same guid
 
 
 def _attempts(entry_id: int) -> int:

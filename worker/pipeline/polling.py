@@ -114,11 +114,12 @@ def _fetch_feed(
         last_modified=target.last_modified if target.conditional else None,
         expect=FEED_EXPECT,
     )
-    if not (result.not_modified and target.conditional):
+    history = target.history  # read for a conditional GET only
+    if not (result.not_modified and target.conditional) or history is None:
         return result, None
     if not schedule.revalidation_due(
-        not_modified_since=target.history.not_modified_since,
-        last_full_fetch_at=target.history.last_full_fetch_at,
+        not_modified_since=history.not_modified_since,
+        last_full_fetch_at=history.last_full_fetch_at,
         now=now,
         every_polls=settings.revalidate_every_polls,
         max_age_seconds=float(settings.max_poll_interval_seconds),

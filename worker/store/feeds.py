@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -28,7 +29,7 @@ from ..models import (
 )
 from ..settings import Settings
 from . import articles, entries, polls
-from .sql import as_utc
+from .sql import as_utc, run_core, table_of
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +137,23 @@ def due_claim_statement(
     )
 
 
+def _lease_statement(*, feed_id: int, owner: str, now: datetime, lease_seconds: float) -> Any:
+    """The ``UPDATE`` that takes a feed's lease: free, expired, or already this owner's."""
+    feed = table_of(Feed)
+    return (
+        sa.update(feed)
+        .where(feed.c.id == feed_id)
+        .where(
+            sa.or_(
+                feed.c.lease_until.is_(None),
+                feed.c.lease_until < now,
+                feed.c.lease_owner == owner,
+            )
+        )
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+    )
+
+
 def acquire_feed_lease(
     session: Session, *, feed_id: int, owner: str, now: datetime, lease_seconds: float
 ) -> bool:
@@ -145,16 +163,7 @@ def acquire_feed_lease(
     worker died) may take its own lease again.
     """
     result = session.execute(
-        sa.update(Feed)
-        .where(col(Feed.id) == feed_id)
-        .where(
-            sa.or_(
-                col(Feed.lease_until).is_(None),
-                col(Feed.lease_until) < now,
-                col(Feed.lease_owner) == owner,
-            )
-        )
-        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+        _lease_statement(feed_id=feed_id, owner=owner, now=now, lease_seconds=lease_seconds)
     )
     return bool(getattr(result, "rowcount", 0))
 
@@ -270,27 +279,45 @@ class PollTarget:
     last_modified: str | None
     body_hash: str | None
     conditional: bool
-    history: polls.FetchHistory
+    history: polls.FetchHistory | None  # read only for a conditional GET, which needs it
 
 
 def start_poll(
     session: Session, *, feed_id: int, owner: str, now: datetime, lease_seconds: float, force: bool
 ) -> PollTarget | str:
-    """Take the feed's lease and read what the poll needs; or say why not to poll."""
-    if not acquire_feed_lease(
-        session, feed_id=feed_id, owner=owner, now=now, lease_seconds=lease_seconds
-    ):
-        return "lease held elsewhere"
-    feed = session.get(Feed, feed_id)
-    if feed is None:
-        return "no such feed"
+    """Take the feed's lease and read what the poll needs; or say why not to poll.
+
+    One ``UPDATE … RETURNING`` takes the lease and reads the feed's URL and
+    validators (it was an update and a select), and the poll history is read only
+    when the GET will be conditional: nothing else looks at it
+    (``pipeline.polling._fetch_feed``). Per poll that is one statement where it was
+    four for a feed without validators, as every new feed is (``bench/profile_poll.py``).
+    """
+    feed = table_of(Feed)
+    taken = run_core(
+        session,
+        _lease_statement(
+            feed_id=feed_id, owner=owner, now=now, lease_seconds=lease_seconds
+        ).returning(
+            feed.c.url,
+            feed.c.etag,
+            feed.c.last_modified,
+            feed.c.last_body_hash,
+            feed.c.conditional_get,
+        ),
+    ).one_or_none()
+    if taken is None:
+        exists = session.execute(sa.select(feed.c.id).where(feed.c.id == feed_id)).first()
+        return "lease held elsewhere" if exists is not None else "no such feed"
+    url, etag, last_modified, body_hash, conditional_get = taken
+    conditional = bool(conditional_get) and not force and bool(etag or last_modified)
     return PollTarget(
-        url=feed.url,
-        etag=feed.etag,
-        last_modified=feed.last_modified,
-        body_hash=feed.last_body_hash,
-        conditional=feed.conditional_get and not force and bool(feed.etag or feed.last_modified),
-        history=polls.fetch_history(session, feed_id=feed_id),
+        url=url,
+        etag=etag,
+        last_modified=last_modified,
+        body_hash=body_hash,
+        conditional=conditional,
+        history=polls.fetch_history(session, feed_id=feed_id) if conditional else None,
     )
 
 
@@ -323,7 +350,9 @@ def record_poll_success(
         feed.last_modified = result.headers.get("last-modified")
         feed.last_body_hash = new_hash
     if parsed is not None:
-        new_ids = entries.add_entries(session, feed_id=feed_id, items=parsed.items)
+        # Not flushed first: the feed's row is written once, at the end, lease and all.
+        with session.no_autoflush:
+            new_ids = entries.add_entries(session, feed_id=feed_id, items=parsed.items)
         poll.entries_new = len(new_ids)
         feed.title = parsed.title or feed.title
         feed.site_url = parsed.site_url or feed.site_url
@@ -443,13 +472,20 @@ def _finish_poll(
     """Write the feed's new state and the poll row, and give up the feed's lease.
 
     ``started``: :func:`time.monotonic` when the poll began, for its duration.
+
+    The lease goes in the same ``UPDATE`` as the feed's new state, not in one of its
+    own: each column is set to a ``CASE`` on the row's current owner, evaluated by the
+    database when the row is written, so a lease that expired during a slow poll and
+    was taken by another worker stays theirs, as the separate
+    ``UPDATE … WHERE lease_owner = :owner`` (:func:`release_feed_lease`) guaranteed.
     """
     poll.finished_at = utcnow()
     poll.duration_ms = int((time.monotonic() - started) * 1000)
+    ours = col(Feed.lease_owner) == owner
+    feed.lease_owner = sa.case((ours, sa.null()), else_=col(Feed.lease_owner))  # type: ignore[assignment]
+    feed.lease_until = sa.case((ours, sa.null()), else_=col(Feed.lease_until))  # type: ignore[assignment]
     session.add(feed)
     polls.add_poll(session, poll)
-    assert feed.id is not None
-    release_feed_lease(session, feed_id=feed.id, owner=owner)
 
 
 def _move_feed(session: Session, feed: Feed, target: str) -> None:
