@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from tests.integration.helpers import detached, hanging_page, rss
+from tests.integration.helpers import counted_statements, detached, hanging_page, rss
 from tests.support.factories import add_feed
 from tests.support.logs import LogEvents
 from worker import pipeline, store
@@ -415,6 +415,61 @@ def test_two_concurrent_polls_of_one_feed_fetch_once(database_url: str, web: Loc
     assert [r.status for r in results] == ["ok"]
     assert calls == ["/slow.xml"]
     assert _feed(feed_id).lease_owner is None
+
+
+def _statement_kinds(statements: list[str]) -> list[str]:
+    """Each statement as its verb and table (``"UPDATE feeds"``), transactions left out."""
+    kinds = []
+    for sql in statements:
+        words = sql.split()
+        verb = words[0].upper()
+        if verb in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
+            continue
+        table = {"SELECT": "FROM", "INSERT": "INTO", "UPDATE": "UPDATE"}.get(verb)
+        upper = [w.upper() for w in words]
+        at = upper.index(table) + 1 if table in upper and verb != "UPDATE" else 1
+        kinds.append(f"{verb} {words[at].strip('()')}")
+    return kinds
+
+
+def test_a_poll_runs_few_statements(database_url: str, feed_server: FeedServer) -> None:
+    """What one poll costs the database, statement by statement (``bench/profile_poll.py``
+    measures the CPU). A new feed: the lease and the feed's URL and validators in one
+    ``UPDATE … RETURNING``, no history read (the GET is not conditional), then the feed
+    row, the entries, the feed's new state with the lease released, and the poll. A 304:
+    the history's two reads come back, as the conditional GET needs them. Before
+    2026-12-06 the first poll ran ten statements and the 304 eight."""
+    settings = get_settings()
+    feed_server.set_items("One", "Two", "Three")
+    feed_id = add_feed(url=feed_server.url)
+    with Fetcher(pipeline.fetch_policy(settings)) as fetcher:
+        with counted_statements() as first:
+            outcome = pipeline.poll_feed(
+                feed_id=feed_id, fetcher=fetcher, settings=settings, owner="t"
+            )
+        assert (outcome.status, len(outcome.new_entry_ids)) == ("ok", 3)
+        with counted_statements() as second:
+            again = pipeline.poll_feed(
+                feed_id=feed_id, fetcher=fetcher, settings=settings, owner="t"
+            )
+        assert again.status == "not_modified"
+    assert _statement_kinds(first) == [
+        "UPDATE feeds",
+        "SELECT feeds",
+        "INSERT entries",
+        "UPDATE feeds",
+        "INSERT feed_polls",
+    ]
+    assert _statement_kinds(second) == [
+        "UPDATE feeds",
+        "SELECT feed_polls",
+        "SELECT feeds",
+        "UPDATE feeds",
+        "INSERT feed_polls",
+    ]
+    feed = _feed(feed_id)
+    assert (feed.lease_owner, feed.lease_until) == (None, None)
+    assert feed.etag == '"v1"'
 
 
 def test_due_query_uses_the_index_and_batches_10k_feeds(sqlite_url: str) -> None:
