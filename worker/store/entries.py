@@ -91,7 +91,7 @@ def _insert_items_pg() -> Any:
     items as one array per column.
 
     Why not the multi-row ``VALUES`` SQLAlchemy writes for a list of rows: its text
-    grows with the number of items (14 parameters each), so every poll sent a
+    grows with the number of items (13 parameters each), so every poll sent a
     different statement that psycopg had to parse for its placeholders afresh and the
     server to plan afresh. This one has the same text whatever the count: psycopg
     caches its parse and the server prepares it once per connection
