@@ -35,8 +35,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.newsweb import NewsWeb, load_pages, make_plan  # noqa: E402
+from bench.run import SHARED_DATA, _postmaster_pid, _tree_cpu_s  # noqa: E402
 
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 WARM_UP = 5
 """Polls before measuring: statements compile and are prepared, the pool connects."""
 ITEMS_PER_FEED = 25
@@ -78,7 +78,6 @@ def run(feeds: int, *, db: str = "postgres", data_dir: Path = SHARED_DATA) -> di
                 "INGEST_LOG_LEVEL": "WARNING",
             }
         )
-        from bench.run import _tree_cpu_s
         from worker import pipeline, store
         from worker.db import session_scope
         from worker.models import utcnow
@@ -125,14 +124,14 @@ def run(feeds: int, *, db: str = "postgres", data_dir: Path = SHARED_DATA) -> di
             poll(feed_id)
         parts.clear()
         new_entries = 0
-        server_pid = int((pg.datadir / "postmaster.pid").read_text().split()[0]) if pg else 0
-        server0 = _tree_cpu_s(server_pid) if pg else 0.0
+        server_pid = _postmaster_pid(pg) if pg else None
+        server0 = _tree_cpu_s(server_pid) if server_pid else 0.0
         cpu0, wall0 = time.process_time(), time.perf_counter()
         for feed_id in feed_ids[WARM_UP:]:
             poll(feed_id)
         client = time.process_time() - cpu0
         wall = time.perf_counter() - wall0
-        server = _tree_cpu_s(server_pid) - server0 if pg else 0.0
+        server = _tree_cpu_s(server_pid) - server0 if server_pid else 0.0
         fetcher.close()
         per_poll = 1000 / feeds
         by_part = {name: round(seconds * per_poll, 3) for name, seconds in parts.items()}

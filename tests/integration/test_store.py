@@ -357,6 +357,19 @@ def test_entries_keep_every_field_and_insert_once(database_url: str) -> None:
     assert rows["k3"].published_at == datetime(2026, 12, 5, 8, 30, tzinfo=UTC)
 
 
+def test_an_entry_too_long_for_its_column_is_refused_not_cut(database_url: str) -> None:
+    """PostgreSQL: the items' arrays are sent as unbounded text, so the column's own limit
+    refuses a GUID longer than 2,048 characters, as a row-by-row insert would; a cast to
+    ``VARCHAR(2048)[]`` would have cut it silently. (SQLite does not enforce lengths.)"""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    item = feed_item(guid="g" * 3000, url="https://n.example/long")
+    feed_id = add_feed()
+    with pytest.raises(sa.exc.DataError, match="too long"):
+        add_entries(feed_id, item)
+    assert _count(Entry) == 0
+
+
 def _lease_of(feed_id: int) -> tuple[str | None, object]:
     with session_scope() as session:
         feed = session.get(Feed, feed_id)

@@ -22,7 +22,7 @@ from ..models import (
     Entry,
     utcnow,
 )
-from .sql import as_utc, dialect_insert, run_core, table_of
+from .sql import dialect_insert, run_core, table_of
 
 
 def add_entries(
@@ -74,16 +74,18 @@ def add_entries(
     return sorted(int(entry_id) for entry_id in session.execute(stmt, rows).scalars())
 
 
-_ITEM_COLUMNS: tuple[tuple[str, Any], ...] = (
-    ("entry_key", sa.String),
-    ("guid", sa.String),
-    ("url", sa.String),
-    ("title", sa.String),
-    ("summary", sa.String),
-    ("author", sa.String),
-    ("published_at", sa.DateTime(timezone=True)),
-)
+_ITEM_COLUMNS = ("entry_key", "guid", "url", "title", "summary", "author", "published_at")
 """The columns that differ from item to item, sent to PostgreSQL as one array each."""
+
+
+def _array_of(column: sa.Column[Any]) -> Any:
+    """The array type a column's values are sent as: the column's own type (so
+    ``UTCDateTime`` writes each time as it writes one), but text as unbounded
+    ``VARCHAR``: an explicit cast to ``VARCHAR(n)`` truncates silently, where the insert
+    into the column refuses a value too long, as the row-by-row insert did."""
+    text = isinstance(getattr(column.type, "impl", column.type), sa.String)  # AutoString too
+    kind = sa.String() if text else column.type
+    return postgresql.ARRAY(kind)
 
 
 def _insert_items_pg() -> Any:
@@ -100,9 +102,9 @@ def _insert_items_pg() -> Any:
     entry = table_of(Entry)
     arrays = (
         sa.func.unnest(
-            *(sa.bindparam(name, type_=postgresql.ARRAY(kind)) for name, kind in _ITEM_COLUMNS)
+            *(sa.bindparam(name, type_=_array_of(entry.c[name])) for name in _ITEM_COLUMNS)
         )
-        .table_valued(*(name for name, _kind in _ITEM_COLUMNS))
+        .table_valued(*_ITEM_COLUMNS)
         .render_derived(name="items")
     )
     now = sa.bindparam("now", type_=entry.c.first_seen_at.type)
@@ -114,11 +116,10 @@ def _insert_items_pg() -> Any:
         "first_seen_at": now,
         "updated_at": now,
     }
-    names = [name for name, _kind in _ITEM_COLUMNS]
-    select = sa.select(*(arrays.c[name] for name in names), *constants.values())
+    select = sa.select(*(arrays.c[name] for name in _ITEM_COLUMNS), *constants.values())
     return (
         postgresql.insert(entry)
-        .from_select([*names, *constants], select)
+        .from_select([*_ITEM_COLUMNS, *constants], select)
         .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
         .returning(entry.c.id)
     )
@@ -136,10 +137,8 @@ def _add_entries_pg(
     now: datetime,
 ) -> list[int]:
     params: dict[str, Any] = {
-        name: [getattr(item, name) for item in items] for name, _kind in _ITEM_COLUMNS
+        name: [getattr(item, name) for item in items] for name in _ITEM_COLUMNS
     }
-    # As UTCDateTime writes one (a naive time is UTC), which the array's type does not do.
-    params["published_at"] = [None if at is None else as_utc(at) for at in params["published_at"]]
     params.update(feed_id=feed_id, crawl_request_id=crawl_request_id, now=now)
     inserted = run_core(session, _INSERT_ITEMS_PG, params).scalars()
     return sorted(int(entry_id) for entry_id in inserted)

@@ -57,11 +57,12 @@ def fetch_history(session: Session, *, feed_id: int) -> FetchHistory:
     answered 304, and each reads this (``pipeline.polling._fetch_feed``).
     """
     polls = table_of(FeedPoll)
+    ok = polls.alias("last_ok")  # its own name: never correlated with the count's rows
     last_full = (
-        sa.select(polls.c.started_at)
-        .where(polls.c.feed_id == feed_id)
-        .where(polls.c.status == OK)
-        .order_by(polls.c.started_at.desc())
+        sa.select(ok.c.started_at)
+        .where(ok.c.feed_id == feed_id)
+        .where(ok.c.status == OK)
+        .order_by(ok.c.started_at.desc())
         .limit(1)
         .scalar_subquery()
     )
