@@ -461,8 +461,8 @@ def reschedule_throttled(
     bounds = schedule.bounds_for(settings, feed.poll_interval_seconds)
     wait = max(retry_after or 0.0, 1.0)
     feed.next_poll_at = schedule.with_jitter(now, wait, bounds)
+    _give_up_lease(feed, owner=owner)
     session.add(feed)
-    release_feed_lease(session, feed_id=feed_id, owner=owner)
     return wait
 
 
@@ -472,20 +472,26 @@ def _finish_poll(
     """Write the feed's new state and the poll row, and give up the feed's lease.
 
     ``started``: :func:`time.monotonic` when the poll began, for its duration.
-
-    The lease goes in the same ``UPDATE`` as the feed's new state, not in one of its
-    own: each column is set to a ``CASE`` on the row's current owner, evaluated by the
-    database when the row is written, so a lease that expired during a slow poll and
-    was taken by another worker stays theirs, as the separate
-    ``UPDATE … WHERE lease_owner = :owner`` (:func:`release_feed_lease`) guaranteed.
     """
     poll.finished_at = utcnow()
     poll.duration_ms = int((time.monotonic() - started) * 1000)
+    _give_up_lease(feed, owner=owner)
+    session.add(feed)
+    polls.add_poll(session, poll)
+
+
+def _give_up_lease(feed: Feed, *, owner: str) -> None:
+    """Release the feed's lease in the same ``UPDATE`` as the feed's new state, not in one
+    of its own.
+
+    Each lease column is set to a ``CASE`` on the row's current owner, evaluated by the
+    database when the row is written, so a lease that expired during a slow poll and was
+    taken by another worker stays theirs, as the separate
+    ``UPDATE … WHERE lease_owner = :owner`` (:func:`release_feed_lease`) guaranteed.
+    """
     ours = col(Feed.lease_owner) == owner
     feed.lease_owner = sa.case((ours, sa.null()), else_=col(Feed.lease_owner))  # type: ignore[assignment]
     feed.lease_until = sa.case((ours, sa.null()), else_=col(Feed.lease_until))  # type: ignore[assignment]
-    session.add(feed)
-    polls.add_poll(session, poll)
 
 
 def _move_feed(session: Session, feed: Feed, target: str) -> None:
